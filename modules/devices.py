@@ -1,0 +1,215 @@
+"""What hardware we have (`DeviceInfo`) and how to use it (`MemoryPolicy`).
+
+`choose_policy` is a pure function so that it can be tested with fake cards; `detect_device` is the
+only place that asks torch about the hardware.
+
+Thresholds (total VRAM; fp16 weights plus working memory at the model's native size with SDP attention):
+- SD 1.x/2.x weigh ~2.0 GiB in fp16 (UNet 1.6, text encoder 0.23, VAE 0.16); a 512x512 pass needs
+  ~1.5-2 GiB more. Under 3 GiB nothing fits -> lowvram (sequential offload, layer by layer);
+  under 6 GiB weights + activations is tight on a 4 GiB card -> medvram (model offload: one
+  component on the GPU at a time); 6 GiB and up holds everything.
+- SDXL weighs ~6.5 GiB in fp16 (UNet 4.8, two text encoders 1.5, VAE 0.16) and a 1024x1024 pass
+  needs ~3-4 GiB more. Under 6 GiB even the UNet alone barely fits -> lowvram; under 12 GiB
+  (the common 8 GiB card) -> medvram; 12 GiB and up holds everything (VAE slicing keeps decode small).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Literal
+
+GiB = 1024**3
+
+DeviceKind = Literal["cuda", "mps", "cpu"]
+ModelFamily = Literal["sd1", "sdxl"]
+Offload = Literal["none", "model", "sequential"]
+
+# (lowvram below, medvram below) in GiB of total VRAM, per model family. See the module docstring.
+VRAM_THRESHOLDS_GIB: dict[str, tuple[float, float]] = {"sd1": (3.0, 6.0), "sdxl": (6.0, 12.0)}
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """The accelerator as detected: kind, name, VRAM in bytes (0 for CPU/MPS), and what torch can do."""
+
+    kind: DeviceKind = "cpu"
+    name: str = "CPU"
+    index: int = 0
+    total_vram: int = 0
+    free_vram: int = 0
+    supports_fp16: bool = True
+    xformers_available: bool = False
+    # An NVIDIA driver is present but torch cannot use CUDA (a CPU-only torch build, or a broken driver).
+    gpu_visible_but_unusable: bool = False
+
+    @property
+    def torch_device(self) -> str:
+        return f"cuda:{self.index}" if self.kind == "cuda" else self.kind
+
+    def describe(self) -> str:
+        if self.kind == "cuda":
+            return (f"{self.name} (cuda:{self.index}), {self.total_vram / GiB:.1f} GiB VRAM, "
+                    f"{self.free_vram / GiB:.1f} GiB free")
+        return self.name
+
+
+@dataclass(frozen=True)
+class DeviceFlags:
+    """The subset of command-line flags that shape the memory policy."""
+
+    use_cpu: tuple[str, ...] = ()
+    medvram: bool = False
+    medvram_sdxl: bool = False
+    lowvram: bool = False
+    xformers: bool = False
+    opt_sdp_attention: bool = False
+    no_half: bool = False
+    no_half_vae: bool = False
+    precision: str = "autocast"
+
+    @classmethod
+    def from_flags(cls, flags) -> "DeviceFlags":
+        return cls(**{name: getattr(flags, name) for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class MemoryPolicy:
+    """How to place and run one model family: device, dtypes, offload mode, attention, VAE tricks."""
+
+    device: str = "cpu"
+    dtype: str = "float32"
+    vae_dtype: str = "float32"
+    offload: Offload = "none"
+    attention: Literal["sdp", "xformers"] = "sdp"
+    attention_slicing: bool = False
+    vae_slicing: bool = False
+    vae_tiling: bool = False
+    channels_last: bool = False
+    cpu_tasks: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def label(self) -> str:
+        mode = {"none": "all on device", "model": "medvram (model offload)",
+                "sequential": "lowvram (sequential offload)"}[self.offload]
+        return f"{self.device} {self.dtype} (VAE {self.vae_dtype}), {mode}, attention {self.attention}"
+
+    def summary(self) -> str:
+        """One log line: the policy and why."""
+        text = self.label
+        if self.reasons:
+            text += " -- " + "; ".join(self.reasons)
+        return text
+
+
+def choose_policy(device: DeviceInfo, flags: DeviceFlags, family: ModelFamily = "sd1") -> MemoryPolicy:
+    """Pick device, dtype, offload and attention for a model family; flags override the automatic choice."""
+    reasons: list[str] = []
+    warnings: list[str] = []
+    cpu_tasks = tuple(sorted(set(flags.use_cpu)))
+    on_cpu = device.kind == "cpu" or "all" in cpu_tasks or "sd" in cpu_tasks
+
+    # 1. Device.
+    if device.kind == "cpu":
+        reasons.append("no GPU found: CPU in float32")
+    elif on_cpu:
+        reasons.append(f"--use-cpu {' '.join(cpu_tasks)}: CPU in float32")
+    target = "cpu" if on_cpu else device.torch_device
+
+    # 2. Precision. CPUs run float16 slowly or not at all, so CPU is always float32.
+    if on_cpu:
+        dtype = "float32"
+    elif flags.no_half or flags.precision == "full":
+        dtype = "float32"
+        reasons.append("--no-half/--precision full: float32")
+    elif not device.supports_fp16 and flags.precision != "half":
+        dtype = "float32"
+        reasons.append(f"{device.name} handles float16 badly: float32")
+    else:
+        dtype = "float16"
+    vae_dtype = dtype
+    if flags.no_half_vae and dtype != "float32":
+        vae_dtype = "float32"
+        reasons.append("--no-half-vae: VAE in float32")
+
+    # 3. Offload: explicit flags win, then VRAM thresholds (CUDA only; MPS shares system memory).
+    offload: Offload = "none"
+    if not on_cpu and device.kind == "cuda":
+        low_below, med_below = VRAM_THRESHOLDS_GIB[family]
+        vram_gib = device.total_vram / GiB
+        if flags.lowvram:
+            offload = "sequential"
+            reasons.append("--lowvram")
+        elif flags.medvram or (flags.medvram_sdxl and family == "sdxl"):
+            offload = "model"
+            reasons.append("--medvram" if flags.medvram else "--medvram-sdxl on an SDXL model")
+        elif vram_gib < low_below:
+            offload = "sequential"
+            reasons.append(f"{vram_gib:.1f} GiB VRAM < {low_below:g} GiB for {family}: lowvram")
+        elif vram_gib < med_below:
+            offload = "model"
+            reasons.append(f"{vram_gib:.1f} GiB VRAM < {med_below:g} GiB for {family}: medvram")
+        else:
+            reasons.append(f"{vram_gib:.1f} GiB VRAM >= {med_below:g} GiB for {family}: everything on the GPU")
+    elif not on_cpu and device.kind == "mps":
+        reasons.append("Apple MPS: unified memory, attention slicing on")
+    if (on_cpu or device.kind != "cuda") and (flags.lowvram or flags.medvram or flags.medvram_sdxl):
+        warnings.append("--lowvram/--medvram only apply to CUDA devices; ignored")
+
+    # 4. Attention: xformers only when it can actually run; otherwise PyTorch SDP.
+    attention = "sdp"
+    if flags.xformers:
+        if device.kind == "cuda" and not on_cpu and device.xformers_available:
+            attention = "xformers"
+            reasons.append("--xformers")
+        else:
+            why = "not importable" if device.kind == "cuda" and not on_cpu else "needs CUDA"
+            warnings.append(f"--xformers requested but xformers {why}: using PyTorch SDP attention instead")
+
+    # 5. Memory savers that cost little speed where memory is tight.
+    tight = offload != "none"
+    return MemoryPolicy(
+        device=target,
+        dtype=dtype,
+        vae_dtype=vae_dtype,
+        offload=offload,
+        attention=attention,
+        attention_slicing=device.kind == "mps" and not on_cpu,
+        vae_slicing=tight or (family == "sdxl" and not on_cpu),
+        vae_tiling=offload == "sequential",
+        channels_last=device.kind == "cuda" and not on_cpu,
+        cpu_tasks=cpu_tasks,
+        reasons=tuple(reasons),
+        warnings=tuple(warnings),
+    )
+
+
+def _nvidia_driver_present() -> bool:
+    return os.path.exists("/proc/driver/nvidia/version") or os.path.exists("/dev/nvidiactl")
+
+
+def detect_device(device_id: int | None = None) -> DeviceInfo:
+    """Ask torch what accelerator is usable: CUDA (name, total/free VRAM), then MPS, else CPU."""
+    import torch
+
+    if torch.cuda.is_available():
+        index = device_id if device_id is not None else torch.cuda.current_device()
+        props = torch.cuda.get_device_properties(index)
+        try:
+            free, total = torch.cuda.mem_get_info(index)
+        except RuntimeError:
+            free, total = props.total_memory, props.total_memory
+        try:
+            import xformers.ops  # noqa: F401
+
+            has_xformers = True
+        except Exception:
+            has_xformers = False
+        # GTX 16xx cards produce NaNs/black images in float16 (known A1111 report): use float32.
+        fp16_ok = not ("GTX 16" in props.name or props.major < 6)
+        return DeviceInfo("cuda", props.name, index, int(total), int(free), fp16_ok, has_xformers)
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return DeviceInfo("mps", "Apple MPS")
+    return DeviceInfo("cpu", "CPU", gpu_visible_but_unusable=_nvidia_driver_present())
