@@ -1,0 +1,180 @@
+"""User settings persisted in `config.json` (A1111 key names), written atomically.
+
+A corrupt config.json is moved aside to `config.json.bad` and the defaults are used, so a bad file
+never stops the app and the user's file is not lost.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """One setting: key (A1111 name), default, label, section; the default's type is the value type."""
+
+    key: str
+    default: Any
+    label: str
+    section: str = "other"
+    choices: tuple[Any, ...] | None = None
+
+
+# A1111 key names, so existing clients that POST /sdapi/v1/options find them.
+DEFAULT_SPECS: tuple[SettingSpec, ...] = (
+    SettingSpec("sd_model_checkpoint", "", "Stable Diffusion checkpoint", "sd"),
+    SettingSpec("sd_checkpoint_cache", 0, "Checkpoints to cache in RAM", "sd"),
+    SettingSpec("sd_vae", "Automatic", "SD VAE", "sd"),
+    SettingSpec("CLIP_stop_at_last_layers", 1, "Clip skip", "sd"),
+    SettingSpec("emphasis", "Original", "Emphasis mode", "sd", ("Original", "No norm", "None")),
+    SettingSpec("pad_cond_uncond", False, "Pad prompt/negative prompt to the same length", "sd"),
+    SettingSpec("enable_prompt_comments", True, "Enable # comments in prompts", "sd"),
+    SettingSpec("samples_save", True, "Always save all generated images", "saving"),
+    SettingSpec("samples_format", "png", "File format for images", "saving", ("png", "jpg", "webp")),
+    SettingSpec("samples_filename_pattern", "", "Images filename pattern", "saving"),
+    SettingSpec("grid_save", True, "Always save all generated image grids", "saving"),
+    SettingSpec("outdir_samples", "", "Output directory for images (empty = default)", "saving"),
+    SettingSpec("outdir_txt2img_samples", "outputs/txt2img-images", "Output directory for txt2img images", "saving"),
+    SettingSpec("outdir_img2img_samples", "outputs/img2img-images", "Output directory for img2img images", "saving"),
+    SettingSpec("outdir_extras_samples", "outputs/extras-images", "Output directory for extras images", "saving"),
+    SettingSpec("jpeg_quality", 80, "Quality for saved jpeg images", "saving"),
+    SettingSpec("live_previews_enable", True, "Show live previews", "ui"),
+    SettingSpec("show_progress_every_n_steps", 5, "Live preview every N sampling steps (0 = off)", "ui"),
+    SettingSpec("quicksettings_list", ["sd_model_checkpoint"], "Quicksettings list", "ui"),
+    SettingSpec("eta_ddim", 0.0, "Eta for DDIM", "sampler"),
+    SettingSpec("eta_ancestral", 1.0, "Eta for k-diffusion ancestral samplers", "sampler"),
+    SettingSpec("sd_vae_as_default", True, "Ignore selected VAE for checkpoints with their own .vae file", "sd"),
+    SettingSpec("auto_vae_precision", True, "Retry the VAE in float32 when it produces NaNs", "sd"),
+)
+
+
+class SettingsError(ValueError):
+    """A setting key or value the user can fix; the message is shown verbatim."""
+
+
+class Settings:
+    """Thread-safe settings store backed by a JSON file; values typed by their defaults."""
+
+    def __init__(self, path: Path, specs: tuple[SettingSpec, ...] = DEFAULT_SPECS):
+        self.path = Path(path)
+        self._specs: dict[str, SettingSpec] = {s.key: s for s in specs}
+        self._values: dict[str, Any] = {}
+        self._lock = threading.RLock()
+        self._listeners: list[Callable[[str, Any], None]] = []
+        self.load_warning: str | None = None
+        self.load()
+
+    # ---- reading -----------------------------------------------------------------
+    def get(self, key: str) -> Any:
+        with self._lock:
+            if key in self._values:
+                return self._values[key]
+            spec = self._specs.get(key)
+            if spec is None:
+                raise SettingsError(f"unknown setting {key!r}")
+            return spec.default
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every known setting with its current value (defaults filled), plus unknown stored keys."""
+        with self._lock:
+            out = {k: s.default for k, s in self._specs.items()}
+            out.update(self._values)
+            return out
+
+    def specs(self) -> list[SettingSpec]:
+        return list(self._specs.values())
+
+    def register(self, spec: SettingSpec) -> None:
+        """Extensions add their own settings; a stored value survives until the extension registers."""
+        with self._lock:
+            self._specs[spec.key] = spec
+
+    def on_change(self, listener: Callable[[str, Any], None]) -> None:
+        self._listeners.append(listener)
+
+    # ---- writing -----------------------------------------------------------------
+    def coerce(self, key: str, value: Any) -> Any:
+        """Convert a value to the type of the setting's default; raise SettingsError naming the key."""
+        spec = self._specs.get(key)
+        if spec is None:
+            raise SettingsError(f"unknown setting {key!r}")
+        default = spec.default
+        try:
+            if isinstance(default, bool):
+                if isinstance(value, str):
+                    if value.lower() not in ("true", "false", "1", "0"):
+                        raise ValueError(value)
+                    value = value.lower() in ("true", "1")
+                value = bool(value)
+            elif isinstance(default, int):
+                value = int(value)
+            elif isinstance(default, float):
+                value = float(value)
+            elif isinstance(default, list):
+                value = [str(v).strip() for v in value.split(",")] if isinstance(value, str) else list(value)
+            elif isinstance(default, str):
+                value = "" if value is None else str(value)
+        except (TypeError, ValueError):
+            raise SettingsError(f"{key}: {value!r} is not a valid {type(default).__name__}") from None
+        if spec.choices is not None and value not in spec.choices:
+            raise SettingsError(f"{key}: {value!r} is not one of {', '.join(map(str, spec.choices))}")
+        return value
+
+    def update(self, changes: dict[str, Any], *, save: bool = True) -> list[str]:
+        """Validate all values first, then apply and persist them; returns the keys that changed."""
+        with self._lock:
+            coerced = {k: self.coerce(k, v) for k, v in changes.items()}
+            changed = [k for k, v in coerced.items() if self.get(k) != v]
+            self._values.update(coerced)
+            if save and changed:
+                self.save()
+        for key in changed:
+            for listener in self._listeners:
+                listener(key, coerced[key])
+        return changed
+
+    def load(self) -> None:
+        with self._lock:
+            self._values = {}
+            if not self.path.exists():
+                return
+            try:
+                data = json.loads(self.path.read_text(encoding="utf-8"))
+                if not isinstance(data, dict):
+                    raise ValueError("top level is not an object")
+            except (OSError, ValueError) as exc:
+                bad = self.path.with_suffix(self.path.suffix + ".bad")
+                os.replace(self.path, bad)
+                self.load_warning = f"{self.path.name} was unreadable ({exc}); moved to {bad.name}, using defaults"
+                log.warning(self.load_warning)
+                return
+            self._values = data
+
+    def save(self) -> None:
+        with self._lock:
+            write_json_atomic(self.path, self._values)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to a temp file beside `path`, then rename: a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=4, ensure_ascii=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
