@@ -1,0 +1,58 @@
+"""Apply a `MemoryPolicy` to a diffusers pipeline: the one place that moves models and picks tricks."""
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from modules.devices import MemoryPolicy
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    """'float16' -> torch.float16; raises KeyError for unknown names."""
+    return DTYPES[name]
+
+
+def apply_memory_policy(pipe, policy: MemoryPolicy) -> None:
+    """Place `pipe` per the policy: dtype, device or offload, attention backend, VAE slicing/tiling."""
+    dtype = torch_dtype(policy.dtype)
+    # 1. Precision. The VAE may stay float32 (--no-half-vae, or SDXL's VAE that overflows in fp16).
+    pipe.to(dtype=dtype)
+    vae = getattr(pipe, "vae", None)
+    if vae is not None and policy.vae_dtype != policy.dtype:
+        vae.to(dtype=torch_dtype(policy.vae_dtype))
+
+    # 2. Placement. Offload hooks move weights themselves, so the pipeline must stay on the CPU then.
+    if policy.offload == "sequential":
+        pipe.enable_sequential_cpu_offload(device=policy.device)
+    elif policy.offload == "model":
+        pipe.enable_model_cpu_offload(device=policy.device)
+    else:
+        pipe.to(policy.device)
+
+    # 3. Attention backend. Diffusers uses PyTorch SDP by default; xformers only when asked and present.
+    if policy.attention == "xformers":
+        try:
+            pipe.enable_xformers_memory_efficient_attention()
+        except Exception as exc:  # a broken xformers build must not stop generation
+            log.warning("xformers failed to enable (%s); using PyTorch SDP attention", exc)
+    if policy.attention_slicing:
+        pipe.enable_attention_slicing()
+
+    # 4. VAE memory savers: slicing decodes a batch one image at a time, tiling decodes in tiles.
+    if vae is not None:
+        if policy.vae_slicing and hasattr(vae, "enable_slicing"):
+            vae.enable_slicing()
+        if policy.vae_tiling and hasattr(vae, "enable_tiling"):
+            vae.enable_tiling()
+    if policy.channels_last and getattr(pipe, "unet", None) is not None:
+        pipe.unet.to(memory_format=torch.channels_last)
+
+
+def execution_device(pipe) -> torch.device:
+    """The device inputs must go to (offloaded pipelines report their GPU here)."""
+    return getattr(pipe, "_execution_device", None) or pipe.device
