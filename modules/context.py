@@ -1,0 +1,170 @@
+"""AppContext: the one object that holds the running app's parts, passed explicitly to whoever needs it.
+
+`build_context` is the start-up sequence: folders, settings, device and policy, checkpoints (with the
+first-start download or demo fallback), pipeline manager and job queue. Problems a user can fix stop
+start-up with one line (`StartupError`); a bad checkpoint does not stop it.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modules.devices import DeviceFlags, DeviceInfo, MemoryPolicy, ModelFamily, choose_policy, detect_device
+from modules.flags import Flags
+from modules.paths import Paths
+from modules.settings import Settings
+
+log = logging.getLogger("webui")
+
+
+class StartupError(RuntimeError):
+    """A problem that prevents start-up; the message is printed as one line."""
+
+
+@dataclass
+class AppContext:
+    """The running app: configuration, hardware, models and the job queue."""
+
+    flags: Flags
+    paths: Paths
+    device: DeviceInfo
+    settings: Settings
+    checkpoints: Any  # modules.pipelines.registry.CheckpointRegistry
+    pipelines: Any  # modules.pipelines.manager.PipelineManager
+    jobs: Any  # modules.jobs.queue.JobQueue
+    notices: list[str] = field(default_factory=list)
+    model_error: str | None = None
+
+    def policy_for(self, family: ModelFamily) -> MemoryPolicy:
+        return choose_policy(self.device, DeviceFlags.from_flags(self.flags), family)
+
+    @property
+    def demo_active(self) -> bool:
+        from modules.pipelines.demo import is_demo_checkpoint
+
+        current = self.pipelines.current
+        return current is not None and is_demo_checkpoint(Path(current.checkpoint.path))
+
+    def close(self) -> None:
+        self.jobs.shutdown()
+
+
+def build_context(flags: Flags, project_root: Path) -> AppContext:
+    """Run the start-up sequence and return the context; raises StartupError with a one-line reason."""
+    from modules.jobs.queue import JobQueue
+    from modules.pipelines.manager import PipelineManager
+    from modules.pipelines.registry import CheckpointRegistry
+
+    # 1. Folders. An unwritable data dir is the user's to fix: say which one.
+    paths = Paths.from_dirs(
+        flags.resolved_data_dir(project_root), flags.models_dir, flags.ckpt_dir, flags.ckpt,
+        flags.vae_dir, flags.lora_dir, flags.controlnet_dir, flags.embeddings_dir,
+    )
+    try:
+        paths.ensure_writable()
+    except PermissionError as exc:
+        raise StartupError(f"data dir is not usable: {exc}") from None
+    for ckpt in paths.ckpt_files:
+        if not ckpt.exists():
+            raise StartupError(f"--ckpt {ckpt}: file not found")
+
+    # 2. Settings (a corrupt config.json is moved aside, not fatal).
+    settings = Settings(paths.config_file)
+    notices = [settings.load_warning] if settings.load_warning else []
+
+    # 3. Device and the memory policy for each model family, logged with the reasons.
+    device = detect_device(flags.device_id)
+    if device.gpu_visible_but_unusable and not flags.skip_torch_cuda_test:
+        raise StartupError(
+            "an NVIDIA GPU is present but torch cannot use it (CPU-only torch build or driver problem); "
+            "install a CUDA torch via TORCH_COMMAND, or pass --skip-torch-cuda-test to run on the CPU"
+        )
+    dflags = DeviceFlags.from_flags(flags)
+    log.info("Device: %s", device.describe())
+    for family in ("sd1", "sdxl"):
+        policy = choose_policy(device, dflags, family)
+        log.info("Memory policy for %s: %s", family, policy.summary())
+        for warning in policy.warnings:
+            log.warning(warning)
+
+    # 4. Checkpoints: on a first start with none, download SD 1.5 or fall back to the demo model.
+    checkpoints = CheckpointRegistry(paths)
+    if not checkpoints.list():
+        notices += first_start_checkpoint(paths, flags)
+        checkpoints.refresh()
+
+    ctx = AppContext(
+        flags=flags, paths=paths, device=device, settings=settings, checkpoints=checkpoints,
+        pipelines=None, jobs=JobQueue(), notices=notices,
+    )
+    ctx.pipelines = PipelineManager(ctx.policy_for, cache_size=settings.get("sd_checkpoint_cache"))
+    return ctx
+
+
+def first_start_checkpoint(paths: Paths, flags: Flags) -> list[str]:
+    """Download the default model, or write the demo checkpoint when that is impossible; returns notices."""
+    from modules.pipelines.default_model import download_default_model
+    from modules.pipelines.demo import ensure_demo_checkpoint
+
+    target = paths.ckpt_dirs[0]
+    if not flags.no_download_sd_model and download_default_model(target) is not None:
+        return []
+    demo = ensure_demo_checkpoint(target)
+    log.info("Using the built-in demo checkpoint %s", demo.name)
+    return [demo_notice(paths)]
+
+
+def demo_notice(paths: Paths) -> str:
+    return (
+        "The demo model is active: it has random weights and makes abstract images. "
+        f"Put a real checkpoint (.safetensors) into {paths.ckpt_dirs[0]} and pick it in the checkpoint list."
+    )
+
+
+def switch_model(ctx: AppContext, query: str):
+    """Load the checkpoint named by title, name or hash, remember it in settings; raises on failure."""
+    from modules.types import UserInputError
+
+    info = ctx.checkpoints.find(query)
+    if info is None:
+        raise UserInputError(f"no checkpoint matches {query!r}", field="sd_model_checkpoint")
+    loaded = ctx.pipelines.load(info)
+    ctx.model_error = None
+    ctx.settings.update({"sd_model_checkpoint": ctx.checkpoints.title_of(info)})
+    return loaded
+
+
+def load_initial_model(ctx: AppContext) -> None:
+    """Load --ckpt, else the saved choice, else the first checkpoint; a bad file is reported, not fatal.
+
+    When the wanted file cannot be loaded, the next loadable checkpoint is used so the app still works,
+    and `ctx.model_error` says which file is bad and why (the UI and API show it).
+    """
+    from modules.pipelines.loading import CheckpointError
+
+    candidates = list(ctx.checkpoints.list())
+    wanted = None
+    if ctx.paths.ckpt_files:
+        wanted = ctx.checkpoints.find(str(ctx.paths.ckpt_files[0]))
+    elif ctx.settings.get("sd_model_checkpoint"):
+        wanted = ctx.checkpoints.find(ctx.settings.get("sd_model_checkpoint"))
+    if wanted is not None:
+        candidates.remove(wanted)
+        candidates.insert(0, wanted)
+    errors = []
+    for info in candidates:
+        try:
+            ctx.pipelines.load(info)
+        except (CheckpointError, OSError, ValueError, RuntimeError) as exc:
+            errors.append(f"{info.name}: {exc}")
+            log.error("Could not load checkpoint %s", errors[-1])
+            continue
+        # The saved choice is the user's: keep it even when today we had to fall back to another file.
+        if not ctx.settings.get("sd_model_checkpoint"):
+            ctx.settings.update({"sd_model_checkpoint": ctx.checkpoints.title_of(info)})
+        break
+    ctx.model_error = "; ".join(errors) or None
+    if not candidates:
+        ctx.model_error = f"no checkpoint found in {ctx.paths.ckpt_dirs[0]}"
