@@ -32,3 +32,57 @@ def tiny_sd15_pipe():
     from tests.fixtures.tiny_models import build_tiny_sd15_pipeline
 
     return build_tiny_sd15_pipeline(seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl_pipe():
+    """A tiny SDXL-base-shaped StableDiffusionXLPipeline (seed 0), shared by the session: do not mutate."""
+    from tests.fixtures.tiny_models import build_tiny_sdxl_pipeline
+
+    return build_tiny_sdxl_pipeline(seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints_dir(tmp_path_factory):
+    """A session folder holding the tiny checkpoint files (treat as read-only; copy before changing)."""
+    return tmp_path_factory.mktemp("tiny-checkpoints")
+
+
+@pytest.fixture(scope="session")
+def tiny_sd15_checkpoint(tiny_checkpoints_dir):
+    """TinyCheckpoint: SD1.5-shaped A1111 .safetensors with LDM keys, config in `<stem>.config/`."""
+    from tests.fixtures.checkpoints import write_single_file
+
+    return write_single_file("sd15", tiny_checkpoints_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_sd15_ckpt(tiny_checkpoints_dir):
+    """TinyCheckpoint: the same SD1.5-shaped weights as a pickled .ckpt ({"state_dict": ...})."""
+    from tests.fixtures.checkpoints import write_single_file
+
+    return write_single_file("sd15", tiny_checkpoints_dir, stem="tiny-sd15-pickled", suffix=".ckpt")
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl_checkpoint(tiny_checkpoints_dir):
+    """TinyCheckpoint: SDXL-base-shaped A1111 .safetensors (conditioner.embedders.0/1 text encoders)."""
+    from tests.fixtures.checkpoints import write_single_file
+
+    return write_single_file("sdxl-base", tiny_checkpoints_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_inpaint_checkpoint(tiny_checkpoints_dir):
+    """TinyCheckpoint: SD1.5-inpainting-shaped A1111 .safetensors (9-channel UNet input)."""
+    from tests.fixtures.checkpoints import write_single_file
+
+    return write_single_file("sd15-inpaint", tiny_checkpoints_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_diffusers_folder(tmp_path_factory):
+    """TinyCheckpoint: the SD1.5-shaped pipeline saved with save_pretrained (a diffusers folder)."""
+    from tests.fixtures.checkpoints import write_diffusers_folder
+
+    return write_diffusers_folder("sd15", tmp_path_factory.mktemp("tiny-diffusers") / "tiny-sd15-diffusers")
