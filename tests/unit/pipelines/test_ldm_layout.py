@@ -93,7 +93,7 @@ def test_sdxl_text_encoders_use_open_clip_names():
     assert "label_emb.0.0.weight" in unet_to_ldm(pipe.unet)
 
 
-ARCH_TYPES = {"sd15": "v1", "sd15-inpaint": "inpainting", "sd2": "v2", "sd2-v": "v2", "sdxl-base": "xl_base",
+ARCH_TYPES = {"sd15": "v1", "sd15-inpaint": "inpainting", "sd2": "v2", "sd2-v": "v2", "sd2-inpaint": "inpainting_v2", "sdxl-base": "xl_base",
               "sdxl-inpaint": "xl_inpaint", "sdxl-refiner": "xl_refiner"}
 
 
