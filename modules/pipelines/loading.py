@@ -55,7 +55,7 @@ class LoadedModelInfo:
     task: str  # what the returned pipeline does: "txt2img", "inpaint" or "img2img"
     file_format: str  # "safetensors", "ckpt" or "diffusers"
     config_dir: Path
-    config_source: str  # "argument", "<stem>.config", "<stem>.yaml", "bundled" or "diffusers folder"
+    config_source: str  # "argument", "<stem>.config", "<stem>.yaml", "demo", "bundled" or "diffusers folder"
     prediction_type: str  # "epsilon" or "v_prediction"
     dtype: str
     load_s: float
@@ -321,6 +321,10 @@ def _choose_config(path: Path, arch: str, config_dir: Path | str | None) -> tupl
             raise CheckpointError(f"{path.with_suffix('.yaml').name} describes {override.name}, "
                                   f"but {path.name} is {arch}")
         return override, source
+    from modules.pipelines.demo import DEMO_CONFIG_DIR, is_demo_checkpoint
+
+    if is_demo_checkpoint(path):
+        return DEMO_CONFIG_DIR, "demo"
     return bundled_config_dir(arch), "bundled"
 
 
