@@ -1,0 +1,80 @@
+"""One pipeline call with everything a job wraps around it, shared by txt2img, hires, refiner and img2img.
+
+A pass = scheduler for the chosen sampler, the conditioning's kwargs/patch/step callback, progress and
+interrupt/skip through the job context, optional seamless tiling. Stopping uses the jobs module's "flag"
+mode: diffusers skips the remaining steps and still decodes, so a stopped batch returns its images as they
+are (A1111 does the same), and the caller asks `stop_requested` whether to run further passes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from modules.generation.prompting import tensor_inputs
+from modules.generation.runtime import (
+    callback_tensor_names,
+    chain_callbacks,
+    scheduler_swapped,
+    seamless_tiling,
+)
+from modules.pipelines.memory import execution_device
+from modules.samplers import build_scheduler, model_scheduler_config
+
+
+@dataclass
+class PassSpec:
+    """How to run one pass: sampler rows, progress bookkeeping (steps in user-visible counts), tiling."""
+
+    sampler: Any  # samplers.SamplerSpec
+    schedule: Any  # samplers.ScheduleSpec
+    seed: int  # seeds the scheduler's own noise (DPM++ SDE's Brownian tree)
+    steps: int  # user-visible steps this pass runs
+    step_offset: int = 0  # steps of earlier passes in the same batch
+    tiling: bool = False
+    latent_family: str = "sd1"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def stop_requested(progress) -> bool:
+    """True once interrupt or skip was pressed for the running job."""
+    return progress is not None and (progress.interrupted or progress.skip_requested)
+
+
+def progress_callback(progress, spec: PassSpec):
+    """The job's step callback for this pass (None without a job context)."""
+    if progress is None:
+        return None
+    from modules.jobs.progress import make_step_callback
+
+    return make_step_callback(progress, latent_family=spec.latent_family, step_offset=spec.step_offset,
+                              pass_steps=spec.steps, on_stop="flag")
+
+
+def run_pass(pipe, cond, spec: PassSpec, progress=None, **call_kwargs):
+    """Call `pipe` once with the pass's scheduler, conditioning and callbacks; returns the pipeline output."""
+    scheduler = build_scheduler(model_scheduler_config(pipe.scheduler), spec.sampler, spec.schedule, seed=spec.seed)
+    callback = chain_callbacks(cond.step_callback, progress_callback(progress, spec))
+    if callback is not None:
+        call_kwargs["callback_on_step_end"] = callback
+        call_kwargs["callback_on_step_end_tensor_inputs"] = callback_tensor_names(pipe, tensor_inputs(cond))
+    with scheduler_swapped(pipe, scheduler), seamless_tiling(pipe, spec.tiling), cond.patch:
+        return pipe(**cond.pipe_kwargs, **call_kwargs)
+
+
+def decode_latents(pipe, latents: torch.Tensor) -> list:
+    """Latents (already scaled by the VAE factor) -> PIL images, upcasting a float16 VAE that asks for it."""
+    vae = pipe.vae
+    original = vae.dtype
+    upcast = original == torch.float16 and getattr(vae.config, "force_upcast", False)  # SDXL's VAE overflows
+    with torch.no_grad():
+        if upcast:
+            vae.to(torch.float32)
+        try:
+            scaled = latents.to(device=execution_device(pipe), dtype=vae.dtype) / vae.config.scaling_factor
+            images = vae.decode(scaled, return_dict=False)[0]
+        finally:
+            if upcast:
+                vae.to(original)
+    return pipe.image_processor.postprocess(images, output_type="pil")

@@ -1,0 +1,76 @@
+"""Prompt text for a job (styles, `#` comments) and the conditioning factory that turns it into pipe kwargs.
+
+The real factory is `modules.prompts.conditioning.prepare_conditioning` (weights, BREAK, AND, schedules,
+embeddings). Until it is importable, `plain_conditioning` passes the prompt strings to diffusers as they are.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from modules.types import GenerationRequest
+
+ConditioningFactory = Callable[..., Any]
+
+
+@dataclass
+class PlainConditioning:
+    """The PreparedConditioning shape: kwargs for the pipe call, callback, patch, infotext extras, warnings."""
+
+    pipe_kwargs: dict[str, Any]
+    step_callback: Any = None
+    patch: Any = field(default_factory=contextlib.nullcontext)
+    extra_params: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def plain_conditioning(pipe, prompts: list[str], negative_prompts: list[str], *, steps: int,
+                       hires_steps: int | None = None, clip_skip: int = 1, emphasis: str = "Original",
+                       embeddings=None, pad_conds: bool = False) -> PlainConditioning:
+    """Prompts as plain strings for diffusers' own encoder; clip_skip in A1111 terms (1 = last layer)."""
+    kwargs: dict[str, Any] = {"prompt": list(prompts), "negative_prompt": list(negative_prompts)}
+    if clip_skip > 1:
+        kwargs["clip_skip"] = clip_skip - 1  # diffusers counts skipped layers: A1111's 2 is diffusers' 1
+    return PlainConditioning(kwargs)
+
+
+def default_conditioning_factory() -> ConditioningFactory:
+    """prepare_conditioning from modules.prompts when it exists, else plain_conditioning."""
+    try:
+        from modules.prompts.conditioning import prepare_conditioning
+    except ImportError:
+        return plain_conditioning
+    return prepare_conditioning
+
+
+def strip_comments(text: str) -> str:
+    """Drop `#` comments: whole comment lines and text after `#` on a line (A1111 prompt comments)."""
+    try:
+        from modules.prompts.parser import strip_comments as parser_strip
+    except ImportError:
+        parser_strip = None
+    if parser_strip is not None:
+        return parser_strip(text)
+    lines = [line.split("#", 1)[0].rstrip() if "#" in line else line for line in text.split("\n")]
+    return "\n".join(line for line, raw in zip(lines, text.split("\n")) if line or not raw.lstrip().startswith("#"))
+
+
+def job_prompts(request: GenerationRequest, env) -> tuple[str, str]:
+    """(prompt, negative prompt) of the job: saved styles applied, then comments removed when enabled."""
+    prompt, negative = request.prompt, request.negative_prompt
+    if request.styles and env.styles is not None:
+        prompt = env.styles.apply_styles_to_prompt(prompt, request.styles)
+        negative = env.styles.apply_negative_styles_to_prompt(negative, request.styles)
+    if env.setting("enable_prompt_comments"):
+        prompt, negative = strip_comments(prompt), strip_comments(negative)
+    return prompt, negative
+
+
+def tensor_inputs(cond) -> list[str]:
+    """Tensor names the conditioning's step callback reads (its `tensor_inputs`, else the prompt embeds)."""
+    callback = getattr(cond, "step_callback", None)
+    if callback is None:
+        return []
+    return list(getattr(callback, "tensor_inputs", None) or ("prompt_embeds", "negative_prompt_embeds"))

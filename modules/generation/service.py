@@ -1,0 +1,115 @@
+"""The two entry points the UI and the API call: `submit_generation` (queue a job) and `run_generation`
+(the job itself: model for the request, per-job settings, txt2img/img2img/inpaint, saving).
+
+`ctx` is the AppContext, taken duck-typed (settings, paths, checkpoints, pipelines, jobs): generation sits
+below modules.context in the import order and never imports it.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from modules.generation.info import model_identity
+from modules.generation.runtime import GenerationEnv
+from modules.types import GenerationRequest, GenerationResult, UserInputError
+
+log = logging.getLogger(__name__)
+
+# Settings that name a model: A1111 clients put the checkpoint into override_settings.
+_MODEL_KEYS = ("sd_model_checkpoint",)
+
+
+class JobSettings:
+    """The settings store seen through one job's override_settings; the store itself never changes."""
+
+    def __init__(self, base, overrides: dict[str, Any] | None = None):
+        self._base = base
+        self._overrides = {}
+        for key, value in (overrides or {}).items():
+            if key in _MODEL_KEYS:
+                continue  # handled as the job's model
+            try:
+                self._overrides[key] = base.coerce(key, value)
+            except ValueError as exc:  # SettingsError: unknown key or a value of the wrong type
+                raise UserInputError(str(exc), field="override_settings") from None
+
+    def get(self, key: str) -> Any:
+        """The override for this job, else the stored value."""
+        if key in self._overrides:
+            return self._overrides[key]
+        return self._base.get(key)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self._base.as_dict(), **self._overrides}
+
+
+def submit_generation(ctx, request: GenerationRequest):
+    """Queue `request` on ctx.jobs; returns the Job (wait_result() gives the GenerationResult)."""
+    kind = "txt2img" if request.mode == "txt2img" else "img2img"
+    description = f"{kind}: {request.prompt[:60]}" if request.prompt else kind
+    return ctx.jobs.submit(kind, lambda job_ctx: run_generation(ctx, request, job_ctx), description=description)
+
+
+def run_generation(ctx, request: GenerationRequest, job_ctx=None) -> GenerationResult:
+    """Run one generation job on the worker: model, settings for this job, generate, save."""
+    # 1. Settings for this job only: override_settings are layered over the store, never written to it.
+    settings = JobSettings(ctx.settings, request.override_settings)
+    env = GenerationEnv(settings=settings, pipelines=ctx.pipelines, checkpoints=ctx.checkpoints,
+                        styles=getattr(ctx, "styles", None))
+
+    # 2. The model: the one the request names, for this job only (A1111's restore-afterwards default).
+    previous = ctx.pipelines.current
+    model = model_for(ctx, request)
+    try:
+        # 3. Generate.
+        if request.mode == "txt2img":
+            from modules.generation.txt2img import generate_txt2img
+
+            result = generate_txt2img(model, request, progress=job_ctx, env=env)
+        else:
+            from modules.generation.img2img import generate_img2img
+
+            result = generate_img2img(model, request, progress=job_ctx, env=env)
+
+        # 4. Grid and files.
+        save_result(ctx, request, result, settings, model)
+    finally:
+        if previous is not None and model is not previous:
+            ctx.pipelines.load(previous.checkpoint)
+    return result
+
+
+def model_for(ctx, request: GenerationRequest):
+    """The LoadedModel for the request: request.sd_model_checkpoint or override_settings' checkpoint."""
+    query = request.sd_model_checkpoint or str(request.override_settings.get("sd_model_checkpoint") or "")
+    current = ctx.pipelines.current
+    if query:
+        info = ctx.checkpoints.find(query)
+        if info is None:
+            raise UserInputError(f"no checkpoint matches {query!r}", field="sd_model_checkpoint")
+        if current is None or str(current.checkpoint.path) != str(info.path):
+            log.info("Loading checkpoint %s for one job", query)
+            return ctx.pipelines.load(info)
+        return current
+    if current is None:
+        raise UserInputError("no checkpoint is loaded; pick one in the checkpoint list",
+                             field="sd_model_checkpoint")
+    return current
+
+
+def save_result(ctx, request: GenerationRequest, result: GenerationResult, settings, model) -> None:
+    """Make the grid (several images) and save images/grid when the request and settings ask for it."""
+    from modules.images.saving import SaveOptions, make_grid, save_generation
+
+    if len(result.images) > 1 and not request.do_not_save_grid:
+        result.grid = make_grid(result.images, batch_size=request.batch_size)
+    save_images = request.save_images and settings.get("samples_save")
+    save_grid = request.save_images and settings.get("grid_save") and result.grid is not None
+    if not (save_images or save_grid) or not result.images:
+        return
+    name, shorthash = model_identity(model)
+    kept = result if save_images else GenerationResult(grid=result.grid, infotexts=result.infotexts[:1],
+                                                       all_seeds=result.all_seeds[:1])
+    paths = save_generation(kept, request, ctx.paths.outputs_dir, SaveOptions.from_settings(settings.as_dict()),
+                            model_name=name, model_hash=shorthash, save_grid=bool(save_grid))
+    result.saved_paths = [str(p) for p in paths]

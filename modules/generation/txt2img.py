@@ -1,0 +1,219 @@
+"""txt2img: n_iter batches of batch_size images from text, with hires fix and the SDXL refiner.
+
+Reads like a diffusers `__call__`: validate, prompts, sampler, seeds, then per batch: noise ->
+conditioning -> first pass -> refiner -> hires pass -> infotexts. Stopping keeps the images made so far.
+"""
+from __future__ import annotations
+
+import contextlib
+import inspect
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+import torch
+from PIL import Image
+
+from modules.generation import hires as hr
+from modules.generation.info import image_infotext
+from modules.generation.passes import PassSpec, decode_latents, run_pass, stop_requested
+from modules.generation.prompting import (
+    ConditioningFactory,
+    default_conditioning_factory,
+    job_prompts,
+    strip_comments,
+)
+from modules.generation.refiner import Refiner, load_refiner
+from modules.generation.runtime import GenerationEnv, derived_pipeline, unet_dtype
+from modules.generation.seeds import create_latents, fresh_generators, job_seeds, step_generators
+from modules.generation.validation import validate_request
+from modules.jobs.progress import JobInterrupted
+from modules.pipelines.memory import execution_device
+from modules.samplers import resolve_sampler
+from modules.types import GenerationRequest, GenerationResult
+
+
+@dataclass
+class JobPlan:
+    """What every batch of a job shares: prompts, passes, hires size, refiner, clip skip, eta."""
+
+    request: GenerationRequest
+    prompt: str
+    negative: str
+    first: PassSpec
+    clip_skip: int
+    eta: float
+    hires: hr.HiresPlan | None = None
+    hires_pass: PassSpec | None = None
+    refiner: Refiner | None = None
+    warnings: list[str] = field(default_factory=list)
+    info_request: GenerationRequest | None = None  # the request as it runs: resolved sampler, clip skip
+
+
+def generate_txt2img(model, request: GenerationRequest, *, progress=None,
+                     conditioning_factory: ConditioningFactory | None = None,
+                     env: GenerationEnv | None = None) -> GenerationResult:
+    """Generate request.n_iter x request.batch_size images of width x height pixels (multiples of 8)."""
+    env = env or GenerationEnv()
+    factory = conditioning_factory or default_conditioning_factory()
+
+    # 1. Validate everything the user typed before touching the model.
+    validate_request(request)
+
+    # 2. Plan the job: prompts (styles, comments), samplers of both passes, hires size, refiner.
+    plan = plan_job(model, request, env)
+    result = GenerationResult(job_timestamp=datetime.now().strftime("%Y%m%d%H%M%S"), warnings=list(plan.warnings))
+
+    # 3. Seeds of every image: image i gets seed + i (and subseed + i).
+    total = request.total_images
+    seeds, subseeds = job_seeds(request.seed, total), job_seeds(request.subseed, total)
+    if progress is not None:
+        progress.set_total(plan.first.steps + (plan.hires_pass.steps if plan.hires_pass else 0), request.n_iter)
+
+    # 4. The batches. Skip ends one batch, interrupt the job; both keep the images already made.
+    pipe = derived_pipeline(model, "txt2img", env)
+    try:
+        for index in range(request.n_iter):
+            if progress is not None and progress.interrupted:
+                raise JobInterrupted(progress.job_id)
+            batch = slice(index * request.batch_size, (index + 1) * request.batch_size)
+            with progress.batch(index) if progress is not None else contextlib.nullcontext():
+                images, cond = run_txt2img_batch(model, pipe, plan, seeds[batch], subseeds[batch], factory, env,
+                                                 progress)
+                collect_images(result, model, plan, images, seeds[batch], subseeds[batch], cond)
+                if progress is not None:
+                    progress.check()  # JobSkipped ends this batch only; JobInterrupted ends the loop
+    except JobInterrupted:
+        result.interrupted = True
+    finally:
+        if plan.refiner is not None:
+            plan.refiner.close()
+    return result
+
+
+def plan_job(model, request: GenerationRequest, env: GenerationEnv) -> JobPlan:
+    """Resolve everything that is the same for each batch; raises UserInputError naming the bad field."""
+    prompt, negative = job_prompts(request, env)
+    sampler, schedule, warnings = resolve_sampler(request.sampler_name, request.scheduler)
+    clip_skip = request.clip_skip if request.clip_skip > 1 else int(env.setting("CLIP_stop_at_last_layers"))
+    # DDIM reads eta at call time; diffusers' ancestral samplers have it fixed at 1 (A1111's default too).
+    eta = request.eta if request.eta is not None else float(env.setting("eta_ddim"))
+    first = PassSpec(sampler, schedule, seed=0, steps=request.steps, tiling=request.tiling, latent_family=model.family)
+    plan = JobPlan(request, prompt, negative, first, clip_skip, eta, warnings=list(warnings),
+                   info_request=request.with_changes(sampler_name=sampler.name, clip_skip=clip_skip))
+    if request.enable_hr:
+        plan.hires = hr.plan_hires(request)
+        hr_sampler, hr_schedule, hr_warnings = hr.resolve_hires_sampler(request, sampler, schedule)
+        plan.warnings += hr_warnings
+        # diffusers' img2img runs int(steps * strength) of the given steps, as A1111 does by default.
+        steps = int(plan.hires.steps * request.denoising_strength)
+        plan.hires_pass = PassSpec(hr_sampler, hr_schedule, seed=0, steps=steps, step_offset=request.steps,
+                                   tiling=request.tiling, latent_family=model.family)
+    if request.refiner_checkpoint:
+        plan.refiner = load_refiner(request, model, env)
+    return plan
+
+
+def run_txt2img_batch(model, pipe, plan: JobPlan, seeds: list[int], subseeds: list[int],
+                      factory: ConditioningFactory, env: GenerationEnv, progress) -> tuple[list[Image.Image], Any]:
+    """One batch through all passes; returns its images and the first pass's conditioning (for infotext)."""
+    request, count = plan.request, len(seeds)
+    # a. Noise per image from its own seed, so a batch equals the same seeds generated one by one.
+    factor = pipe.vae_scale_factor  # 8 for real SD VAEs
+    shape = (pipe.vae.config.latent_channels, request.height // factor, request.width // factor)
+    resize_from = (request.seed_resize_from_w, request.seed_resize_from_h)
+    latents = create_latents(seeds, subseeds, request.subseed_strength, shape, resize_from, factor)
+    latents = latents.to(execution_device(pipe), unet_dtype(pipe))
+
+    # b. Conditioning for this batch's prompts.
+    hires_steps = plan.hires_pass.steps if plan.hires_pass else None
+    cond = prepare(factory, pipe, plan, [plan.prompt] * count, [plan.negative] * count, env,
+                   steps=request.steps, hires_steps=hires_steps)
+
+    # c. First pass; it hands over latents when a refiner or a latent upscaler comes next.
+    keep_latents = plan.refiner is not None or (plan.hires is not None and plan.hires.latent)
+    kwargs = dict(latents=latents, generator=step_generators(seeds, shape), num_inference_steps=request.steps,
+                  guidance_scale=request.cfg_scale, eta=plan.eta, width=request.width, height=request.height,
+                  output_type="latent" if keep_latents else "pil", **inpaint_model_inputs(pipe, request, count))
+    if plan.refiner is not None:
+        kwargs["denoising_end"] = plan.refiner.switch_at
+    output = run_pass(pipe, cond, replace(plan.first, seed=seeds[0]), progress, **kwargs).images
+
+    # d. Refiner: the rest of the schedule on the base's latents.
+    if plan.refiner is not None and not stop_requested(progress):
+        output = run_refiner(plan, output, seeds, factory, env, progress)
+
+    # e. Hires fix: upscale, then img2img at the new size.
+    if plan.hires is not None and not stop_requested(progress):
+        output = run_hires(model, plan, output, seeds, factory, env, progress, pipe)
+    return as_images(pipe, output), cond
+
+
+def prepare(factory, pipe, plan: JobPlan, prompts, negatives, env, *, steps: int, hires_steps: int | None = None):
+    """Call the conditioning factory with the job's clip skip, emphasis and padding settings."""
+    return factory(pipe, prompts, negatives, steps=steps, hires_steps=hires_steps, clip_skip=plan.clip_skip,
+                   emphasis=str(env.setting("emphasis")), pad_conds=bool(env.setting("pad_cond_uncond")))
+
+
+def run_refiner(plan: JobPlan, latents, seeds, factory, env, progress):
+    """The refiner's share of the schedule (denoising_start = switch point) on the base's latents."""
+    request, refiner = plan.request, plan.refiner
+    keep_latents = plan.hires is not None and plan.hires.latent
+    cond = prepare(factory, refiner.pipe, plan, [plan.prompt] * len(seeds), [plan.negative] * len(seeds), env,
+                   steps=request.steps)
+    spec = replace(plan.first, seed=seeds[0], step_offset=int(request.steps * refiner.switch_at),
+                   steps=request.steps - int(request.steps * refiner.switch_at))
+    return run_pass(refiner.pipe, cond, spec, progress, image=latents, denoising_start=refiner.switch_at,
+                    num_inference_steps=request.steps, guidance_scale=request.cfg_scale, eta=plan.eta,
+                    generator=fresh_generators(seeds), output_type="latent" if keep_latents else "pil").images
+
+
+def run_hires(model, plan: JobPlan, output, seeds, factory, env, progress, pipe):
+    """Upscale the first pass (latent or pixel upscaler) and run img2img at the hires size."""
+    request, size = plan.request, plan.hires
+    if size.latent:
+        upscaled = hr.upscale_latents(output, size, pipe.vae_scale_factor)
+    else:
+        upscaled = [hr.upscale_image(image, size) for image in as_images(pipe, output)]
+    if plan.hires_pass.steps < 1:  # denoising strength 0: the upscale is the result, as in A1111
+        return upscaled
+    img2img = derived_pipeline(model, "img2img", env)
+    prompts = [strip_comments(request.hr_prompt) or plan.prompt] * len(seeds)
+    negatives = [strip_comments(request.hr_negative_prompt) or plan.negative] * len(seeds)
+    cond = prepare(factory, img2img, plan, prompts, negatives, env, steps=plan.hires_pass.steps)
+    cfg = request.hr_cfg_scale if request.hr_cfg_scale is not None else request.cfg_scale
+    return run_pass(img2img, cond, replace(plan.hires_pass, seed=seeds[0]), progress, image=upscaled,
+                    strength=request.denoising_strength, num_inference_steps=size.steps, guidance_scale=cfg,
+                    eta=plan.eta, generator=fresh_generators(seeds), output_type="pil").images
+
+
+def as_images(pipe, output) -> list[Image.Image]:
+    """Pipeline output as PIL images, decoding latents when a pass stopped before its last step."""
+    return decode_latents(pipe, output) if isinstance(output, torch.Tensor) else list(output)
+
+
+def inpaint_model_inputs(pipe, request: GenerationRequest, count: int) -> dict[str, Any]:
+    """txt2img on an inpainting checkpoint: everything masked over a gray image, as A1111 conditions it."""
+    if "mask_image" not in inspect.signature(pipe.__call__).parameters:
+        return {}
+    gray = Image.new("RGB", (request.width, request.height), (127, 127, 127))
+    white = Image.new("L", (request.width, request.height), 255)
+    return {"image": [gray] * count, "mask_image": [white] * count, "strength": 1.0}
+
+
+def collect_images(result: GenerationResult, model, plan: JobPlan, images, seeds, subseeds, cond) -> None:
+    """Append a batch's images with their prompts, seeds and infotexts to the job result."""
+    extra = dict(getattr(cond, "extra_params", None) or {})
+    for warning in getattr(cond, "warnings", None) or ():
+        if warning not in result.warnings:
+            result.warnings.append(warning)
+    for image, seed, subseed in zip(images, seeds, subseeds):
+        result.images.append(image)
+        result.all_prompts.append(plan.prompt)
+        result.all_negative_prompts.append(plan.negative)
+        result.all_seeds.append(seed)
+        result.all_subseeds.append(subseed)
+        result.infotexts.append(image_infotext(plan.info_request, model, prompt=plan.prompt, negative=plan.negative,
+                                               seed=seed, subseed=subseed, schedule=plan.first.schedule.name,
+                                               extra=extra))
+    result.extra["extra_generation_params"] = extra
