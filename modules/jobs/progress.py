@@ -13,10 +13,14 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from PIL import Image
+
+if TYPE_CHECKING:  # typing.Self is 3.11+; annotations are strings here, so this costs nothing at run time
+    from typing_extensions import Self
 
 JobState = Literal["queued", "running", "done", "failed", "cancelled", "interrupted"]
 StopMode = Literal["raise", "flag"]
@@ -69,7 +73,7 @@ class BatchScope:
         """True when the block ran to its end (after the `with`)."""
         return not (self.skipped or self.interrupted)
 
-    def __enter__(self) -> BatchScope:
+    def __enter__(self) -> Self:
         self.ctx.begin_image(self.index)
         return self
 

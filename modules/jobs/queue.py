@@ -15,8 +15,9 @@ import threading
 import time
 import uuid
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from modules.jobs.progress import JobContext, JobState, JobStopped, ProgressSnapshot
 
@@ -236,7 +237,7 @@ class JobQueue:
             # An interrupt the job did not catch, or a skip outside any batch scope (nothing after it
             # ran): either way the job's work is partial.
             return "interrupted", None, None
-        except BaseException as exc:  # noqa: BLE001 - even SystemExit from a job must not end the worker
+        except BaseException as exc:  # even SystemExit from a job must not end the worker
             log.exception("Job %s (%s) failed", job.id, job.kind)
             return "failed", None, exc
         # A job that caught the interrupt itself and returned its finished images is still "interrupted".

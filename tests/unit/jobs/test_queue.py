@@ -98,7 +98,7 @@ def test_job_ids_are_short_unique_hex(queue):
 
 
 def test_cancel_queued_job_removes_it_and_renumbers(queue):
-    gate, release = gate_job(queue)
+    _gate, release = gate_job(queue)
     ran = []
     a = queue.submit("t", lambda ctx: ran.append("a"))
     b = queue.submit("t", lambda ctx: ran.append("b"))
@@ -207,7 +207,7 @@ def test_history_is_bounded_and_list_is_in_submission_order():
 
 
 def test_wait_by_id(queue):
-    gate, release = gate_job(queue)
+    _gate, release = gate_job(queue)
     job = queue.submit("t", lambda ctx: 1)
     assert queue.wait(job.id, timeout=0.01) is False
     with pytest.raises(TimeoutError):
