@@ -8,11 +8,12 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from modules.types import INPAINTING_FILL, GenerationRequest
 
-# No "v1.2.3" in it on purpose: A1111 reads such a version and would switch on old-version compatibility flags.
+# No "v1.2.3" in it on purpose: A1111 would read that as its own version and switch on compatibility flags.
 VERSION = "sd-webui-diffusers 0.1.0"
 NEGATIVE_PREFIX = "Negative prompt:"
 
@@ -28,7 +29,7 @@ _VERSION = re.compile(r"v(\d+)\.(\d+)\.(\d+)(?:-RC)?(?:-(\d+))?")
 # A1111 releases whose behaviour changed; infotexts older than these get flags that restore the old behaviour.
 _V160, _V170_TSNR, _V180 = (1, 6, 0, 0), (1, 7, 0, 225), (1, 8, 0, 0)
 
-# Keys A1111's parser fills in when a text lacks them: the behaviour of the version that did not write them yet.
+# Keys A1111's parser fills in when a text lacks them: how versions that did not write them behaved.
 _PARSE_DEFAULTS: tuple[tuple[str, Any], ...] = (
     ("Hires sampler", "Use same sampler"),
     ("Hires schedule type", "Use same scheduler"),
@@ -63,11 +64,11 @@ _BREAK = re.compile(r"\s*\bBREAK\b\s*")
 _ROUND, _SQUARE = 1.1, 1 / 1.1
 
 
-# ---- writing ---------------------------------------------------------------------------------------------------
+# ---- writing ----------
 
 
 def format_value(value: Any) -> str:
-    """How one value is written: whole floats without '.0' (A1111 shows 'CFG scale: 7'), bools as True/False."""
+    """One value as written: whole floats without '.0' (A1111 shows 'CFG scale: 7'), bools as True/False."""
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         return str(int(value))
     return str(value)
@@ -144,7 +145,7 @@ def build_generation_params(
 
 
 def _hires_params(r: GenerationRequest) -> dict[str, Any]:
-    """Hires-fix keys: either a scale or a target size, then steps, upscaler and what differs from pass one."""
+    """Hires-fix keys: a scale or a target size, then steps, upscaler and what differs from pass one."""
     if r.hr_resize_x == 0 and r.hr_resize_y == 0:
         out: dict[str, Any] = {"Hires upscale": r.hr_scale}
     else:
@@ -183,7 +184,7 @@ def _img2img_params(r: GenerationRequest) -> dict[str, Any]:
     return out
 
 
-# ---- parsing ---------------------------------------------------------------------------------------------------
+# ---- parsing ----------
 
 
 def parse_infotext(text: str, skip_fields: Iterable[str] = ()) -> dict[str, Any]:
@@ -324,7 +325,7 @@ def _version_backcompat(res: dict[str, Any]) -> None:
         res["Refiner switch by sampling steps"] = True
 
 
-# ---- parsed infotext -> request fields -------------------------------------------------------------------------
+# ---- parsed infotext -> request fields ----------
 
 # Infotext key -> (GenerationRequest field, converter). Values that do not convert are skipped: a pasted text
 # with one broken value should still fill in the rest.

@@ -1,0 +1,389 @@
+"""Saving images as A1111 lays them out: `outputs/txt2img-images/YYYY-MM-DD/00012-1234.png`, infotext inside.
+
+PNG keeps the infotext in a `parameters` text chunk; JPEG and WEBP in EXIF UserComment (UNICODE, UTF-16),
+so A1111's PNG Info and ours read each other's files. Every file is written to a temporary name in the same
+folder first, so a crash never leaves a half-written image under a real name.
+"""
+from __future__ import annotations
+
+import io
+import math
+import os
+import re
+import string
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+from modules.types import GenerationRequest, GenerationResult
+
+# Output folder per kind of image, A1111's names.
+OUTPUT_FOLDERS = {
+    "txt2img": "txt2img-images",
+    "img2img": "img2img-images",
+    "extras": "extras-images",
+    "txt2img-grids": "txt2img-grids",
+    "img2img-grids": "img2img-grids",
+}
+# Setting value -> (PIL format, file extension).
+FORMATS = {"png": ("PNG", ".png"), "jpg": ("JPEG", ".jpg"), "jpeg": ("JPEG", ".jpg"),
+           "webp": ("WEBP", ".webp")}
+
+_EXIF_IFD, _USER_COMMENT = 0x8769, 0x9286
+_UNICODE, _ASCII = b"UNICODE\x00", b"ASCII\x00\x00\x00"
+# A JPEG APP1 segment holds at most 65533 bytes of EXIF.
+_JPEG_EXIF_MAX = 65533
+# Not allowed in file names on some system, or trouble in URLs ('#') and shells; A1111 removes the same kind.
+_BAD_NAME_CHARS = re.compile(r'[<>:"/\\|?*#\x00-\x1f\x7f]')
+_WINDOWS_RESERVED = frozenset({"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
+                               *(f"lpt{i}" for i in range(1, 10))})
+_TOKEN = re.compile(r"\[(\w+)\]")
+# Tokens a pattern may use; one without a value becomes "", a name not listed stays as written.
+KNOWN_TOKENS = frozenset({"seed", "prompt", "prompt_words", "negative_prompt", "steps", "cfg", "sampler",
+                          "scheduler", "width", "height", "model_name", "model_hash", "date", "datetime"})
+_NUMBER = re.compile(r"^(\d+)(?:[-.]|$)")
+_WORD_SPLIT = re.compile(r"[\s" + re.escape(string.punctuation) + r"]+")
+# PIL's per-format keys that say nothing about how the image was made.
+_IGNORED_INFO = frozenset({
+    "jfif", "jfif_version", "jfif_unit", "jfif_density", "dpi", "exif", "loop", "background", "timestamp",
+    "duration", "progressive", "progression", "icc_profile", "chromaticity", "photoshop", "gamma", "srgb",
+    "transparency", "aspect", "interlace", "xmp", "adobe", "adobe_transform",
+})
+
+
+@dataclass(frozen=True)
+class SaveOptions:
+    """How images are saved: format png/jpg/webp, name pattern, date folder, sidecar .txt, quality 1-100."""
+
+    format: str = "png"
+    filename_pattern: str = "[seed]"
+    directory_pattern: str = "[date]"
+    add_number: bool = True
+    save_txt: bool = False
+    jpeg_quality: int = 80
+    webp_lossless: bool = False
+    prompt_words: int = 8
+    max_name_bytes: int = 200
+
+    @classmethod
+    def from_settings(cls, values: Mapping[str, Any]) -> SaveOptions:
+        """From A1111 setting keys (samples_format, samples_filename_pattern, jpeg_quality, save_txt, ...)."""
+        base = cls()
+        use_dirs = values.get("save_to_dirs", True)
+        return cls(
+            format=str(values.get("samples_format") or base.format).lower(),
+            # A1111's empty pattern means "the seed".
+            filename_pattern=str(values.get("samples_filename_pattern") or "[seed]"),
+            directory_pattern=str(values.get("directories_filename_pattern") or "[date]") if use_dirs else "",
+            add_number=bool(values.get("save_images_add_number", True)),
+            save_txt=bool(values.get("save_txt", False)),
+            jpeg_quality=int(values.get("jpeg_quality", base.jpeg_quality)),
+            webp_lossless=bool(values.get("webp_lossless", False)),
+            prompt_words=int(values.get("directories_max_prompt_words", base.prompt_words)),
+        )
+
+
+# ---- names ----------
+
+
+def sanitize_name(text: str, max_bytes: int = 200) -> str:
+    """A file-name-safe version of `text`, at most `max_bytes` UTF-8 bytes."""
+    text = _BAD_NAME_CHARS.sub("", text).lstrip(" ")
+    encoded = text.encode("utf-8")[:max_bytes]
+    text = encoded.decode("utf-8", errors="ignore")  # a cut inside a character drops it
+    text = text.rstrip(" .")  # Windows drops trailing dots and spaces
+    if text.split(".")[0].lower() in _WINDOWS_RESERVED:
+        text = "_" + text
+    return text
+
+
+def name_tokens(request: GenerationRequest, *, seed: int, prompt: str | None = None,
+                model_name: str = "", model_hash: str = "") -> dict[str, Any]:
+    """Values for file-name pattern tokens ([seed], [prompt_words], [model_name], ...) of one image."""
+    return {
+        "seed": seed,
+        "prompt": request.prompt if prompt is None else prompt,
+        "negative_prompt": request.negative_prompt,
+        "steps": request.steps,
+        "cfg": request.cfg_scale,
+        "sampler": request.sampler_name,
+        "scheduler": request.scheduler,
+        "width": request.width,
+        "height": request.height,
+        "model_name": model_name,
+        "model_hash": model_hash,
+    }
+
+
+def expand_pattern(pattern: str, tokens: Mapping[str, Any], *, now: datetime | None = None,
+                   prompt_words: int = 8, max_bytes: int = 200) -> str:
+    """`[seed]-[prompt_words]` -> `1234-a cat on a mat`; unknown tokens stay as written so typos show."""
+    now = now or datetime.now()
+    values: dict[str, Any] = {"date": now.strftime("%Y-%m-%d"), "datetime": now.strftime("%Y%m%d%H%M%S"),
+                              **tokens}
+    prompt = str(values.get("prompt") or "")
+    words = [w for w in _WORD_SPLIT.split(prompt) if w][:prompt_words]
+    values["prompt_words"] = " ".join(words) or "empty"
+    values["prompt"] = prompt[:128]
+
+    def one(match: re.Match[str]) -> str:
+        key = match.group(1).lower()
+        if key not in values and key not in KNOWN_TOKENS:
+            return match.group(0)
+        value = values.get(key)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        # Sanitised one by one, so a prompt cannot add folders or hide the other tokens.
+        return "" if value is None else sanitize_name(str(value), max_bytes)
+
+    return sanitize_name(_TOKEN.sub(one, pattern), max_bytes)
+
+
+def next_number(folder: Path, basename: str = "") -> int:
+    """The next free counter in `folder`: one past the highest `NNNNN-...` (or `basename-NNNN-...`) there."""
+    prefix = f"{basename}-" if basename else ""
+    highest = -1
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return 0
+    for name in names:
+        if name.startswith(prefix) and (m := _NUMBER.match(name[len(prefix):])):
+            highest = max(highest, int(m.group(1)))
+    return highest + 1
+
+
+def output_folder(outputs_dir: Path | str, kind: str) -> Path:
+    """`outputs/<A1111 folder>` for kind txt2img, img2img, extras, txt2img-grids or img2img-grids."""
+    if kind not in OUTPUT_FOLDERS:
+        raise ValueError(f"unknown output kind {kind!r}; choose one of: {', '.join(OUTPUT_FOLDERS)}")
+    return Path(outputs_dir) / OUTPUT_FOLDERS[kind]
+
+
+# ---- writing ----------
+
+
+def save_image(image: Image.Image, folder: Path | str, options: SaveOptions = SaveOptions(), *,
+               infotext: str = "", tokens: Mapping[str, Any] | None = None, basename: str = "",
+               extra_info: Mapping[str, str] | None = None, now: datetime | None = None) -> Path:
+    """Save one image under `folder`/<directory pattern>/ with the next free number; returns its path."""
+    if options.format.lower() not in FORMATS:
+        raise ValueError(f"unknown image format {options.format!r}; choose one of: png, jpg, webp")
+    pil_format, ext = FORMATS[options.format.lower()]
+    now = now or datetime.now()
+    tokens = dict(tokens or {})
+
+    def expand(pattern: str) -> str:
+        return expand_pattern(pattern, tokens, now=now, prompt_words=options.prompt_words,
+                              max_bytes=options.max_name_bytes)
+
+    target = Path(folder)
+    if options.directory_pattern and (sub := expand(options.directory_pattern)):
+        target = target / sub
+    target.mkdir(parents=True, exist_ok=True)
+
+    data, exif_fits = _encode(image, pil_format, options, infotext, extra_info or {})
+    decoration = expand(options.filename_pattern) if options.filename_pattern else ""
+
+    tried = [-1]
+
+    def name_for(attempt: int) -> str:
+        if options.add_number:
+            # Rescan on every try: another saver may have taken numbers meanwhile.
+            number = max(next_number(target, basename), tried[0] + 1)
+            tried[0] = number
+            stem = f"{basename}-{number:04}" if basename else f"{number:05}"
+            return "-".join(p for p in (stem, decoration) if p)
+        stem = "-".join(p for p in (basename, decoration) if p) or "image"
+        return stem if attempt == 0 else f"{stem}-{attempt}"
+
+    path = _publish(target, data, ext, name_for)
+    if infotext and (options.save_txt or not exif_fits):
+        # The text has to live somewhere: beside the image when the format could not hold it.
+        _publish(target, infotext.encode("utf-8"), ".txt", lambda _: path.stem, overwrite=True)
+    return path
+
+
+def _encode(image: Image.Image, pil_format: str, options: SaveOptions, infotext: str,
+            extra_info: Mapping[str, str]) -> tuple[bytes, bool]:
+    """Encoded file bytes and whether the infotext fitted inside."""
+    buf = io.BytesIO()
+    if pil_format == "PNG":
+        info = PngInfo()
+        for key, value in {"parameters": infotext, **extra_info}.items():
+            if not value:
+                continue
+            try:
+                value.encode("latin-1")
+                info.add_text(key, value)
+            except UnicodeEncodeError:
+                info.add_itxt(key, value)  # tEXt is latin-1 only; iTXt holds UTF-8
+        image.save(buf, "PNG", pnginfo=info)
+        return buf.getvalue(), True
+
+    exif = _exif_with_comment(infotext) if infotext else None
+    fits = exif is None or pil_format != "JPEG" or len(exif.tobytes()) <= _JPEG_EXIF_MAX
+    kwargs: dict[str, Any] = {"exif": exif} if exif is not None and fits else {}
+    if pil_format == "JPEG":
+        image = image if image.mode in ("RGB", "L") else image.convert("RGB")
+        image.save(buf, "JPEG", quality=options.jpeg_quality, **kwargs)
+    else:
+        if image.mode not in ("RGB", "RGBA"):
+            image = image.convert("RGBA" if "A" in image.mode else "RGB")
+        image.save(buf, "WEBP", quality=options.jpeg_quality, lossless=options.webp_lossless, **kwargs)
+    return buf.getvalue(), fits
+
+
+def _exif_with_comment(text: str) -> Image.Exif:
+    """EXIF holding `text` as UserComment: UNICODE prefix, UTF-16 big-endian, big-endian EXIF (as A1111's)."""
+    exif = Image.Exif()
+    exif.endian = ">"
+    exif[_EXIF_IFD] = {_USER_COMMENT: _UNICODE + text.encode("utf-16-be")}
+    return exif
+
+
+def _publish(folder: Path, data: bytes, ext: str, name_for: Callable[[int], str], *,
+             overwrite: bool = False) -> Path:
+    """Write `data` to a temp file in `folder`, then give it its final name without ever overwriting."""
+    tmp = str(folder / f".tmp-{uuid.uuid4().hex}{ext}")
+    # Not mkstemp: its 0600 mode would stick to the image; os.open with 0666 respects the user's umask.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        for attempt in range(1000):
+            final = folder / (name_for(attempt) + ext)
+            if overwrite:
+                os.replace(tmp, final)
+                return final
+            try:
+                # A hard link fails when the name is taken, so two savers never claim the same number.
+                os.link(tmp, final)
+                return final
+            except FileExistsError:
+                continue
+            except OSError:
+                # No hard links on this file system: check, then rename (a small race, no torn files).
+                if not final.exists():
+                    os.replace(tmp, final)
+                    return final
+        raise FileExistsError(f"no free file name in {folder} after 1000 tries")
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_generation(result: GenerationResult, request: GenerationRequest, outputs_dir: Path | str,
+                    options: SaveOptions = SaveOptions(), *, model_name: str = "", model_hash: str = "",
+                    save_grid: bool = True, now: datetime | None = None) -> list[Path]:
+    """Save every image of a job (and its grid) under `outputs_dir`; returns the paths, grid last."""
+    now = now or datetime.now()
+    folder = output_folder(outputs_dir, request.mode)
+    paths = []
+    for i, image in enumerate(result.images):
+        seed = result.all_seeds[i] if i < len(result.all_seeds) else request.seed
+        prompt = result.all_prompts[i] if i < len(result.all_prompts) else request.prompt
+        infotext = result.infotexts[i] if i < len(result.infotexts) else ""
+        tokens = name_tokens(request, seed=seed, prompt=prompt, model_name=model_name, model_hash=model_hash)
+        paths.append(save_image(image, folder, options, infotext=infotext, tokens=tokens, now=now))
+    if save_grid and result.grid is not None and not request.do_not_save_grid:
+        tokens = name_tokens(request, seed=result.seed, model_name=model_name, model_hash=model_hash)
+        grid_options = replace(options, filename_pattern="")  # A1111 names grids grid-NNNN
+        grids = output_folder(outputs_dir, f"{request.mode}-grids")
+        paths.append(save_image(result.grid, grids, grid_options, infotext=result.info, tokens=tokens,
+                                basename="grid", now=now))
+    return paths
+
+
+# ---- reading ----------
+
+
+def read_image_info(image: Image.Image) -> tuple[str | None, dict[str, Any]]:
+    """(infotext or None, other text items) from PNG chunks or EXIF UserComment, as PNG Info shows them."""
+    items = dict(image.info or {})
+    text = items.pop("parameters", None)
+    comment = _read_user_comment(image)
+    if comment:
+        text = comment
+    elif text is None and isinstance(items.get("comment"), (bytes, str)):
+        raw = items.pop("comment")
+        text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    other = {k: v for k, v in items.items() if k not in _IGNORED_INFO and isinstance(v, (str, int, float))}
+    return (str(text) if text is not None else None), other
+
+
+def _read_user_comment(image: Image.Image) -> str | None:
+    """The EXIF UserComment as text, or None when there is none or the EXIF is unreadable."""
+    try:
+        exif = image.getexif()
+        raw = exif.get_ifd(_EXIF_IFD).get(_USER_COMMENT)
+    except Exception:  # noqa: BLE001 - broken EXIF from other tools must not stop PNG Info
+        return None
+    if raw is None:
+        return None
+    return decode_user_comment(raw) or None
+
+
+def decode_user_comment(raw: bytes | str) -> str:
+    """Decode an EXIF UserComment: 8-byte charset prefix (UNICODE, ASCII, JIS or none) then the text."""
+    if isinstance(raw, str):
+        return raw.rstrip("\x00")
+    head, body = raw[:8], raw[8:]
+    if head == _UNICODE:
+        if body[:2] in (b"\xfe\xff", b"\xff\xfe"):
+            text = body.decode("utf-16", errors="replace")
+        else:
+            # The standard says "EXIF byte order", but writers disagree; for mostly-ASCII text the zero bytes
+            # tell: even positions for big-endian (A1111's and ours), odd for little-endian.
+            even, odd = body[0::2].count(0), body[1::2].count(0)
+            text = body.decode("utf-16-le" if odd > even else "utf-16-be", errors="replace")
+    elif head == _ASCII:
+        text = body.decode("utf-8", errors="replace")
+    elif head == b"JIS\x00\x00\x00\x00\x00":
+        text = body.decode("shift_jis", errors="replace")
+    elif head == b"\x00" * 8:
+        text = body.decode("utf-8", errors="replace")
+    else:
+        text = raw.decode("utf-8", errors="replace")
+    return text.rstrip("\x00")
+
+
+# ---- grids ----------
+
+
+def grid_rows(count: int, rows: int | None = None, *, batch_size: int | None = None,
+              prevent_empty_spots: bool = False) -> int:
+    """A1111's grid rows: `rows` if > 0, batch size if 0, else about sqrt(count) (a divisor if asked)."""
+    if count <= 0:
+        raise ValueError("a grid needs at least one image")
+    if rows is not None and rows > 0:
+        chosen = rows
+    elif rows == 0 and batch_size:
+        chosen = batch_size
+    elif prevent_empty_spots:
+        chosen = math.floor(math.sqrt(count))
+        while count % chosen:
+            chosen -= 1
+    else:
+        chosen = round(math.sqrt(count))
+    return max(1, min(chosen, count))
+
+
+def make_grid(images: Sequence[Image.Image], rows: int | None = None, *, batch_size: int | None = None,
+              prevent_empty_spots: bool = False) -> Image.Image:
+    """Images on a black RGB grid, row by row, each cell the size of the first image."""
+    n_rows = grid_rows(len(images), rows, batch_size=batch_size, prevent_empty_spots=prevent_empty_spots)
+    cols = math.ceil(len(images) / n_rows)
+    w, h = images[0].size
+    grid = Image.new("RGB", (cols * w, n_rows * h), "black")
+    for i, img in enumerate(images):
+        grid.paste(img, (i % cols * w, i // cols * h))
+    return grid
