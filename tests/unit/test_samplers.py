@@ -1,0 +1,219 @@
+"""Sampler table: every A1111 name runs on a tiny pipeline, names resolve, the model's config is kept."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from modules.paths import CONFIGS_DIR
+from modules.samplers import (
+    SAMPLERS,
+    SCHEDULES,
+    build_scheduler,
+    find_sampler,
+    find_schedule,
+    list_samplers,
+    list_schedulers,
+    model_scheduler_config,
+    resolve_sampler,
+    resolve_sampler_or_default,
+    schedule_supported,
+    split_legacy_name,
+)
+from modules.types import UserInputError
+
+A1111_ORDER = [
+    "DPM++ 2M", "DPM++ SDE", "DPM++ 2M SDE", "DPM++ 2M SDE Heun", "DPM++ 2S a", "DPM++ 3M SDE", "Euler a",
+    "Euler", "LMS", "Heun", "DPM2", "DPM2 a", "DPM fast", "DPM adaptive", "Restart", "DDIM", "DDIM CFG++",
+    "PLMS", "UniPC", "LCM",
+]
+SCHEDULE_ORDER = [
+    "Automatic", "Uniform", "Karras", "Exponential", "Polyexponential", "SGM Uniform", "KL Optimal",
+    "Align Your Steps", "Simple", "Normal", "DDIM", "Beta",
+]
+STEPS = 3
+
+
+def scheduler_config(arch: str) -> dict:
+    return json.loads((CONFIGS_DIR / arch / "scheduler" / "scheduler_config.json").read_text())
+
+
+def run(pipe, scheduler, seed: int = 1) -> np.ndarray:
+    # A new pipeline object around the shared components: the session pipeline itself stays untouched.
+    local = type(pipe)(**{**pipe.components, "scheduler": scheduler, "requires_safety_checker": False})
+    local.set_progress_bar_config(disable=True)
+    out = local("a cat", num_inference_steps=STEPS, guidance_scale=5.0, height=64, width=64,
+                generator=torch.Generator().manual_seed(seed), output_type="np")
+    return out.images
+
+
+# ---- the table ---------------------------------------------------------------------------
+def test_rows_follow_a1111_order_and_schedules_are_known():
+    assert [s.name for s in SAMPLERS] == A1111_ORDER
+    assert [s.name for s in SCHEDULES] == SCHEDULE_ORDER
+    for spec in SAMPLERS:
+        default = find_schedule(spec.default_schedule)
+        assert default is not None and schedule_supported(spec, default), spec.name
+    assert all(s.note for s in SAMPLERS if s.name in ("DPM fast", "DPM adaptive", "Restart", "DDIM CFG++",
+                                                      "DPM++ 2S a", "DPM++ 2M SDE Heun"))
+
+
+def test_rows_are_immutable():
+    with pytest.raises(TypeError):
+        SAMPLERS[0].options["solver_order"] = 3
+    with pytest.raises(TypeError):
+        find_schedule("Karras").options["use_karras_sigmas"] = False
+
+
+def test_default_schedules_follow_a1111():
+    defaults = {s.name: s.default_schedule for s in SAMPLERS}
+    assert defaults["DPM++ 2M"] == defaults["DPM++ SDE"] == defaults["DPM2"] == "Karras"
+    assert defaults["DPM++ 2M SDE"] == defaults["DPM++ 3M SDE"] == "Exponential"
+    assert defaults["Euler"] == defaults["Euler a"] == defaults["DDIM"] == "Automatic"
+
+
+def test_api_listings_have_a1111_shape():
+    samplers = {row["name"]: row for row in list_samplers()}
+    assert list(samplers) == A1111_ORDER
+    assert samplers["Euler a"]["aliases"] == ["k_euler_a", "k_euler_ancestral"]
+    assert samplers["DPM++ 2M"]["options"] == {"scheduler": "karras"}
+    assert samplers["DPM++ SDE"]["options"]["second_order"] == "True"
+    schedulers = {row["label"]: row for row in list_schedulers()}
+    assert list(schedulers) == SCHEDULE_ORDER
+    assert schedulers["Karras"] == {"name": "karras", "label": "Karras", "aliases": None, "default_rho": 7.0,
+                                    "need_inner_model": False}
+    assert schedulers["SGM Uniform"]["aliases"] == ["SGMUniform"]
+    assert schedulers["Automatic"]["default_rho"] == -1
+
+
+# ---- names -------------------------------------------------------------------------------
+@pytest.mark.parametrize("name, expected", [
+    ("DPM++ 2M Karras", ("DPM++ 2M", "Karras")),
+    ("DPM++ 2M SDE Exponential", ("DPM++ 2M SDE", "Exponential")),
+    ("DPM++ SDE Karras", ("DPM++ SDE", "Karras")),
+    ("k_dpmpp_2m_ka", ("DPM++ 2M", "Karras")),
+    ("DDIM", ("DDIM", None)),
+    ("DPM++ 2M SDE Heun", ("DPM++ 2M SDE Heun", None)),
+    ("Euler a", ("Euler a", None)),
+    ("no such thing", ("no such thing", None)),
+])
+def test_split_legacy_name(name, expected):
+    assert split_legacy_name(name) == expected
+
+
+@pytest.mark.parametrize("alias, name", [
+    ("k_euler_a", "Euler a"), ("k_euler_ancestral", "Euler a"), ("euler_ancestral", "Euler a"),
+    ("k_dpmpp_2m", "DPM++ 2M"), ("dpmpp_2m_sde", "DPM++ 2M SDE"), ("k_lms", "LMS"), ("plms", "PLMS"),
+    ("euler a", "Euler a"), (" DPM++  2M ", "DPM++ 2M"), ("ddim_cfgpp", "DDIM CFG++"), ("uni_pc", "UniPC"),
+])
+def test_aliases(alias, name):
+    assert find_sampler(alias).name == name
+
+
+def test_legacy_name_resolves_to_sampler_and_schedule():
+    sampler, schedule, warnings = resolve_sampler("DPM++ 2M Karras", "Automatic")
+    assert (sampler.name, schedule.name, warnings) == ("DPM++ 2M", "Karras", [])
+    sampler, schedule, warnings = resolve_sampler("DPM++ 2M Karras", "Exponential")
+    assert schedule.name == "Exponential" and "implies schedule type Karras" in warnings[0]
+
+
+def test_automatic_becomes_the_sampler_default_unless_asked_not_to():
+    assert resolve_sampler("DPM++ 2M", None)[1].name == "Karras"
+    assert resolve_sampler("DPM++ 2M", "Automatic", convert_automatic=False)[1].name == "Automatic"
+    assert resolve_sampler("Euler", "sgm_uniform")[1].name == "SGM Uniform"
+
+
+def test_unknown_sampler_names_the_field():
+    with pytest.raises(UserInputError) as err:
+        resolve_sampler("Euler b")
+    assert err.value.field == "sampler_name"
+    assert str(err.value).startswith("sampler_name: unknown sampler 'Euler b'")
+    with pytest.raises(UserInputError) as err:
+        resolve_sampler("Euler", "Wobbly")
+    assert err.value.field == "scheduler"
+
+
+def test_fallback_says_so():
+    sampler, schedule, warnings = resolve_sampler_or_default("Euler b", "Karras")
+    assert (sampler.name, schedule.name) == ("Euler", "Karras")
+    assert warnings == ["Sampler 'Euler b' not found; using Euler"]
+    sampler, schedule, warnings = resolve_sampler_or_default("nope", "bad")
+    assert (sampler.name, schedule.name) == ("Euler", "Automatic") and len(warnings) == 2
+
+
+def test_unsupported_schedule_falls_back_with_a_warning():
+    _, schedule, warnings = resolve_sampler("Euler a", "Karras")
+    assert schedule.name == "Automatic" and "not used with sampler Euler a" in warnings[0]
+    _, schedule, warnings = resolve_sampler("DDIM", "Karras")
+    assert schedule.name == "Automatic" and "A1111 ignores it" in warnings[0]
+
+
+def test_approximations_are_reported():
+    assert any("approximated" in w for w in resolve_sampler("DPM adaptive")[2])
+    assert any("KL Optimal" in w for w in resolve_sampler("Euler", "KL Optimal")[2])
+    assert resolve_sampler("DPM++ 2M")[2] == []
+
+
+# ---- building schedulers from the model's config ------------------------------------------
+def test_v_prediction_and_model_config_are_kept():
+    base = scheduler_config("sd2-v")
+    for spec in SAMPLERS:
+        sampler, schedule, _ = resolve_sampler(spec.name)
+        built = build_scheduler(base, sampler, schedule, seed=1)
+        assert isinstance(built, spec.scheduler_cls)
+        assert built.config.prediction_type == "v_prediction", spec.name
+        assert built.config.beta_schedule == "scaled_linear"
+        if "steps_offset" in built.config:
+            assert built.config.steps_offset == 1
+
+
+@pytest.mark.parametrize("spacing", ["leading", "trailing"])
+def test_sdxl_timestep_spacing_is_kept(spacing):
+    base = {**scheduler_config("sdxl-base"), "timestep_spacing": spacing}
+    for name in ("Euler", "Euler a", "DPM++ 2M", "DDIM", "LMS"):
+        sampler, schedule, _ = resolve_sampler(name)
+        assert build_scheduler(base, sampler, schedule).config.timestep_spacing == spacing
+
+
+def test_schedule_options_override_only_what_they_need():
+    base = scheduler_config("sdxl-base")
+    sampler, schedule, _ = resolve_sampler("Euler", "SGM Uniform")
+    built = build_scheduler(base, sampler, schedule)
+    assert built.config.timestep_spacing == "trailing" and built.config.steps_offset == 1
+    # A scheduler built earlier hands back the model's own config, so choices do not pile up.
+    karras = build_scheduler(base, *resolve_sampler("DPM++ 2M")[:2])
+    assert karras.config.use_karras_sigmas
+    again = build_scheduler(model_scheduler_config(karras), *resolve_sampler("DPM++ 2M", "Exponential")[:2])
+    assert again.config.use_exponential_sigmas and not again.config.use_karras_sigmas
+    assert model_scheduler_config(again)["_class_name"] == "EulerDiscreteScheduler"
+
+
+def test_karras_and_automatic_give_different_sigmas():
+    base = scheduler_config("sd15")
+    sampler = find_sampler("Euler")
+    automatic = build_scheduler(base, sampler, find_schedule("Automatic"))
+    karras = build_scheduler(base, sampler, find_schedule("Karras"))
+    automatic.set_timesteps(10)
+    karras.set_timesteps(10)
+    assert automatic.sigmas.shape == karras.sigmas.shape
+    assert not torch.allclose(automatic.sigmas, karras.sigmas)
+    assert karras.sigmas[0] == pytest.approx(float(automatic.sigmas[0]), rel=0.05)
+
+
+def test_dpmpp_sde_gets_the_seed():
+    sampler, schedule, _ = resolve_sampler("DPM++ SDE")
+    assert build_scheduler(scheduler_config("sd15"), sampler, schedule, seed=1234).noise_sampler_seed == 1234
+
+
+# ---- every sampler runs ------------------------------------------------------------------
+@pytest.mark.parametrize("name", A1111_ORDER)
+def test_every_sampler_makes_a_finite_repeatable_image(tiny_sd15_pipe, name):
+    base = model_scheduler_config(tiny_sd15_pipe.scheduler)
+    sampler, schedule, _ = resolve_sampler(name)
+    first = run(tiny_sd15_pipe, build_scheduler(base, sampler, schedule, seed=7), seed=7)
+    second = run(tiny_sd15_pipe, build_scheduler(base, sampler, schedule, seed=7), seed=7)
+    assert first.shape == (1, 64, 64, 3)
+    assert np.isfinite(first).all()
+    np.testing.assert_array_equal(first, second)
