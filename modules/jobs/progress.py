@@ -56,22 +56,21 @@ class ProgressSnapshot:
 
 
 class BatchScope:
-    """One image batch: sets its index, ends quietly on skip or interrupt, and clears the skip request.
+    """One image batch: sets its index, ends quietly on skip, clears the skip request.
 
-    Swallowing the interrupt too keeps the job function simple: its loop checks `ctx.interrupted` and
-    breaks, returning the batches that completed (A1111 keeps finished images on interrupt).
+    JobInterrupted passes through on purpose: it ends the whole job, so the job function catches it
+    around its batch loop and returns the images finished so far (A1111 keeps them on interrupt).
     """
 
     def __init__(self, ctx: JobContext, index: int):
         self.ctx = ctx
         self.index = index
         self.skipped = False
-        self.interrupted = False
 
     @property
     def completed(self) -> bool:
-        """True when the block ran to its end (after the `with`)."""
-        return not (self.skipped or self.interrupted)
+        """True when the block ran to its end (read after the `with`)."""
+        return not self.skipped
 
     def __enter__(self) -> Self:
         self.ctx.begin_image(self.index)
@@ -82,9 +81,6 @@ class BatchScope:
         self.ctx._skip.clear()
         if exc_type is not None and issubclass(exc_type, JobSkipped):
             self.skipped = True
-            return True
-        if exc_type is not None and issubclass(exc_type, JobInterrupted):
-            self.interrupted = True
             return True
         return False
 
@@ -133,7 +129,7 @@ class JobContext:
             self._step = 0
 
     def batch(self, index: int) -> BatchScope:
-        """`with ctx.batch(i) as scope:` runs batch i; then `scope.completed`, and break if `ctx.interrupted`."""
+        """`with ctx.batch(i) as scope:` runs batch i; a skip ends only it (then `scope.skipped` is True)."""
         return BatchScope(self, index)
 
     def step(self, step_index: int, latents: Any = None, *, latent_family: str = "sd1") -> None:

@@ -92,11 +92,11 @@ def test_check_raises_requested_stop_and_batch_scope_handles_it():
         ctx.check()
     assert scope.completed
     ctx.request_interrupt()
-    with ctx.batch(2) as scope:
-        ctx.check()
-    assert scope.interrupted and ctx.interrupted
+    with pytest.raises(JobInterrupted), ctx.batch(2):
+        ctx.check()  # an interrupt ends the job, not just the batch
+    assert ctx.interrupted
     with pytest.raises(JobInterrupted):
-        ctx.check()  # an interrupt stays for the rest of the job
+        ctx.check()  # and stays for the rest of the job
     with pytest.raises(ValueError), ctx.batch(3):
         raise ValueError("a real error is not swallowed")
 

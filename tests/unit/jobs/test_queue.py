@@ -43,21 +43,23 @@ def step_loop(steps: int, images: int = 1, *, pause_at: tuple[int, int] | None =
     def run(ctx: JobContext):
         ctx.set_total(steps, images)
         finished = []
-        for image in range(images):
-            if ctx.interrupted:
-                break
-            with ctx.batch(image) as scope:
-                for step in range(steps):
-                    time.sleep(sleep)
-                    ctx.step(step)
-                    if log is not None:
-                        log.append((image, step))
-                    if pause_at == (image, step):
-                        reached.set()
-                        assert resume.wait(WAIT)
-                    ctx.check()
-            if scope.completed:
-                finished.append(image)
+        try:
+            for image in range(images):
+                ctx.check()  # an interrupt between batches
+                with ctx.batch(image) as scope:
+                    for step in range(steps):
+                        time.sleep(sleep)
+                        ctx.step(step)
+                        if log is not None:
+                            log.append((image, step))
+                        if pause_at == (image, step):
+                            reached.set()
+                            assert resume.wait(WAIT)
+                        ctx.check()
+                if scope.completed:
+                    finished.append(image)
+        except JobInterrupted:
+            pass  # keep the finished batches
         return finished
 
     return run

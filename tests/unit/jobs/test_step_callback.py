@@ -86,18 +86,20 @@ def generation(pipe, n_iter: int, steps: int, wrap=None):
     def run(ctx: JobContext):
         ctx.set_total(steps, n_iter)
         images = []
-        for index in range(n_iter):
-            if ctx.interrupted:
-                break
-            with ctx.batch(index) as scope:
-                callback = make_step_callback(ctx, latent_family="sd1")
-                out = pipe(
-                    prompt_embeds=embeds(), guidance_scale=1.0, num_inference_steps=steps, height=64, width=64,
-                    generator=torch.Generator().manual_seed(index),
-                    callback_on_step_end=wrap(ctx, callback) if wrap else callback,
-                )
-            if scope.completed:
-                images.extend(out.images)
+        try:
+            for index in range(n_iter):
+                ctx.check()
+                with ctx.batch(index) as scope:
+                    callback = make_step_callback(ctx, latent_family="sd1")
+                    out = pipe(
+                        prompt_embeds=embeds(), guidance_scale=1.0, num_inference_steps=steps, height=64,
+                        width=64, generator=torch.Generator().manual_seed(index),
+                        callback_on_step_end=wrap(ctx, callback) if wrap else callback,
+                    )
+                if scope.completed:
+                    images.extend(out.images)
+        except JobInterrupted:
+            pass  # the images of finished batches stay
         return images
 
     return run
