@@ -97,10 +97,26 @@ def build_context(flags: Flags, project_root: Path) -> AppContext:
 
     ctx = AppContext(
         flags=flags, paths=paths, device=device, settings=settings, checkpoints=checkpoints,
-        pipelines=None, jobs=JobQueue(), notices=notices,
+        pipelines=None, jobs=JobQueue(preview_every_n_steps=live_preview_steps(settings)), notices=notices,
     )
     ctx.pipelines = PipelineManager(ctx.policy_for, cache_size=settings.get("sd_checkpoint_cache"))
+    settings.on_change(lambda key, value: _apply_setting(ctx, key))
     return ctx
+
+
+def live_preview_steps(settings: Settings) -> int:
+    """Steps between live previews (0 = off), from A1111's two preview settings."""
+    if not settings.get("live_previews_enable"):
+        return 0
+    return max(0, int(settings.get("show_progress_every_n_steps")))
+
+
+def _apply_setting(ctx: AppContext, key: str) -> None:
+    """Settings that act on running parts take effect at once (the next job reads them)."""
+    if key in ("live_previews_enable", "show_progress_every_n_steps"):
+        ctx.jobs.preview_every_n_steps = live_preview_steps(ctx.settings)
+    elif key == "sd_checkpoint_cache":
+        ctx.pipelines.set_cache_size(ctx.settings.get("sd_checkpoint_cache"))
 
 
 def first_start_checkpoint(paths: Paths, flags: Flags) -> list[str]:
