@@ -9,9 +9,9 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["DIFFUSERS_NO_ADVISORY_WARNINGS"] = "1"
 
-import socket  # noqa: E402
+import socket
 
-import pytest  # noqa: E402
+import pytest
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ N_MERGES = 49152 - 256 - 2
 
 def byte_symbols() -> list[str]:
     """The 256 printable stand-ins for bytes 0..255, in CLIP's (GPT-2's) order."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAC + 1)) + list(range(0xAE, 0xFF + 1))
+    printable = [*range(ord("!"), ord("~") + 1), *range(0xA1, 0xAC + 1), *range(0xAE, 0xFF + 1)]
     codes = printable[:]
     extra = 0
     for b in range(256):
@@ -30,7 +30,8 @@ def byte_symbols() -> list[str]:
 
 def build(bpe_gz: Path) -> tuple[dict[str, int], list[str]]:
     """Token -> id table and the merge lines, exactly as CLIP builds them."""
-    lines = gzip.open(bpe_gz, "rt", encoding="utf-8").read().split("\n")
+    with gzip.open(bpe_gz, "rt", encoding="utf-8") as f:
+        lines = f.read().split("\n")
     merges = lines[1 : N_MERGES + 1]
     symbols = byte_symbols()
     tokens = symbols + [s + "</w>" for s in symbols] + ["".join(m.split()) for m in merges]

@@ -41,7 +41,7 @@ def download_default_model(ckpt_dir: Path | str, timeout_s: float = 10) -> Path 
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         # local_dir: the file lands as a plain file in models/Stable-diffusion, as users expect
         path = hf_hub_download(DEFAULT_REPO, DEFAULT_FILENAME, local_dir=ckpt_dir, etag_timeout=timeout_s)
-    except Exception as exc:  # any network/hub failure means "offline" here; one line, no traceback
+    except Exception as exc:  # noqa: BLE001 - any network/hub failure means "offline" here; one line, no traceback
         reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         log.warning("Could not download the default model %s/%s (%s: %s); put a model in %s",
                     DEFAULT_REPO, DEFAULT_FILENAME, type(exc).__name__, reason, ckpt_dir)

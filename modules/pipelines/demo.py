@@ -73,7 +73,8 @@ def ensure_demo_checkpoint(ckpt_dir: Path | str) -> Path:
     state_dict = export_ldm_state_dict(build_demo_pipeline())
     # write then rename: a crash or a second process never leaves a half-written checkpoint behind
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file(state_dict, str(tmp), metadata={"format": "pt", DEMO_MARKER[0]: DEMO_MARKER[1]})
+    # one metadata key only: safetensors writes several in a per-process random order, changing the bytes
+    save_file(state_dict, str(tmp), metadata={DEMO_MARKER[0]: DEMO_MARKER[1]})
     os.replace(tmp, path)
     log.info("Wrote the demo checkpoint %s (tiny random weights, for trying the UI without a model)", path)
     return path

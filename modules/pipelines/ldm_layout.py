@@ -100,7 +100,8 @@ def unet_to_ldm(unet) -> StateDict:
             index += 1
         if level < len(up_types) - 1:
             slot = 2 if has_attn else 1
-            rules.append((f"up_blocks.{level}.upsamplers.0.conv.", f"output_blocks.{index - 1}.{slot}.conv.", {}))
+            upsampler = f"output_blocks.{index - 1}.{slot}.conv."
+            rules.append((f"up_blocks.{level}.upsamplers.0.conv.", upsampler, {}))
     return _apply(unet.state_dict(), rules, "UNet")
 
 
@@ -112,7 +113,8 @@ def vae_to_ldm(vae) -> StateDict:
     rules: list[tuple[str, str, dict[str, str]]] = [("quant_conv.", "quant_conv.", {}),
                                                     ("post_quant_conv.", "post_quant_conv.", {})]
     for part, ldm_levels in (("encoder", list(range(levels))), ("decoder", list(reversed(range(levels))))):
-        rules += [(f"{part}.conv_in.", f"{part}.conv_in.", {}), (f"{part}.conv_out.", f"{part}.conv_out.", {}),
+        rules += [(f"{part}.conv_in.", f"{part}.conv_in.", {}),
+                  (f"{part}.conv_out.", f"{part}.conv_out.", {}),
                   (f"{part}.conv_norm_out.", f"{part}.norm_out.", {}),
                   (f"{part}.mid_block.resnets.0.", f"{part}.mid.block_1.", _VAE_RESNET),
                   (f"{part}.mid_block.resnets.1.", f"{part}.mid.block_2.", _VAE_RESNET),
@@ -120,11 +122,10 @@ def vae_to_ldm(vae) -> StateDict:
         # the decoder counts its levels from the bottom in LDM, from the top in diffusers
         kind, sampler = ("down", "downsample") if part == "encoder" else ("up", "upsample")
         for level, ldm_level in enumerate(ldm_levels):
+            src, dst = f"{part}.{kind}_blocks.{level}.", f"{part}.{kind}.{ldm_level}."
             for j in range(layers + (part == "decoder")):
-                rules.append((f"{part}.{kind}_blocks.{level}.resnets.{j}.", f"{part}.{kind}.{ldm_level}.block.{j}.",
-                              _VAE_RESNET))
-            rules.append((f"{part}.{kind}_blocks.{level}.{sampler}rs.0.conv.", f"{part}.{kind}.{ldm_level}.{sampler}.conv.",
-                          {}))
+                rules.append((f"{src}resnets.{j}.", f"{dst}block.{j}.", _VAE_RESNET))
+            rules.append((f"{src}{sampler}rs.0.conv.", f"{dst}{sampler}.conv.", {}))
     out = _apply(vae.state_dict(), rules, "VAE")
     # LDM's AttnBlock uses 1x1 convolutions where diffusers uses Linear layers
     for key, tensor in out.items():
@@ -169,7 +170,7 @@ def open_clip_to_ldm(text_encoder, with_projection: bool = False) -> StateDict:
             for a, b in renames.items():
                 out[f"{dst}{b}.{kind}"] = sd.pop(f"{src}{a}.{kind}")
     if sd:
-        raise ValueError(f"OpenCLIP export: no LDM name for parameter {sorted(sd)[0]!r}")
+        raise ValueError(f"OpenCLIP export: no LDM name for parameter {min(sd)!r}")
     return out
 
 

@@ -12,9 +12,10 @@ import re
 import tempfile
 import time
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -115,7 +116,7 @@ def read_key_shapes(path: Path | str) -> dict[str, torch.Tensor]:
 
     try:
         with safe_open(str(path), framework="pt") as f:
-            return {k: torch.empty(f.get_slice(k).get_shape(), device="meta") for k in f.keys()}
+            return {k: torch.empty(f.get_slice(k).get_shape(), device="meta") for k in f.keys()}  # noqa: SIM118 - not a dict
     except (SafetensorError, OSError, ValueError) as exc:
         raise _unreadable(path, exc) from None
 
@@ -124,7 +125,9 @@ def read_key_shapes(path: Path | str) -> dict[str, torch.Tensor]:
 
 def detect_architecture(state_dict: Mapping[str, Any], name: str = "checkpoint") -> str:
     """One of ARCHITECTURES from a state dict's keys and shapes (values need only `.shape`)."""
-    has = lambda prefix: any(k.startswith(prefix) for k in state_dict)  # noqa: E731
+    def has(prefix: str) -> bool:
+        return any(k.startswith(prefix) for k in state_dict)
+
     unet_in = state_dict.get(_UNET_IN)
     if unet_in is None or len(unet_in.shape) != 4:
         raise CheckpointError(f"{name}: unknown architecture ({_guess_other(state_dict)})")
@@ -155,7 +158,7 @@ def _guess_other(state_dict: Mapping[str, Any]) -> str:
 
     try:
         guess = infer_diffusers_model_type(state_dict)
-    except Exception:  # its probes index shapes of keys it expects; anything odd means "no idea"
+    except Exception:  # noqa: BLE001 - its probes index shapes of keys it expects; anything odd means "no idea"
         guess = "v1"
     if guess in _DIFFUSERS_TYPES:  # its fallback answer when nothing matched
         return "no Stable Diffusion UNet keys such as " + _UNET_IN
@@ -177,7 +180,8 @@ def architecture_from_yaml(yaml_path: Path) -> str:
         doc = yaml.safe_load(yaml_path.read_text(encoding="utf-8")) or {}
         params = doc["model"].get("params") or {}
     except (OSError, yaml.YAMLError, KeyError, AttributeError, TypeError) as exc:
-        raise CheckpointError(f"{yaml_path.name}: not a readable model config ({type(exc).__name__})") from None
+        why = type(exc).__name__
+        raise CheckpointError(f"{yaml_path.name}: not a readable model config ({why})") from None
     net = (params.get("network_config") or params.get("unet_config") or {}).get("params") or {}
     context_dim, in_channels = net.get("context_dim"), int(net.get("in_channels", 4))
     is_v = params.get("parameterization") == "v"
@@ -191,10 +195,13 @@ def architecture_from_yaml(yaml_path: Path) -> str:
         arch = "sdxl-refiner"
     else:
         raise CheckpointError(f"{yaml_path.name}: unsupported model config (context_dim {context_dim})")
-    if in_channels == 9:
-        arch = {"sd2-v": "sd2-inpaint", "sd2": "sd2-inpaint", "sdxl-base": "sdxl-inpaint"}.get(arch, "sd15-inpaint")
+    inpaint = {"sd15": "sd15-inpaint", "sd2": "sd2-inpaint", "sd2-v": "sd2-inpaint",
+               "sdxl-base": "sdxl-inpaint"}
+    if in_channels == 9 and arch in inpaint:
+        arch = inpaint[arch]
     elif in_channels != 4:
-        raise CheckpointError(f"{yaml_path.name}: unsupported model config ({in_channels} UNet input channels)")
+        raise CheckpointError(f"{yaml_path.name}: unsupported model config "
+                              f"({in_channels} UNet input channels)")
     return arch
 
 
@@ -294,7 +301,8 @@ def load_pipeline(path: Path | str, *, config_dir: Path | str | None = None,
                                         **extras)
     except _load_errors() as exc:
         msg = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path.name}: could not be loaded as {arch} with config {config.name} ({msg})") from None
+        raise CheckpointError(f"{path.name}: could not be loaded as {arch} "
+                              f"with config {config.name} ({msg})") from None
     # 3. SD2 files without an explicit config: probe the UNet, v-prediction or epsilon
     if source == "bundled" and arch == "sd2-v" and not _predicts_v(pipe.unet):
         arch, prediction = "sd2", "epsilon"
@@ -367,7 +375,7 @@ def prediction_from_probe(noise: torch.Tensor, output: torch.Tensor) -> str:
 # ---- VAEs ------------------------------------------------------------------------------------
 
 def find_auto_vae(ckpt_path: Path | str, vae_dir: Path | str | None = None) -> Path | None:
-    """A1111 "Automatic": `<stem>.vae.safetensors|.vae.pt|.vae.ckpt` next to the checkpoint, then in vae_dir."""
+    """A1111 "Automatic": `<stem>.vae.safetensors|.pt|.ckpt` next to the checkpoint, then in vae_dir."""
     ckpt_path = Path(ckpt_path)
     folders = [ckpt_path.parent] + ([Path(vae_dir)] if vae_dir else [])
     for folder in folders:
@@ -395,7 +403,8 @@ def load_vae(path: Path | str, like) -> Any:
                 target.save_config(tmp)
                 vae = AutoencoderKL.from_single_file(state_dict, config=tmp, local_files_only=True)
     except _load_errors() as exc:
-        raise CheckpointError(f"{path.name}: not a VAE for this model ({str(exc).splitlines()[0][:200]})") from None
+        why = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path.name}: not a VAE for this model ({why})") from None
     if any(p.is_meta for p in vae.parameters()):
         raise CheckpointError(f"{path.name}: not a VAE for this model (weights missing)")
     return vae.to(device=param.device, dtype=param.dtype).eval()

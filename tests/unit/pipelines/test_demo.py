@@ -25,7 +25,8 @@ def test_demo_checkpoint_is_identical_every_time(tmp_path):
     assert a.name == b.name == DEMO_FILENAME
     assert _sha256(a) == _sha256(b)
     stamp = a.stat().st_mtime_ns
-    assert ensure_demo_checkpoint(tmp_path / "a") == a and a.stat().st_mtime_ns == stamp  # kept, not rewritten
+    assert ensure_demo_checkpoint(tmp_path / "a") == a
+    assert a.stat().st_mtime_ns == stamp  # kept, not rewritten
     assert not list((tmp_path / "a").glob(".*.tmp"))
 
 
@@ -35,7 +36,8 @@ def test_demo_checkpoint_loads_offline_and_generates(tmp_path, no_network):
     renamed = path.rename(tmp_path / "my-demo.safetensors")  # known by its metadata, not its name
     pipe, info = load_pipeline(renamed)
     pipe.set_progress_bar_config(disable=True)
-    assert (info.architecture, info.config_source, type(pipe).__name__) == ("sd15", "demo", "StableDiffusionPipeline")
+    assert (info.architecture, info.config_source) == ("sd15", "demo")
+    assert type(pipe).__name__ == "StableDiffusionPipeline"
     image = pipe("a lighthouse", num_inference_steps=2, height=64, width=64, output_type="np",
                  generator=torch.Generator().manual_seed(0)).images
     assert image.shape == (1, 64, 64, 3) and np.isfinite(image).all() and image.std() > 0.01
@@ -83,8 +85,8 @@ def test_download_skips_when_the_file_is_there(tmp_path, no_network):
 
 
 @pytest.mark.parametrize("size", [512])
-def test_demo_is_fast_at_full_size(size, tmp_path):
-    """The demo must stay quick at the UI's default 512x512 on a CPU (generous bound for slow CI)."""
+def test_demo_is_fast_at_full_size(size):
+    """The demo stays quick at the UI's default 512x512 on a CPU (a loose bound: shared CI machines are busy)."""
     from modules.pipelines.demo import build_demo_pipeline
 
     pipe = build_demo_pipeline()
@@ -93,4 +95,5 @@ def test_demo_is_fast_at_full_size(size, tmp_path):
     pipe(prompt="a lighthouse", num_inference_steps=4, height=size, width=size, output_type="latent",
          callback_on_step_end=lambda p, i, t, kw: stamps.append(time.perf_counter()) or kw)
     per_step = (stamps[-1] - stamps[0]) / (len(stamps) - 1)
-    assert per_step < 0.5, f"{per_step:.3f} s/step"
+    # ~0.06 s/step on an idle 2-core CPU; a full-size SD1.5 UNet would take tens of seconds
+    assert per_step < 5.0, f"{per_step:.3f} s/step"

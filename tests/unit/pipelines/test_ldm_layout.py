@@ -1,31 +1,21 @@
-"""Exporting diffusers pipelines to the LDM/A1111 single-file layout, checked against diffusers' own loader."""
+"""Exporting diffusers pipelines to the A1111 single-file layout, checked against diffusers' own loader."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from diffusers import (
-    AutoencoderKL,
-    StableDiffusionInpaintPipeline,
-    StableDiffusionPipeline,
-    StableDiffusionXLPipeline,
-    UNet2DConditionModel,
-)
+from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
 from diffusers.loaders import single_file_utils as sfu
 from PIL import Image
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
 from modules.paths import CONFIGS_DIR
 from modules.pipelines.ldm_layout import (
-    UNET_PREFIX,
-    VAE_PREFIX,
-    clip_to_ldm,
     export_ldm_state_dict,
     open_clip_to_ldm,
     save_ldm_checkpoint,
     unet_to_ldm,
-    vae_to_ldm,
 )
+from tests.fixtures.full_size import meta_pipeline_parts
 from tests.fixtures.tiny_models import (
     build_tiny_inpaint_pipeline,
     build_tiny_sd15_pipeline,
@@ -42,13 +32,14 @@ COMPONENTS = ("unet", "vae", "text_encoder", "text_encoder_2")
 
 
 def _generate(pipe, kind: str) -> np.ndarray:
-    args = dict(prompt="a photo of a cat", num_inference_steps=2, height=64, width=64, output_type="np",
-                generator=torch.Generator().manual_seed(42))
+    args = {"prompt": "a photo of a cat", "num_inference_steps": 2, "height": 64, "width": 64,
+            "output_type": "np",
+                "generator": torch.Generator().manual_seed(42)}
     if kind == "inpaint":
         image = Image.fromarray(np.arange(64 * 64 * 3, dtype=np.uint8).reshape(64, 64, 3))
         mask = Image.new("L", (64, 64), 0)
         mask.paste(255, (16, 16, 48, 48))
-        args |= dict(image=image, mask_image=mask)
+        args |= {"image": image, "mask_image": mask}
     return pipe(**args).images
 
 
@@ -78,7 +69,8 @@ def test_ldm_names_follow_a1111(tiny_sd15_pipe):
                 "model.diffusion_model.output_blocks.2.2.conv.weight",
                 "model.diffusion_model.output_blocks.3.0.skip_connection.weight",
                 "model.diffusion_model.time_embed.2.bias", "model.diffusion_model.out.2.weight",
-                "first_stage_model.decoder.up.1.block.1.conv1.weight", "first_stage_model.encoder.down.0.downsample.conv.weight",
+                "first_stage_model.decoder.up.1.block.1.conv1.weight",
+                "first_stage_model.encoder.down.0.downsample.conv.weight",
                 "cond_stage_model.transformer.text_model.final_layer_norm.weight"):
         assert key in sd, key
     assert sd["first_stage_model.encoder.mid.attn_1.q.weight"].ndim == 4
@@ -93,46 +85,30 @@ def test_sdxl_text_encoders_use_open_clip_names():
     assert "label_emb.0.0.weight" in unet_to_ldm(pipe.unet)
 
 
-ARCH_TYPES = {"sd15": "v1", "sd15-inpaint": "inpainting", "sd2": "v2", "sd2-v": "v2", "sd2-inpaint": "inpainting_v2", "sdxl-base": "xl_base",
-              "sdxl-inpaint": "xl_inpaint", "sdxl-refiner": "xl_refiner"}
+ARCH_TYPES = {"sd15": "v1", "sd15-inpaint": "inpainting", "sd2": "v2", "sd2-v": "v2",
+              "sd2-inpaint": "inpainting_v2", "sdxl-base": "xl_base", "sdxl-inpaint": "xl_inpaint",
+              "sdxl-refiner": "xl_refiner"}
+
+
+def _shapes(sd) -> dict[str, tuple[int, ...]]:
+    return {k.removeprefix("text_model."): tuple(v.shape) for k, v in sd.items()}
 
 
 @pytest.mark.parametrize("arch", sorted(ARCH_TYPES))
 def test_full_size_layout_matches_diffusers_converter(arch):
     """Full-size models on the meta device: diffusers' LDM converter must give back every name and shape."""
-    from accelerate import init_empty_weights
-
-    folder = CONFIGS_DIR / arch
-    with init_empty_weights():
-        unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(folder / "unet"))
-        vae = AutoencoderKL.from_config(AutoencoderKL.load_config(folder / "vae"))
-        te = te2 = None
-        if (folder / "text_encoder").exists():
-            te = CLIPTextModel(CLIPTextConfig.from_pretrained(folder / "text_encoder"))
-        if (folder / "text_encoder_2").exists():
-            te2 = CLIPTextModelWithProjection(CLIPTextConfig.from_pretrained(folder / "text_encoder_2"))
-
-    def shapes(sd):
-        return {k: tuple(v.shape) for k, v in sd.items()}
-
-    ldm = {UNET_PREFIX + k: v for k, v in unet_to_ldm(unet).items()}
-    ldm |= {VAE_PREFIX + k: v for k, v in vae_to_ldm(vae).items()}
-    if te2 is None:
-        ldm |= {("cond_stage_model.model." if te.config.hidden_act == "gelu" else
-                 "cond_stage_model.transformer.text_model.") + k: v
-                for k, v in (open_clip_to_ldm(te) if te.config.hidden_act == "gelu" else clip_to_ldm(te)).items()}
-    else:
-        if te is not None:
-            ldm |= {"conditioner.embedders.0.transformer.text_model." + k: v for k, v in clip_to_ldm(te).items()}
-        prefix = "conditioner.embedders.1.model." if te is not None else "conditioner.embedders.0.model."
-        ldm |= {prefix + k: v for k, v in open_clip_to_ldm(te2, with_projection=True).items()}
-
+    parts = meta_pipeline_parts(CONFIGS_DIR / arch)
+    ldm = export_ldm_state_dict(parts)
     assert sfu.infer_diffusers_model_type(ldm) == ARCH_TYPES[arch]
-    assert shapes(sfu.convert_ldm_unet_checkpoint(ldm, dict(unet.config))) == shapes(unet.state_dict())
-    assert shapes(sfu.convert_ldm_vae_checkpoint(ldm, dict(vae.config))) == shapes(vae.state_dict())
+    unet, vae = parts.unet, parts.vae
+    assert _shapes(sfu.convert_ldm_unet_checkpoint(ldm, dict(unet.config))) == _shapes(unet.state_dict())
+    assert _shapes(sfu.convert_ldm_vae_checkpoint(ldm, dict(vae.config))) == _shapes(vae.state_dict())
+    te, te2 = parts.text_encoder, parts.text_encoder_2
     if te2 is not None:
         prefix = "conditioner.embedders.1.model." if te is not None else "conditioner.embedders.0.model."
-        assert shapes(sfu.convert_open_clip_checkpoint(te2, ldm, prefix=prefix)) == shapes(te2.state_dict())
-    if te is not None and te.config.hidden_act == "gelu":
+        assert _shapes(sfu.convert_open_clip_checkpoint(te2, ldm, prefix=prefix)) == _shapes(te2.state_dict())
+    if te is not None and te.config.hidden_act == "gelu":  # SD2's OpenCLIP ViT-H
         back = sfu.convert_open_clip_checkpoint(te, ldm, prefix="cond_stage_model.model.")
-        assert shapes({k.removeprefix("text_model."): v for k, v in back.items()}) == shapes(te.state_dict())
+        assert _shapes(back) == _shapes(te.state_dict())
+    elif te is not None:  # OpenAI CLIP ViT-L (SD1, SDXL's first encoder)
+        assert _shapes(sfu.convert_ldm_clip_checkpoint(ldm)) == _shapes(te.state_dict())

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -25,6 +24,7 @@ from modules.pipelines.loading import (
     prediction_from_probe,
     read_state_dict,
 )
+from tests.fixtures.full_size import meta_pipeline_parts
 from tests.fixtures.tiny_models import build_tiny_sd15_pipeline
 
 
@@ -83,7 +83,8 @@ def test_bundled_config_rebuilds_released_architecture(arch):
                 sizes.append(sum(p.numel() for p in model.parameters()))
     assert tuple(sizes) == RELEASED_SIZES[arch]
     sched = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
-    assert (sched["beta_start"], sched["beta_end"], sched["beta_schedule"]) == (0.00085, 0.012, "scaled_linear")
+    betas = (sched["beta_start"], sched["beta_end"], sched["beta_schedule"])
+    assert betas == (0.00085, 0.012, "scaled_linear")
     assert sched["steps_offset"] == 1 and sched["timestep_spacing"] == "leading"
     assert sched["prediction_type"] == ("v_prediction" if arch == "sd2-v" else "epsilon")
 
@@ -100,10 +101,11 @@ LOAD_CASES = {  # fixture -> (architecture, pipeline class)
 
 
 def _run(pipe, task: str) -> np.ndarray:
-    args = dict(prompt="a red cube", num_inference_steps=2, height=64, width=64, output_type="np",
-                generator=torch.Generator().manual_seed(7))
+    args = {"prompt": "a red cube", "num_inference_steps": 2, "height": 64, "width": 64, "output_type": "np",
+                "generator": torch.Generator().manual_seed(7)}
     if task == "inpaint":
-        args |= dict(image=Image.new("RGB", (64, 64), (90, 30, 200)), mask_image=Image.new("L", (64, 64), 255))
+        args |= {"image": Image.new("RGB", (64, 64), (90, 30, 200)),
+                 "mask_image": Image.new("L", (64, 64), 255)}
     return pipe(**args).images
 
 
@@ -128,7 +130,7 @@ def test_single_file_gives_the_same_image_as_the_pipeline_it_came_from(tiny_sd15
 def test_explicit_config_dir_and_bundled_mismatch(tiny_sd15_checkpoint, tmp_path, no_network):
     lonely = tmp_path / "renamed.safetensors"  # no sibling config: the bundled full-size one is chosen
     shutil.copy(tiny_sd15_checkpoint.path, lonely)
-    pipe, info = load_pipeline(lonely, config_dir=tiny_sd15_checkpoint.config_dir)
+    _pipe, info = load_pipeline(lonely, config_dir=tiny_sd15_checkpoint.config_dir)
     assert info.config_source == "argument" and info.architecture == "sd15"
     with pytest.raises(CheckpointError, match=r"renamed\.safetensors: could not be loaded as sd15"):
         load_pipeline(lonely)
@@ -142,7 +144,8 @@ def test_damaged_files_raise_checkpoint_error_naming_the_file(damage, suffix, ti
     data = source.read_bytes()
     bad = tmp_path / f"broken-{damage}{suffix}"
     bad.write_bytes(b"\x00not a model\xff" * 64 if damage == "garbage" else data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match=rf"^broken-{damage}\{suffix}: not a readable checkpoint \(.+\)"):
+    expected = rf"^broken-{damage}\{suffix}: not a readable checkpoint \(.+\)"
+    with pytest.raises(CheckpointError, match=expected):
         load_pipeline(bad)
 
 
@@ -153,7 +156,8 @@ class _NotATensor:
 def test_pickles_with_objects_are_refused(tmp_path):
     path = tmp_path / "evil.ckpt"
     torch.save({"state_dict": {"x": torch.zeros(1)}, "payload": _NotATensor()}, path)
-    with pytest.raises(CheckpointError, match=r"^evil\.ckpt: not a readable checkpoint \(it pickles \S+_NotATensor"):
+    expected = r"^evil\.ckpt: not a readable checkpoint \(it pickles \S+_NotATensor"
+    with pytest.raises(CheckpointError, match=expected):
         read_state_dict(path)
 
 
@@ -198,10 +202,11 @@ def test_yaml_override_with_v_parameterization_picks_v_prediction(tmp_path):
 
 
 @pytest.mark.parametrize("facts, arch", [
-    (dict(context_dim=768), "sd15"), (dict(context_dim=768, in_channels=9), "sd15-inpaint"),
-    (dict(context_dim=1024, in_channels=9), "sd2-inpaint"), (dict(context_dim=2048, sgm=True), "sdxl-base"),
-    (dict(context_dim=2048, in_channels=9, sgm=True), "sdxl-inpaint"),
-    (dict(context_dim=1280, sgm=True), "sdxl-refiner"),
+    ({"context_dim": 768}, "sd15"), ({"context_dim": 768, "in_channels": 9}, "sd15-inpaint"),
+    ({"context_dim": 1024, "in_channels": 9}, "sd2-inpaint"),
+    ({"context_dim": 2048, "sgm": True}, "sdxl-base"),
+    ({"context_dim": 2048, "in_channels": 9, "sgm": True}, "sdxl-inpaint"),
+    ({"context_dim": 1280, "sgm": True}, "sdxl-refiner"),
 ])
 def test_yaml_facts_map_to_bundled_folders(facts, arch, tmp_path):
     assert architecture_from_yaml(_yaml(tmp_path / "m.yaml", **facts)) == arch
@@ -218,18 +223,8 @@ def test_yaml_that_disagrees_with_the_keys_is_an_error(tiny_sd15_checkpoint, tmp
 @pytest.mark.parametrize("arch", ["sd15", "sd15-inpaint", "sd2-v", "sd2-inpaint", "sdxl-base", "sdxl-inpaint",
                                   "sdxl-refiner"])
 def test_detect_architecture_on_full_size_layouts(arch):
-    from accelerate import init_empty_weights
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
-
-    folder = CONFIGS_DIR / arch
-    with init_empty_weights():
-        parts = {"unet": UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(folder / "unet")),
-                 "vae": AutoencoderKL.from_config(AutoencoderKL.load_config(folder / "vae"))}
-        for name, cls in (("text_encoder", CLIPTextModel), ("text_encoder_2", CLIPTextModelWithProjection)):
-            if (folder / name).is_dir():
-                parts[name] = cls(CLIPTextConfig.from_pretrained(folder / name))
-    assert detect_architecture(export_ldm_state_dict(SimpleNamespace(**parts))) == arch
+    parts = meta_pipeline_parts(CONFIGS_DIR / arch)
+    assert detect_architecture(export_ldm_state_dict(parts)) == arch
 
 
 def test_probe_tells_epsilon_from_v():
