@@ -86,7 +86,7 @@ def test_download_skips_when_the_file_is_there(tmp_path, no_network):
 
 @pytest.mark.parametrize("size", [512])
 def test_demo_is_fast_at_full_size(size):
-    """The demo stays quick at the UI's default 512x512 on a CPU (a loose bound: shared CI machines are busy)."""
+    """The demo stays quick at the UI default 512x512 on a CPU (loose bound: shared CI machines are busy)."""
     from modules.pipelines.demo import build_demo_pipeline
 
     pipe = build_demo_pipeline()
