@@ -7,18 +7,23 @@ are (A1111 does the same), and the caller asks `stop_requested` whether to run f
 """
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from PIL import Image
 
 from modules.generation.prompting import tensor_inputs
 from modules.generation.runtime import (
     callback_tensor_names,
     chain_callbacks,
+    derived_pipeline,
     scheduler_swapped,
     seamless_tiling,
 )
+from modules.jobs.progress import JobInterrupted
 from modules.pipelines.memory import execution_device
 from modules.samplers import build_scheduler, model_scheduler_config
 
@@ -40,6 +45,22 @@ class PassSpec:
 def stop_requested(progress) -> bool:
     """True once interrupt or skip was pressed for the running job."""
     return progress is not None and (progress.interrupted or progress.skip_requested)
+
+
+def run_batches(n_iter: int, batch_size: int, progress, run_batch: Callable[[int, slice], None]) -> bool:
+    """Call run_batch(index, image slice) n_iter times; a skip ends one batch, an interrupt the loop.
+    Returns True when the job was interrupted (the images made so far stay with the caller)."""
+    try:
+        for index in range(n_iter):
+            if progress is not None and progress.interrupted:
+                return True
+            with progress.batch(index) if progress is not None else contextlib.nullcontext():
+                run_batch(index, slice(index * batch_size, (index + 1) * batch_size))
+                if progress is not None:
+                    progress.check()  # after the images are kept: JobSkipped ends this batch only
+    except JobInterrupted:
+        return True
+    return False
 
 
 def progress_callback(progress, spec: PassSpec):
@@ -78,3 +99,30 @@ def decode_latents(pipe, latents: torch.Tensor) -> list:
             if upcast:
                 vae.to(original)
     return pipe.image_processor.postprocess(images, output_type="pil")
+
+
+def encode_images(pipe, images: list, width: int, height: int) -> torch.Tensor:
+    """PIL images -> latents (scaled by the VAE factor) at width x height pixels, from the VAE's mean."""
+    vae = pipe.vae
+    pixels = pipe.image_processor.preprocess(images, height=height, width=width)
+    with torch.no_grad():
+        pixels = pixels.to(device=execution_device(pipe), dtype=vae.dtype)
+        latents = vae.encode(pixels).latent_dist.mean  # the mean, not a sample: no extra randomness
+    return latents * vae.config.scaling_factor
+
+
+def is_inpaint_unet(pipe) -> bool:
+    """True for inpainting checkpoints: the UNet also reads the mask and the masked image (9 channels)."""
+    unet = getattr(pipe, "unet", None)
+    return unet is not None and unet.config.in_channels == 9
+
+
+def img2img_inputs(model, env, start, width: int, height: int) -> tuple[Any, dict[str, Any]]:
+    """(pipeline, kwargs) for an img2img pass from `start` (PIL images or latents). An inpainting checkpoint
+    goes through its inpaint pipeline with an all-repaint mask, A1111's conditioning for such models."""
+    if not is_inpaint_unet(model.pipe):
+        return derived_pipeline(model, "img2img", env), {"image": start}
+    pipe = derived_pipeline(model, "inpaint", env)
+    images = decode_latents(pipe, start) if isinstance(start, torch.Tensor) else list(start)
+    white = Image.new("L", (width, height), 255)
+    return pipe, {"image": images, "mask_image": [white] * len(images), "width": width, "height": height}

@@ -74,3 +74,10 @@ def tensor_inputs(cond) -> list[str]:
     if callback is None:
         return []
     return list(getattr(callback, "tensor_inputs", None) or ("prompt_embeds", "negative_prompt_embeds"))
+
+
+def prepare(factory: ConditioningFactory, pipe, prompts: list[str], negatives: list[str], env, *, steps: int,
+            clip_skip: int, hires_steps: int | None = None):
+    """Call the conditioning factory with the job's clip skip (A1111 terms), emphasis and padding settings."""
+    return factory(pipe, prompts, negatives, steps=steps, hires_steps=hires_steps, clip_skip=clip_skip,
+                   emphasis=str(env.setting("emphasis")), pad_conds=bool(env.setting("pad_cond_uncond")))

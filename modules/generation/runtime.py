@@ -39,7 +39,7 @@ def derived_pipeline(model, task: str, env: GenerationEnv):
         return manager.pipeline_for(task)
     # A model the manager does not hold (tests, the refiner): derive directly, sharing the modules.
     base = model.pipe
-    if task == getattr(base, "_webui_task", "txt2img"):
+    if task in ("txt2img", getattr(base, "_webui_task", "txt2img")):  # as PipelineManager.pipeline_for
         return base
     from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting, AutoPipelineForText2Image
 

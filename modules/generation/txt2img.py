@@ -5,8 +5,6 @@ conditioning -> first pass -> refiner -> hires pass -> infotexts. Stopping keeps
 """
 from __future__ import annotations
 
-import contextlib
-import inspect
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -16,18 +14,26 @@ from PIL import Image
 
 from modules.generation import hires as hr
 from modules.generation.info import image_infotext
-from modules.generation.passes import PassSpec, decode_latents, run_pass, stop_requested
+from modules.generation.passes import (
+    PassSpec,
+    decode_latents,
+    img2img_inputs,
+    is_inpaint_unet,
+    run_batches,
+    run_pass,
+    stop_requested,
+)
 from modules.generation.prompting import (
     ConditioningFactory,
     default_conditioning_factory,
     job_prompts,
+    prepare,
     strip_comments,
 )
 from modules.generation.refiner import Refiner, load_refiner
 from modules.generation.runtime import GenerationEnv, derived_pipeline, unet_dtype
 from modules.generation.seeds import create_latents, fresh_generators, job_seeds, step_generators
 from modules.generation.validation import validate_request
-from modules.jobs.progress import JobInterrupted
 from modules.pipelines.memory import execution_device
 from modules.samplers import resolve_sampler
 from modules.types import GenerationRequest, GenerationResult
@@ -71,20 +77,15 @@ def generate_txt2img(model, request: GenerationRequest, *, progress=None,
         progress.set_total(plan.first.steps + (plan.hires_pass.steps if plan.hires_pass else 0), request.n_iter)
 
     # 4. The batches. Skip ends one batch, interrupt the job; both keep the images already made.
-    pipe = derived_pipeline(model, "txt2img", env)
+    # An inpainting checkpoint generates from text through its inpaint pipeline, everything masked.
+    pipe = derived_pipeline(model, "inpaint" if is_inpaint_unet(model.pipe) else "txt2img", env)
+
+    def run_batch(index: int, batch: slice) -> None:
+        images, cond = run_txt2img_batch(model, pipe, plan, seeds[batch], subseeds[batch], factory, env, progress)
+        collect_images(result, model, plan, images, seeds[batch], subseeds[batch], cond)
+
     try:
-        for index in range(request.n_iter):
-            if progress is not None and progress.interrupted:
-                raise JobInterrupted(progress.job_id)
-            batch = slice(index * request.batch_size, (index + 1) * request.batch_size)
-            with progress.batch(index) if progress is not None else contextlib.nullcontext():
-                images, cond = run_txt2img_batch(model, pipe, plan, seeds[batch], subseeds[batch], factory, env,
-                                                 progress)
-                collect_images(result, model, plan, images, seeds[batch], subseeds[batch], cond)
-                if progress is not None:
-                    progress.check()  # JobSkipped ends this batch only; JobInterrupted ends the loop
-    except JobInterrupted:
-        result.interrupted = True
+        result.interrupted = run_batches(request.n_iter, request.batch_size, progress, run_batch)
     finally:
         if plan.refiner is not None:
             plan.refiner.close()
@@ -127,8 +128,8 @@ def run_txt2img_batch(model, pipe, plan: JobPlan, seeds: list[int], subseeds: li
 
     # b. Conditioning for this batch's prompts.
     hires_steps = plan.hires_pass.steps if plan.hires_pass else None
-    cond = prepare(factory, pipe, plan, [plan.prompt] * count, [plan.negative] * count, env,
-                   steps=request.steps, hires_steps=hires_steps)
+    cond = prepare(factory, pipe, [plan.prompt] * count, [plan.negative] * count, env,
+                   steps=request.steps, clip_skip=plan.clip_skip, hires_steps=hires_steps)
 
     # c. First pass; it hands over latents when a refiner or a latent upscaler comes next.
     keep_latents = plan.refiner is not None or (plan.hires is not None and plan.hires.latent)
@@ -149,18 +150,12 @@ def run_txt2img_batch(model, pipe, plan: JobPlan, seeds: list[int], subseeds: li
     return as_images(pipe, output), cond
 
 
-def prepare(factory, pipe, plan: JobPlan, prompts, negatives, env, *, steps: int, hires_steps: int | None = None):
-    """Call the conditioning factory with the job's clip skip, emphasis and padding settings."""
-    return factory(pipe, prompts, negatives, steps=steps, hires_steps=hires_steps, clip_skip=plan.clip_skip,
-                   emphasis=str(env.setting("emphasis")), pad_conds=bool(env.setting("pad_cond_uncond")))
-
-
 def run_refiner(plan: JobPlan, latents, seeds, factory, env, progress):
     """The refiner's share of the schedule (denoising_start = switch point) on the base's latents."""
     request, refiner = plan.request, plan.refiner
     keep_latents = plan.hires is not None and plan.hires.latent
-    cond = prepare(factory, refiner.pipe, plan, [plan.prompt] * len(seeds), [plan.negative] * len(seeds), env,
-                   steps=request.steps)
+    cond = prepare(factory, refiner.pipe, [plan.prompt] * len(seeds), [plan.negative] * len(seeds), env,
+                   steps=request.steps, clip_skip=plan.clip_skip)
     spec = replace(plan.first, seed=seeds[0], step_offset=int(request.steps * refiner.switch_at),
                    steps=request.steps - int(request.steps * refiner.switch_at))
     return run_pass(refiner.pipe, cond, spec, progress, image=latents, denoising_start=refiner.switch_at,
@@ -177,14 +172,14 @@ def run_hires(model, plan: JobPlan, output, seeds, factory, env, progress, pipe)
         upscaled = [hr.upscale_image(image, size) for image in as_images(pipe, output)]
     if plan.hires_pass.steps < 1:  # denoising strength 0: the upscale is the result, as in A1111
         return upscaled
-    img2img = derived_pipeline(model, "img2img", env)
+    img2img, inputs = img2img_inputs(model, env, upscaled, size.width, size.height)
     prompts = [strip_comments(request.hr_prompt) or plan.prompt] * len(seeds)
     negatives = [strip_comments(request.hr_negative_prompt) or plan.negative] * len(seeds)
-    cond = prepare(factory, img2img, plan, prompts, negatives, env, steps=plan.hires_pass.steps)
+    cond = prepare(factory, img2img, prompts, negatives, env, steps=plan.hires_pass.steps, clip_skip=plan.clip_skip)
     cfg = request.hr_cfg_scale if request.hr_cfg_scale is not None else request.cfg_scale
-    return run_pass(img2img, cond, replace(plan.hires_pass, seed=seeds[0]), progress, image=upscaled,
-                    strength=request.denoising_strength, num_inference_steps=size.steps, guidance_scale=cfg,
-                    eta=plan.eta, generator=fresh_generators(seeds), output_type="pil").images
+    return run_pass(img2img, cond, replace(plan.hires_pass, seed=seeds[0]), progress, strength=request.denoising_strength,
+                    num_inference_steps=size.steps, guidance_scale=cfg, eta=plan.eta,
+                    generator=fresh_generators(seeds), output_type="pil", **inputs).images
 
 
 def as_images(pipe, output) -> list[Image.Image]:
@@ -194,7 +189,7 @@ def as_images(pipe, output) -> list[Image.Image]:
 
 def inpaint_model_inputs(pipe, request: GenerationRequest, count: int) -> dict[str, Any]:
     """txt2img on an inpainting checkpoint: everything masked over a gray image, as A1111 conditions it."""
-    if "mask_image" not in inspect.signature(pipe.__call__).parameters:
+    if not is_inpaint_unet(pipe):
         return {}
     gray = Image.new("RGB", (request.width, request.height), (127, 127, 127))
     white = Image.new("L", (request.width, request.height), 255)

@@ -1,0 +1,102 @@
+"""img2img: n_iter batches from request.init_images (image i starts from init_images[i % count]), with the
+four A1111 resize modes and denoising strength; a mask (or transparency) makes it an inpaint job.
+
+Noise comes from one fresh CPU generator per image seed (diffusers draws it in the pipeline), so a batch
+equals single runs; variation seeds and seed resize apply to txt2img only.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from modules.generation.inpaint import run_inpaint_batch
+from modules.generation.masks import mask_from_request, read_image, resize_image
+from modules.generation.passes import encode_images, img2img_inputs, run_batches, run_pass
+from modules.generation.prompting import ConditioningFactory, default_conditioning_factory, prepare
+from modules.generation.runtime import GenerationEnv
+from modules.generation.seeds import fresh_generators, job_seeds
+from modules.generation.txt2img import JobPlan, collect_images, plan_job
+from modules.generation.validation import validate_request
+from modules.types import GenerationRequest, GenerationResult
+
+LATENT_RESIZE = 3  # "Just resize (latent upscale)"
+
+
+def generate_img2img(model, request: GenerationRequest, *, progress=None,
+                     conditioning_factory: ConditioningFactory | None = None,
+                     env: GenerationEnv | None = None) -> GenerationResult:
+    """Generate request.n_iter x request.batch_size images of width x height pixels from init images."""
+    env = env or GenerationEnv()
+    factory = conditioning_factory or default_conditioning_factory()
+
+    # 1. Validate; read the images and the mask (errors name init_images / mask).
+    validate_request(request)
+    inits = [read_image(image, "init_images") for image in request.init_images]
+    mask = mask_from_request(request.mask, inits[0], bool(request.inpainting_mask_invert))
+
+    # 2. Plan: prompts, sampler, clip skip. img2img has no hires pass or refiner (as in A1111's UI).
+    plan = plan_job(model, request.with_changes(mask=mask, enable_hr=False, refiner_checkpoint=""), env)
+    # diffusers runs int(steps * strength) steps from the noised image, as A1111 does by default.
+    plan.first = replace(plan.first, steps=int(request.steps * request.denoising_strength))
+    result = GenerationResult(job_timestamp=datetime.now().strftime("%Y%m%d%H%M%S"), warnings=list(plan.warnings))
+    if request.initial_noise_multiplier != 1.0:
+        result.warnings.append("Noise multiplier is not applied: diffusers adds the initial noise itself")
+
+    # 3. Seeds of every image: image i gets seed + i.
+    total = request.total_images
+    seeds, subseeds = job_seeds(request.seed, total), job_seeds(request.subseed, total)
+    if progress is not None:
+        progress.set_total(max(plan.first.steps, 1), request.n_iter)
+
+    # 4. The batches.
+    def run_batch(index: int, batch: slice) -> None:
+        batch_inits = [inits[i % len(inits)] for i in range(batch.start, batch.stop)]
+        if mask is not None:
+            images, cond = run_inpaint_batch(model, plan, batch_inits, mask, seeds[batch], factory, env, progress)
+        else:
+            images, cond = run_img2img_batch(model, plan, batch_inits, seeds[batch], factory, env, progress)
+        collect_images(result, model, plan, images, seeds[batch], subseeds[batch], cond)
+
+    result.interrupted = run_batches(request.n_iter, request.batch_size, progress, run_batch)
+    return result
+
+
+def run_img2img_batch(model, plan: JobPlan, inits: list[Image.Image], seeds: list[int],
+                      factory: ConditioningFactory, env: GenerationEnv, progress):
+    """One plain img2img batch; returns (images, conditioning)."""
+    request, count = plan.request, len(seeds)
+    width, height = request.width, request.height
+
+    # a. The start images at the requested size (latent mode: encode, then resize the latents).
+    resized = [resize_image(image.convert("RGB"), width, height, request.resize_mode) for image in inits]
+    if plan.first.steps < 1:  # denoising strength ~0: nothing to denoise, the resized image is the result
+        return resized, None
+    start = resized
+    if request.resize_mode == LATENT_RESIZE:
+        start = latent_resized(model.pipe, inits, width, height)
+    pipe, inputs = img2img_inputs(model, env, start, width, height)
+
+    # b. Conditioning and the pass.
+    cond = prepare(factory, pipe, [plan.prompt] * count, [plan.negative] * count, env,
+                   steps=plan.first.steps, clip_skip=plan.clip_skip)
+    output = run_pass(pipe, cond, replace(plan.first, seed=seeds[0]), progress,
+                      strength=request.denoising_strength, num_inference_steps=request.steps,
+                      guidance_scale=request.cfg_scale, eta=plan.eta, generator=fresh_generators(seeds),
+                      output_type="pil", **inputs)
+    return list(output.images), cond
+
+
+def latent_resized(pipe, inits: list[Image.Image], width: int, height: int):
+    """Resize mode 3: encode each image at its own size (multiple of the VAE factor), resize the latents."""
+    factor = pipe.vae_scale_factor
+    latents = []
+    for image in inits:
+        own_w, own_h = max(factor, image.width // factor * factor), max(factor, image.height // factor * factor)
+        encoded = encode_images(pipe, [image.convert("RGB")], own_w, own_h)
+        latents.append(F.interpolate(encoded.float(), size=(height // factor, width // factor),
+                                     mode="bilinear").to(encoded.dtype))
+    return torch.cat(latents)
