@@ -73,6 +73,14 @@ def tiny_sdxl_checkpoint(tiny_checkpoints_dir):
 
 
 @pytest.fixture(scope="session")
+def tiny_sdxl_refiner_checkpoint(tiny_checkpoints_dir):
+    """TinyCheckpoint: SDXL-refiner-shaped A1111 .safetensors (OpenCLIP only, in conditioner.embedders.0)."""
+    from tests.fixtures.checkpoints import write_single_file
+
+    return write_single_file("sdxl-refiner", tiny_checkpoints_dir)
+
+
+@pytest.fixture(scope="session")
 def tiny_inpaint_checkpoint(tiny_checkpoints_dir):
     """TinyCheckpoint: SD1.5-inpainting-shaped A1111 .safetensors (9-channel UNet input)."""
     from tests.fixtures.checkpoints import write_single_file

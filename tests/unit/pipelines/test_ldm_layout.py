@@ -4,7 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
+from diffusers import (
+    StableDiffusionInpaintPipeline,
+    StableDiffusionPipeline,
+    StableDiffusionXLImg2ImgPipeline,
+    StableDiffusionXLPipeline,
+)
 from diffusers.loaders import single_file_utils as sfu
 from PIL import Image
 
@@ -20,6 +25,7 @@ from tests.fixtures.tiny_models import (
     build_tiny_inpaint_pipeline,
     build_tiny_sd15_pipeline,
     build_tiny_sdxl_pipeline,
+    build_tiny_sdxl_refiner_pipeline,
     write_config_folder,
 )
 
@@ -27,19 +33,21 @@ CASES = {
     "sd15": (build_tiny_sd15_pipeline, StableDiffusionPipeline),
     "sdxl": (build_tiny_sdxl_pipeline, StableDiffusionXLPipeline),
     "inpaint": (build_tiny_inpaint_pipeline, StableDiffusionInpaintPipeline),
+    "refiner": (build_tiny_sdxl_refiner_pipeline, StableDiffusionXLImg2ImgPipeline),
 }
 COMPONENTS = ("unet", "vae", "text_encoder", "text_encoder_2")
 
 
 def _generate(pipe, kind: str) -> np.ndarray:
     args = {"prompt": "a photo of a cat", "num_inference_steps": 2, "height": 64, "width": 64,
-            "output_type": "np",
-                "generator": torch.Generator().manual_seed(42)}
+            "output_type": "np", "generator": torch.Generator().manual_seed(42)}
+    image = Image.fromarray(np.arange(64 * 64 * 3, dtype=np.uint8).reshape(64, 64, 3))
     if kind == "inpaint":
-        image = Image.fromarray(np.arange(64 * 64 * 3, dtype=np.uint8).reshape(64, 64, 3))
         mask = Image.new("L", (64, 64), 0)
         mask.paste(255, (16, 16, 48, 48))
         args |= {"image": image, "mask_image": mask}
+    elif kind == "refiner":
+        args |= {"image": image, "strength": 1.0}
     return pipe(**args).images
 
 

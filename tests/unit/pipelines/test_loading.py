@@ -96,6 +96,7 @@ LOAD_CASES = {  # fixture -> (architecture, pipeline class)
     "tiny_sd15_ckpt": ("sd15", "StableDiffusionPipeline"),
     "tiny_sdxl_checkpoint": ("sdxl-base", "StableDiffusionXLPipeline"),
     "tiny_inpaint_checkpoint": ("sd15-inpaint", "StableDiffusionInpaintPipeline"),
+    "tiny_sdxl_refiner_checkpoint": ("sdxl-refiner", "StableDiffusionXLImg2ImgPipeline"),
     "tiny_diffusers_folder": ("sd15", "StableDiffusionPipeline"),
 }
 
@@ -103,9 +104,10 @@ LOAD_CASES = {  # fixture -> (architecture, pipeline class)
 def _run(pipe, task: str) -> np.ndarray:
     args = {"prompt": "a red cube", "num_inference_steps": 2, "height": 64, "width": 64, "output_type": "np",
                 "generator": torch.Generator().manual_seed(7)}
+    if task in ("inpaint", "img2img"):
+        args |= {"image": Image.new("RGB", (64, 64), (90, 30, 200)), "strength": 1.0}
     if task == "inpaint":
-        args |= {"image": Image.new("RGB", (64, 64), (90, 30, 200)),
-                 "mask_image": Image.new("L", (64, 64), 255)}
+        args |= {"mask_image": Image.new("L", (64, 64), 255)}
     return pipe(**args).images
 
 
