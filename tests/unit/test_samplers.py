@@ -208,8 +208,17 @@ def test_dpmpp_sde_gets_the_seed():
 
 
 # ---- every sampler runs ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread: a tiny UNet gains nothing from two, and spinning threads stall on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("name", A1111_ORDER)
-def test_every_sampler_makes_a_finite_repeatable_image(tiny_sd15_pipe, name):
+def test_every_sampler_makes_a_finite_repeatable_image(tiny_sd15_pipe, one_thread, name):
     base = model_scheduler_config(tiny_sd15_pipe.scheduler)
     sampler, schedule, _ = resolve_sampler(name)
     first = run(tiny_sd15_pipe, build_scheduler(base, sampler, schedule, seed=7), seed=7)
