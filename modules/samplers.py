@@ -119,6 +119,8 @@ SCHEDULES: tuple[ScheduleSpec, ...] = (
 
 _DPMPP = {"algorithm_type": "dpmsolver++", "solver_type": "midpoint"}
 _SDE = {"algorithm_type": "sde-dpmsolver++", "solver_type": "midpoint"}
+# diffusers switches this on itself (with a logged warning) whenever the zero final sigma is used.
+_SINGLE = {"lower_order_final": True}
 _DISCARD = "A1111 drops the next-to-last sigma (discard_next_to_last_sigma), diffusers does not"
 SAMPLERS: tuple[SamplerSpec, ...] = (
     SamplerSpec("DPM++ 2M", DPMSolverMultistepScheduler, {**_DPMPP, "solver_order": 2}, ("k_dpmpp_2m",),
@@ -134,8 +136,8 @@ SAMPLERS: tuple[SamplerSpec, ...] = (
                 {**_SDE, "solver_order": 2, "solver_type": "heun"},
                 ("k_dpmpp_2m_sde_heun",), "Exponential", note=_GEN_NOISE,
                 api_extra={"brownian_noise": True, "solver_type": "heun"}),
-    SamplerSpec("DPM++ 2S a", DPMSolverSinglestepScheduler, {**_SDE, "solver_order": 2}, ("k_dpmpp_2s_a",),
-                "Karras", second_order=True,
+    SamplerSpec("DPM++ 2S a", DPMSolverSinglestepScheduler, {**_SDE, **_SINGLE, "solver_order": 2},
+                ("k_dpmpp_2s_a",), "Karras", second_order=True,
                 note=("approximated: diffusers has no ancestral single-step DPM++; runs single-step "
                       "order-2 SDE DPM-Solver++ (stochastic like 'a'), one model call per step where A1111 "
                       "makes two"),
@@ -156,14 +158,14 @@ SAMPLERS: tuple[SamplerSpec, ...] = (
     SamplerSpec("DPM2 a", KDPM2AncestralDiscreteScheduler, {}, ("k_dpm_2_a",), "Karras", second_order=True,
                 note=_DISCARD, api_extra={"discard_next_to_last_sigma": True, "uses_ensd": True},
                 more_aliases=("dpm_2_ancestral",)),
-    SamplerSpec("DPM fast", DPMSolverSinglestepScheduler, {**_DPMPP, "solver_order": 3}, ("k_dpm_fast",),
-                uses_schedule=False,
+    SamplerSpec("DPM fast", DPMSolverSinglestepScheduler, {**_DPMPP, **_SINGLE, "solver_order": 3},
+                ("k_dpm_fast",), uses_schedule=False,
                 note=("approximated: single-step order-3 DPM-Solver++ on the model's timesteps; A1111's "
                       "DPM-Solver-fast spaces steps in log-SNR between sigma_min and sigma_max and adds "
                       "eta noise; " + _NO_SCHEDULE),
                 api_extra={"uses_ensd": True}, more_aliases=("dpm_fast",)),
-    SamplerSpec("DPM adaptive", DPMSolverSinglestepScheduler, {**_DPMPP, "solver_order": 3}, ("k_dpm_ad",),
-                uses_schedule=False,
+    SamplerSpec("DPM adaptive", DPMSolverSinglestepScheduler, {**_DPMPP, **_SINGLE, "solver_order": 3},
+                ("k_dpm_ad",), uses_schedule=False,
                 note=("approximated: diffusers has no adaptive step-size control, so this runs exactly "
                       "the given steps with single-step order-3 DPM-Solver++ (same as DPM fast here); "
                       "A1111 ignores the step count and stops at an error tolerance; " + _NO_SCHEDULE),
