@@ -147,6 +147,7 @@ def switch_model(ctx: AppContext, query: str):
     if info is None:
         raise UserInputError(f"no checkpoint matches {query!r}", field="sd_model_checkpoint")
     loaded = ctx.pipelines.load(info)
+    ctx.checkpoints.ensure_hash(info)  # A1111 hashes on first load; the title gains [hash10]
     ctx.model_error = None
     ctx.settings.update({"sd_model_checkpoint": ctx.checkpoints.title_of(info)})
     return loaded
@@ -173,6 +174,7 @@ def load_initial_model(ctx: AppContext) -> None:
     for info in candidates:
         try:
             ctx.pipelines.load(info)
+            ctx.checkpoints.ensure_hash(info)
         except (CheckpointError, OSError, ValueError, RuntimeError) as exc:
             errors.append(f"{info.name}: {exc}")
             log.error("Could not load checkpoint %s", errors[-1])

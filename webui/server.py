@@ -17,8 +17,13 @@ def configure_logging(level: str) -> None:
     logging.basicConfig(level=getattr(logging, level, logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     # Libraries are chatty at INFO; their warnings still show.
-    for noisy in ("httpx", "urllib3", "diffusers", "transformers", "gradio", "uvicorn.access"):
+    for noisy in ("httpx", "urllib3", "gradio", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # diffusers/transformers warn about things users cannot act on (torchvision-less image processors,
+    # dtype casts we do on purpose) and draw progress bars into the log: errors only.
+    for var in ("DIFFUSERS_VERBOSITY", "TRANSFORMERS_VERBOSITY"):
+        os.environ.setdefault(var, "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 def create_app(ctx: AppContext):

@@ -14,7 +14,7 @@ def sd_models(request: Request):
     items = []
     for info in ctx.checkpoints.list():
         items.append(SDModelItem(
-            title=ctx.checkpoints.title_of(info), model_name=info.model_name,
+            title=ctx.checkpoints.title_of(info), model_name=info.api_model_name,
             hash=info.shorthash, sha256=info.hash, filename=str(info.path), config=None,
         ))
     return items
