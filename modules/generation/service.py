@@ -60,6 +60,9 @@ def run_generation(ctx, request: GenerationRequest, job_ctx=None) -> GenerationR
     # 2. The model: the one the request names, for this job only (A1111's restore-afterwards default).
     previous = ctx.pipelines.current
     model = model_for(ctx, request)
+    if getattr(model.checkpoint, "hash", True) is None and hasattr(ctx.checkpoints, "ensure_hash"):
+        # Infotext names the model by hash as A1111 does: hashed once per file, then cached by the registry.
+        model.checkpoint = ctx.checkpoints.ensure_hash(model.checkpoint)
     try:
         # 3. Generate.
         if request.mode == "txt2img":
@@ -92,7 +95,10 @@ def model_for(ctx, request: GenerationRequest):
             return ctx.pipelines.load(info)
         return current
     if current is None:
-        raise UserInputError("no checkpoint is loaded; pick one in the checkpoint list",
+        # Say why (e.g. which file failed to load at start-up), not just that nothing is loaded.
+        reason = getattr(ctx, "model_error", None)
+        raise UserInputError(f"no checkpoint is loaded ({reason})" if reason else
+                             "no checkpoint is loaded; pick one in the checkpoint list",
                              field="sd_model_checkpoint")
     return current
 

@@ -48,6 +48,12 @@ def install_api(app: FastAPI, ctx) -> None:
     async def user_error(request: Request, exc: UserInputError):
         return error_response(422, "UserInputError", str(exc))
 
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, exc: Exception):
+        # Never a bare "Internal Server Error": clients get the shape they parse, the log gets the trace.
+        log.exception("API error on %s", request.url.path)
+        return error_response(500, type(exc).__name__, str(exc))
+
     app.include_router(routes_models.router, prefix=API_PREFIX)
     app.include_router(routes_generation.router, prefix=API_PREFIX)
 
