@@ -57,6 +57,12 @@ def build_context(flags: Flags, project_root: Path) -> AppContext:
     from modules.pipelines.manager import PipelineManager
     from modules.pipelines.registry import CheckpointRegistry
 
+    # diffusers' lazy module is not safe to import from two threads at once (seen as "cannot import
+    # name 'DDIMScheduler'" when the worker loads a model while a request resolves a sampler): import
+    # the heavy parts here, on the main thread, before any worker or request thread exists.
+    import modules.pipelines.loading  # noqa: F401
+    import modules.samplers  # noqa: F401
+
     # 1. Folders. An unwritable data dir is the user's to fix: say which one.
     paths = Paths.from_dirs(
         flags.resolved_data_dir(project_root), flags.models_dir, flags.ckpt_dir, flags.ckpt,
@@ -176,7 +182,7 @@ def load_initial_model(ctx: AppContext) -> None:
             ctx.pipelines.load(info)
             ctx.checkpoints.ensure_hash(info)
         except (CheckpointError, OSError, ValueError, RuntimeError) as exc:
-            errors.append(f"{info.name}: {exc}")
+            errors.append(str(exc) if info.name in str(exc) else f"{info.name}: {exc}")
             log.error("Could not load checkpoint %s", errors[-1])
             continue
         # The saved choice is the user's: keep it even when today we had to fall back to another file.
