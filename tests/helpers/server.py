@@ -51,12 +51,16 @@ def run_launch(args: list[str], env: dict | None = None, timeout: float = 120) -
 
 
 def start_server(args: list[str], log_dir: Path, ready_path: str = "/", port: int | None = None,
-                 env: dict | None = None, timeout: float = 180) -> ServerProcess:
-    """Start `launch.py --skip-install ...` and wait until `ready_path` answers 200."""
+                 env: dict | None = None, timeout: float = 180, pass_port: bool = True) -> ServerProcess:
+    """Start `launch.py --skip-install ...` and wait until `ready_path` answers 200.
+
+    With pass_port=False no --port is given, so the app's own default is used (and `port` must name it).
+    """
     port = port or free_port()
     log_path = log_dir / f"server-{port}.log"
     fh = open(log_path, "w")
-    proc = subprocess.Popen([sys.executable, str(ROOT / "launch.py"), "--skip-install", "--port", str(port), *args],
+    port_args = ["--port", str(port)] if pass_port else []
+    proc = subprocess.Popen([sys.executable, str(ROOT / "launch.py"), "--skip-install", *port_args, *args],
                             cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, env=_env(env))
     server = ServerProcess(proc, port, log_path)
     deadline = time.monotonic() + timeout

@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import socket
 import urllib.request
 
 import pytest
@@ -88,6 +89,16 @@ def test_nowebui_defaults_to_port_7861(tmp_path):
 
     assert parse_flags(["--nowebui"], environ={}).server_port == 7861
     assert parse_flags([], environ={}).server_port == 7860
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", 7861)) == 0:
+            pytest.skip("port 7861 is taken on this machine")
+    server = start_server(["--nowebui", "--data-dir", str(tmp_path), "--no-download-sd-model"], tmp_path,
+                          ready_path="/sdapi/v1/sd-models", port=7861, pass_port=False)
+    try:
+        status, models = _get_json("http://127.0.0.1:7861/sdapi/v1/sd-models")
+        assert status == 200 and models and models[0]["model_name"].startswith("demo")
+    finally:
+        server.stop()
 
 
 def test_corrupt_checkpoint_keeps_app_up_and_names_the_file(tmp_path):

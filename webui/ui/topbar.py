@@ -25,7 +25,7 @@ def build(ctx) -> None:
         ckpt = gr.Dropdown(choices=checkpoint_titles(ctx), value=ctx.settings.get("sd_model_checkpoint") or None,
                            label="Stable Diffusion checkpoint", elem_id="setting_sd_model_checkpoint",
                            allow_custom_value=True, scale=4)
-        refresh = gr.Button("\U0001f504", elem_id="refresh_sd_model_checkpoint", scale=0, min_width=40)
+        refresh = gr.Button("Refresh", elem_id="refresh_sd_model_checkpoint", scale=0, min_width=80, size="sm")
     notice = gr.Markdown(notice_markdown(ctx), elem_id="demo_notice", visible=bool(notice_markdown(ctx)))
 
     def on_refresh():
