@@ -69,11 +69,10 @@ def job_prompts(request: GenerationRequest, env) -> tuple[str, str]:
 
 
 def tensor_inputs(cond) -> list[str]:
-    """Tensor names the conditioning's step callback reads (its `tensor_inputs`, else the prompt embeds)."""
-    callback = getattr(cond, "step_callback", None)
-    if callback is None:
+    """Tensor names the conditioning's step callback reads from the pipeline (none without a callback)."""
+    if getattr(cond, "step_callback", None) is None:
         return []
-    return list(getattr(callback, "tensor_inputs", None) or ("prompt_embeds", "negative_prompt_embeds"))
+    return list(getattr(cond, "callback_tensor_inputs", None) or ("prompt_embeds", "negative_prompt_embeds"))
 
 
 def prepare(factory: ConditioningFactory, pipe, prompts: list[str], negatives: list[str], env, *, steps: int,
