@@ -38,6 +38,11 @@ def sd15(tiny_sd15_pipe) -> LoadedModel:
 
 
 @pytest.fixture(scope="module")
+def sdxl(tiny_sdxl_pipe) -> LoadedModel:
+    return loaded(tiny_sdxl_pipe, "tiny-sdxl", "sdxl-base")
+
+
+@pytest.fixture(scope="module")
 def photo() -> Image.Image:
     """A 96x64 RGB test image: smooth gradients plus a few edges, so resizes and crops are visible."""
     y, x = np.mgrid[0:64, 0:96]

@@ -126,3 +126,34 @@ def test_bad_input_gives_one_error_naming_the_field(sd15, changes, field):
         generate_txt2img(sd15, BASE.with_changes(**changes))
     assert caught.value.field == field
     assert str(caught.value).startswith(f"{field}: ")
+
+
+@pytest.fixture(scope="module")
+def refiner_env(tmp_path_factory):
+    """A checkpoint registry holding a tiny SDXL refiner single file."""
+    from modules.generation.runtime import GenerationEnv
+    from modules.paths import Paths
+    from modules.pipelines.registry import CheckpointRegistry
+    from tests.fixtures.checkpoints import write_single_file
+
+    folder = tmp_path_factory.mktemp("refiner")
+    write_single_file("sdxl-refiner", folder)
+    return GenerationEnv(checkpoints=CheckpointRegistry(Paths.from_dirs(folder / "data", ckpt_dir=folder)))
+
+
+def test_sdxl_refiner_takes_over_at_the_switch_point(sdxl, refiner_env):
+    base = sdxl
+    request = BASE.with_changes(steps=4, refiner_checkpoint="tiny-sdxl-refiner", refiner_switch_at=0.5)
+    job = JobContext("refine")
+    result = generate_txt2img(base, request, progress=job, env=refiner_env)
+    plain = generate_txt2img(base, BASE.with_changes(steps=4))
+    assert result.images[0].size == (64, 64)
+    assert "Refiner: tiny-sdxl-refiner" in result.infotexts[0] and "Refiner switch at: 0.5" in result.infotexts[0]
+    assert np.abs(pixels(result.images[0]) - pixels(plain.images[0])).mean() > 1
+    assert job.snapshot().step == 4  # base 2 steps + refiner 2 steps
+
+
+def test_a_refiner_needs_an_sdxl_base(sd15, refiner_env):
+    with pytest.raises(UserInputError) as caught:
+        generate_txt2img(sd15, BASE.with_changes(refiner_checkpoint="tiny-sdxl-refiner"), env=refiner_env)
+    assert caught.value.field == "refiner_checkpoint"
