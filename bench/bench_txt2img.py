@@ -27,7 +27,7 @@ PROMPT, NEGATIVE = "a lighthouse on a cliff, stormy sea, (dramatic light:1.2)", 
 
 
 def build_model(kind: str):
-    """A LoadedModel over the demo checkpoint's pipeline (random weights, SD1.5 layout) or the test-size one."""
+    """A LoadedModel over the demo checkpoint's pipeline (random weights, SD1.5 layout) or the tiny one."""
     from modules.devices import MemoryPolicy
     from modules.pipelines.manager import LoadedModel
     from modules.pipelines.registry import CheckpointInfo
@@ -102,7 +102,8 @@ def main() -> None:
     print(f"model {args.model}, {args.size}x{args.size}, Euler, CFG 7, {long} vs {short} steps, "
           f"{args.repeats} repeats, {torch.get_num_threads()} threads")
     for name in runners:
-        print(f"  {name:9s} {per_step[name] * 1000:8.1f} ms/step   {med[(name, long)]:7.3f} s for {long} steps")
+        step_ms, total = per_step[name] * 1000, med[(name, long)]
+        print(f"  {name:9s} {step_ms:8.1f} ms/step   {total:7.3f} s for {long} steps")
     print(f"per-step ratio ours/diffusers: {per_step['ours'] / per_step['diffusers']:.3f}")
     print(f"end-to-end ratio ({long} steps): {med[('ours', long)] / med[('diffusers', long)]:.3f}")
 

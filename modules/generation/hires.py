@@ -1,4 +1,4 @@
-"""Hires fix: the second-pass size, latent and pixel upscalers, and the img2img pass over the upscaled result."""
+"""Hires fix: the second-pass size and sampler, and the latent and pixel upscalers between the passes."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -61,7 +61,8 @@ def plan_hires(request: GenerationRequest) -> HiresPlan:
         raise UserInputError(f"unknown upscaler {request.hr_upscaler!r}; choose one of: "
                              f"{', '.join(upscaler_names())}", field="hr_upscaler")
     if rx == 0 and ry == 0:
-        target_w, target_h, fields = _round8(w * request.hr_scale), _round8(h * request.hr_scale), ("hr_scale",) * 2
+        target_w, target_h = _round8(w * request.hr_scale), _round8(h * request.hr_scale)
+        fields = ("hr_scale",) * 2
     elif ry == 0:
         target_w, target_h, fields = _round8(rx), _round8(rx * h / w), ("hr_resize_x",) * 2
     elif rx == 0:

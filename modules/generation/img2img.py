@@ -7,7 +7,6 @@ equals single runs; variation seeds and seed resize apply to txt2img only.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +18,7 @@ from modules.generation.passes import encode_images, img2img_inputs, run_batches
 from modules.generation.prompting import ConditioningFactory, default_conditioning_factory, prepare
 from modules.generation.runtime import GenerationEnv
 from modules.generation.seeds import fresh_generators, job_seeds
-from modules.generation.txt2img import JobPlan, collect_images, plan_job
+from modules.generation.txt2img import JobPlan, collect_images, new_result, plan_job
 from modules.generation.validation import validate_request
 from modules.types import GenerationRequest, GenerationResult
 
@@ -42,7 +41,7 @@ def generate_img2img(model, request: GenerationRequest, *, progress=None,
     plan = plan_job(model, request.with_changes(mask=mask, enable_hr=False, refiner_checkpoint=""), env)
     # diffusers runs int(steps * strength) steps from the noised image, as A1111 does by default.
     plan.first = replace(plan.first, steps=int(request.steps * request.denoising_strength))
-    result = GenerationResult(job_timestamp=datetime.now().strftime("%Y%m%d%H%M%S"), warnings=list(plan.warnings))
+    result = new_result(plan)
     if request.initial_noise_multiplier != 1.0:
         result.warnings.append("Noise multiplier is not applied: diffusers adds the initial noise itself")
 
@@ -56,7 +55,8 @@ def generate_img2img(model, request: GenerationRequest, *, progress=None,
     def run_batch(index: int, batch: slice) -> None:
         batch_inits = [inits[i % len(inits)] for i in range(batch.start, batch.stop)]
         if mask is not None:
-            images, cond = run_inpaint_batch(model, plan, batch_inits, mask, seeds[batch], factory, env, progress)
+            images, cond = run_inpaint_batch(model, plan, batch_inits, mask, seeds[batch], factory, env,
+                                             progress)
         else:
             images, cond = run_img2img_batch(model, plan, batch_inits, seeds[batch], factory, env, progress)
         collect_images(result, model, plan, images, seeds[batch], subseeds[batch], cond)
@@ -95,7 +95,8 @@ def latent_resized(pipe, inits: list[Image.Image], width: int, height: int):
     factor = pipe.vae_scale_factor
     latents = []
     for image in inits:
-        own_w, own_h = max(factor, image.width // factor * factor), max(factor, image.height // factor * factor)
+        own_w = max(factor, image.width // factor * factor)
+        own_h = max(factor, image.height // factor * factor)
         encoded = encode_images(pipe, [image.convert("RGB")], own_w, own_h)
         latents.append(F.interpolate(encoded.float(), size=(height // factor, width // factor),
                                      mode="bilinear").to(encoded.dtype))

@@ -24,6 +24,7 @@ def image_infotext(request: GenerationRequest, model, *, prompt: str, negative: 
     name, shorthash = model_identity(model)
     # Our noise always comes from CPU generators (device-independent): A1111 calls that "RNG: CPU".
     extra = {"Eta": request.eta, "RNG": "CPU", **extra}
-    params = build_generation_params(request, seed=seed, subseed=subseed, model_name=name, model_hash=shorthash,
-                                     schedule_type=schedule, extra={k: v for k, v in extra.items() if v is not None})
+    extra = {k: v for k, v in extra.items() if v is not None}
+    params = build_generation_params(request, seed=seed, subseed=subseed, model_name=name,
+                                     model_hash=shorthash, schedule_type=schedule, extra=extra)
     return format_infotext(prompt, negative, params)

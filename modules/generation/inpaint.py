@@ -26,8 +26,8 @@ from modules.generation.seeds import fresh_generators
 FILL, ORIGINAL, LATENT_NOISE, LATENT_NOTHING = range(4)  # request.inpainting_fill, A1111's order
 
 
-def run_inpaint_batch(model, plan, inits: list[Image.Image], mask: Image.Image, seeds: list[int], factory, env,
-                      progress) -> tuple[list[Image.Image], object]:
+def run_inpaint_batch(model, plan, inits: list[Image.Image], mask: Image.Image, seeds: list[int], factory,
+                      env, progress) -> tuple[list[Image.Image], object]:
     """One inpaint batch; returns (images, conditioning). `mask` is 'L', white = repaint, init-sized."""
     request, count = plan.request, len(seeds)
     width, height = request.width, request.height
@@ -39,14 +39,17 @@ def run_inpaint_batch(model, plan, inits: list[Image.Image], mask: Image.Image, 
     box = masks.mask_box(mask, request.inpaint_full_res_padding) if request.inpaint_full_res else None
     if box is not None:
         box = masks.expand_to_aspect(box, width, height, mask.size)
-        sources = [i.convert("RGB").crop(box).resize((width, height), Image.Resampling.LANCZOS) for i in inits]
+        sources = [img.convert("RGB").crop(box).resize((width, height), Image.Resampling.LANCZOS)
+                   for img in inits]
         region_mask = soft.crop(box).resize((width, height), Image.Resampling.LANCZOS)
     else:
         sources = [masks.resize_image(i.convert("RGB"), width, height, request.resize_mode) for i in inits]
         region_mask = masks.resize_image(soft, width, height, request.resize_mode)
 
     # 2. Masked content "fill": colours from around the hole instead of what was there.
-    starts = [masks.fill_masked(s, region_mask) for s in sources] if request.inpainting_fill == FILL else sources
+    starts = sources
+    if request.inpainting_fill == FILL:
+        starts = [masks.fill_masked(source, region_mask) for source in sources]
 
     # 3. Sample. Denoising strength ~0 leaves nothing to do but the composite.
     cond = None
@@ -87,7 +90,8 @@ def masked_content_latents(pipe, fill: int, mask: Image.Image) -> Iterator[None]
         wants_image_latents = kwargs.get("return_image_latents", False)
         latents, noise, image_latents = original(*args, **{**kwargs, "return_image_latents": True})
         if not kwargs.get("is_strength_max", True) and kwargs.get("add_noise", True):
-            m = latent_mask(mask, tuple(image_latents.shape[-2:])).to(image_latents.device, image_latents.dtype)
+            m = latent_mask(mask, tuple(image_latents.shape[-2:]))
+            m = m.to(image_latents.device, image_latents.dtype)
             # A1111's "latent noise" draws from the image seeds, i.e. the same noise the sampler adds.
             filler = noise if fill == LATENT_NOISE else torch.zeros_like(image_latents)
             start = image_latents * (1 - m) + filler * m

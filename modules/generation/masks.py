@@ -59,8 +59,8 @@ def mask_from_request(mask, init: Image.Image, invert: bool) -> Image.Image | No
     else:
         mask = read_image(mask, "mask")
         if mask.size != init.size:
-            raise UserInputError(f"mask is {mask.width}x{mask.height} but the image is {init.width}x{init.height}; "
-                                 "they must be the same size", field="mask")
+            raise UserInputError(f"mask is {mask.width}x{mask.height} but the image is "
+                                 f"{init.width}x{init.height}; they must be the same size", field="mask")
         # An RGBA mask (a painted layer) means its painted pixels; otherwise its brightness.
         mask = mask.getchannel("A") if "A" in mask.getbands() and mask.mode != "LA" else mask.convert("L")
     return ImageOps.invert(mask) if invert else mask

@@ -75,7 +75,8 @@ def progress_callback(progress, spec: PassSpec):
 
 def run_pass(pipe, cond, spec: PassSpec, progress=None, **call_kwargs):
     """Call `pipe` once with the pass's scheduler, conditioning and callbacks; returns the pipeline output."""
-    scheduler = build_scheduler(model_scheduler_config(pipe.scheduler), spec.sampler, spec.schedule, seed=spec.seed)
+    base_config = model_scheduler_config(pipe.scheduler)
+    scheduler = build_scheduler(base_config, spec.sampler, spec.schedule, seed=spec.seed)
     callback = chain_callbacks(cond.step_callback, progress_callback(progress, spec))
     if callback is not None:
         call_kwargs["callback_on_step_end"] = callback

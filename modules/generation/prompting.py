@@ -6,6 +6,7 @@ embeddings). Until it is importable, `plain_conditioning` passes the prompt stri
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +18,7 @@ ConditioningFactory = Callable[..., Any]
 
 @dataclass
 class PlainConditioning:
-    """The PreparedConditioning shape: kwargs for the pipe call, callback, patch, infotext extras, warnings."""
+    """PreparedConditioning's shape: pipe kwargs, step callback, patch, infotext extras, warnings."""
 
     pipe_kwargs: dict[str, Any]
     step_callback: Any = None
@@ -53,8 +54,9 @@ def strip_comments(text: str) -> str:
         parser_strip = None
     if parser_strip is not None:
         return parser_strip(text)
-    lines = [line.split("#", 1)[0].rstrip() if "#" in line else line for line in text.split("\n")]
-    return "\n".join(line for line, raw in zip(lines, text.split("\n")) if line or not raw.lstrip().startswith("#"))
+    # Interim until modules.prompts.parser lands: comment lines go entirely, trailing comments to line end.
+    text = re.sub(r"(?m)^[ \t]*#[^\n]*(?:\n|$)", "", text)
+    return re.sub(r"[ \t]*#[^\n]*", "", text)
 
 
 def job_prompts(request: GenerationRequest, env) -> tuple[str, str]:

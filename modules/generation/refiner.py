@@ -48,7 +48,8 @@ def load_refiner(request: GenerationRequest, model, env) -> Refiner:
         raise UserInputError("the refiner needs an SDXL base model", field="refiner_checkpoint")
     info = env.checkpoints.find(request.refiner_checkpoint) if env.checkpoints is not None else None
     if info is None:
-        raise UserInputError(f"no checkpoint matches {request.refiner_checkpoint!r}", field="refiner_checkpoint")
+        raise UserInputError(f"no checkpoint matches {request.refiner_checkpoint!r}",
+                             field="refiner_checkpoint")
     if str(info.path) == str(model.checkpoint.path):
         pipe = model.pipe  # refining with the base itself: no second copy
     else:

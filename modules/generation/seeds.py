@@ -80,7 +80,8 @@ def create_noise(seed: int, subseed: int | None, subseed_strength: float, shape:
 
 
 def create_latents(seeds: Sequence[int], subseeds: Sequence[int] | None, subseed_strength: float,
-                   shape: Sequence[int], resize_from: tuple[int, int] | None = None, factor: int = 8) -> torch.Tensor:
+                   shape: Sequence[int], resize_from: tuple[int, int] | None = None,
+                   factor: int = 8) -> torch.Tensor:
     """Noise for a batch (B, C, H/8, W/8), float32 on the CPU: one `create_noise` per seed."""
     subs = list(subseeds) if subseeds is not None else [None] * len(seeds)
     return torch.stack([create_noise(s, sub, subseed_strength, shape, resize_from, factor)

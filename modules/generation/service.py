@@ -47,7 +47,8 @@ def submit_generation(ctx, request: GenerationRequest):
     """Queue `request` on ctx.jobs; returns the Job (wait_result() gives the GenerationResult)."""
     kind = "txt2img" if request.mode == "txt2img" else "img2img"
     description = f"{kind}: {request.prompt[:60]}" if request.prompt else kind
-    return ctx.jobs.submit(kind, lambda job_ctx: run_generation(ctx, request, job_ctx), description=description)
+    return ctx.jobs.submit(kind, lambda job_ctx: run_generation(ctx, request, job_ctx),
+                           description=description)
 
 
 def run_generation(ctx, request: GenerationRequest, job_ctx=None) -> GenerationResult:
@@ -116,6 +117,7 @@ def save_result(ctx, request: GenerationRequest, result: GenerationResult, setti
     name, shorthash = model_identity(model)
     kept = result if save_images else GenerationResult(grid=result.grid, infotexts=result.infotexts[:1],
                                                        all_seeds=result.all_seeds[:1])
-    paths = save_generation(kept, request, ctx.paths.outputs_dir, SaveOptions.from_settings(settings.as_dict()),
+    options = SaveOptions.from_settings(settings.as_dict())
+    paths = save_generation(kept, request, ctx.paths.outputs_dir, options,
                             model_name=name, model_hash=shorthash, save_grid=bool(save_grid))
     result.saved_paths = [str(p) for p in paths]

@@ -68,20 +68,22 @@ def generate_txt2img(model, request: GenerationRequest, *, progress=None,
 
     # 2. Plan the job: prompts (styles, comments), samplers of both passes, hires size, refiner.
     plan = plan_job(model, request, env)
-    result = GenerationResult(job_timestamp=datetime.now().strftime("%Y%m%d%H%M%S"), warnings=list(plan.warnings))
+    result = new_result(plan)
 
     # 3. Seeds of every image: image i gets seed + i (and subseed + i).
     total = request.total_images
     seeds, subseeds = job_seeds(request.seed, total), job_seeds(request.subseed, total)
     if progress is not None:
-        progress.set_total(plan.first.steps + (plan.hires_pass.steps if plan.hires_pass else 0), request.n_iter)
+        hires_steps = plan.hires_pass.steps if plan.hires_pass else 0
+        progress.set_total(plan.first.steps + hires_steps, request.n_iter)
 
     # 4. The batches. Skip ends one batch, interrupt the job; both keep the images already made.
     # An inpainting checkpoint generates from text through its inpaint pipeline, everything masked.
     pipe = derived_pipeline(model, "inpaint" if is_inpaint_unet(model.pipe) else "txt2img", env)
 
     def run_batch(index: int, batch: slice) -> None:
-        images, cond = run_txt2img_batch(model, pipe, plan, seeds[batch], subseeds[batch], factory, env, progress)
+        images, cond = run_txt2img_batch(model, pipe, plan, seeds[batch], subseeds[batch], factory, env,
+                                         progress)
         collect_images(result, model, plan, images, seeds[batch], subseeds[batch], cond)
 
     try:
@@ -99,7 +101,8 @@ def plan_job(model, request: GenerationRequest, env: GenerationEnv) -> JobPlan:
     clip_skip = request.clip_skip if request.clip_skip > 1 else int(env.setting("CLIP_stop_at_last_layers"))
     # DDIM reads eta at call time; diffusers' ancestral samplers have it fixed at 1 (A1111's default too).
     eta = request.eta if request.eta is not None else float(env.setting("eta_ddim"))
-    first = PassSpec(sampler, schedule, seed=0, steps=request.steps, tiling=request.tiling, latent_family=model.family)
+    first = PassSpec(sampler, schedule, seed=0, steps=request.steps, tiling=request.tiling,
+                     latent_family=model.family)
     plan = JobPlan(request, prompt, negative, first, clip_skip, eta, warnings=list(warnings),
                    info_request=request.with_changes(sampler_name=sampler.name, clip_skip=clip_skip))
     if request.enable_hr:
@@ -116,7 +119,8 @@ def plan_job(model, request: GenerationRequest, env: GenerationEnv) -> JobPlan:
 
 
 def run_txt2img_batch(model, pipe, plan: JobPlan, seeds: list[int], subseeds: list[int],
-                      factory: ConditioningFactory, env: GenerationEnv, progress) -> tuple[list[Image.Image], Any]:
+                      factory: ConditioningFactory, env: GenerationEnv,
+                      progress) -> tuple[list[Image.Image], Any]:
     """One batch through all passes; returns its images and the first pass's conditioning (for infotext)."""
     request, count = plan.request, len(seeds)
     # a. Noise per image from its own seed, so a batch equals the same seeds generated one by one.
@@ -127,15 +131,16 @@ def run_txt2img_batch(model, pipe, plan: JobPlan, seeds: list[int], subseeds: li
     latents = latents.to(execution_device(pipe), unet_dtype(pipe))
 
     # b. Conditioning for this batch's prompts.
-    hires_steps = plan.hires_pass.steps if plan.hires_pass else None
     cond = prepare(factory, pipe, [plan.prompt] * count, [plan.negative] * count, env,
-                   steps=request.steps, clip_skip=plan.clip_skip, hires_steps=hires_steps)
+                   steps=request.steps, clip_skip=plan.clip_skip)
 
     # c. First pass; it hands over latents when a refiner or a latent upscaler comes next.
     keep_latents = plan.refiner is not None or (plan.hires is not None and plan.hires.latent)
-    kwargs = dict(latents=latents, generator=step_generators(seeds, shape), num_inference_steps=request.steps,
-                  guidance_scale=request.cfg_scale, eta=plan.eta, width=request.width, height=request.height,
-                  output_type="latent" if keep_latents else "pil", **inpaint_model_inputs(pipe, request, count))
+    kwargs = {"latents": latents, "generator": step_generators(seeds, shape), "eta": plan.eta,
+              "num_inference_steps": request.steps, "guidance_scale": request.cfg_scale,
+              "width": request.width, "height": request.height,
+              "output_type": "latent" if keep_latents else "pil"}
+    kwargs.update(inpaint_model_inputs(pipe, request, count))
     if plan.refiner is not None:
         kwargs["denoising_end"] = plan.refiner.switch_at
     output = run_pass(pipe, cond, replace(plan.first, seed=seeds[0]), progress, **kwargs).images
@@ -175,11 +180,13 @@ def run_hires(model, plan: JobPlan, output, seeds, factory, env, progress, pipe)
     img2img, inputs = img2img_inputs(model, env, upscaled, size.width, size.height)
     prompts = [strip_comments(request.hr_prompt) or plan.prompt] * len(seeds)
     negatives = [strip_comments(request.hr_negative_prompt) or plan.negative] * len(seeds)
-    cond = prepare(factory, img2img, prompts, negatives, env, steps=plan.hires_pass.steps, clip_skip=plan.clip_skip)
+    # Prompt schedules ([a:b:0.5]) run over the hires steps in this pass, as in A1111.
+    cond = prepare(factory, img2img, prompts, negatives, env, steps=request.steps, clip_skip=plan.clip_skip,
+                   hires_steps=plan.hires_pass.steps)
     cfg = request.hr_cfg_scale if request.hr_cfg_scale is not None else request.cfg_scale
-    return run_pass(img2img, cond, replace(plan.hires_pass, seed=seeds[0]), progress, strength=request.denoising_strength,
-                    num_inference_steps=size.steps, guidance_scale=cfg, eta=plan.eta,
-                    generator=fresh_generators(seeds), output_type="pil", **inputs).images
+    return run_pass(img2img, cond, replace(plan.hires_pass, seed=seeds[0]), progress,
+                    strength=request.denoising_strength, num_inference_steps=size.steps, guidance_scale=cfg,
+                    eta=plan.eta, generator=fresh_generators(seeds), output_type="pil", **inputs).images
 
 
 def as_images(pipe, output) -> list[Image.Image]:
@@ -196,6 +203,12 @@ def inpaint_model_inputs(pipe, request: GenerationRequest, count: int) -> dict[s
     return {"image": [gray] * count, "mask_image": [white] * count, "strength": 1.0}
 
 
+def new_result(plan: JobPlan) -> GenerationResult:
+    """An empty job result stamped now (A1111's job_timestamp format), carrying the plan's warnings."""
+    stamp = datetime.now().strftime("%Y%m%d%H%M%S")
+    return GenerationResult(job_timestamp=stamp, warnings=list(plan.warnings))
+
+
 def collect_images(result: GenerationResult, model, plan: JobPlan, images, seeds, subseeds, cond) -> None:
     """Append a batch's images with their prompts, seeds and infotexts to the job result."""
     extra = dict(getattr(cond, "extra_params", None) or {})
@@ -208,7 +221,7 @@ def collect_images(result: GenerationResult, model, plan: JobPlan, images, seeds
         result.all_negative_prompts.append(plan.negative)
         result.all_seeds.append(seed)
         result.all_subseeds.append(subseed)
-        result.infotexts.append(image_infotext(plan.info_request, model, prompt=plan.prompt, negative=plan.negative,
-                                               seed=seed, subseed=subseed, schedule=plan.first.schedule.name,
-                                               extra=extra))
+        text = image_infotext(plan.info_request, model, prompt=plan.prompt, negative=plan.negative, seed=seed,
+                              subseed=subseed, schedule=plan.first.schedule.name, extra=extra)
+        result.infotexts.append(text)
     result.extra["extra_generation_params"] = extra

@@ -1,4 +1,4 @@
-"""Fixtures for the generation tests: tiny models wrapped as the pipeline manager's LoadedModel, one thread.
+"""Fixtures for the generation tests: tiny models wrapped as the pipeline manager's LoadedModel.
 
 Images are 64x64 with 2-4 steps; the tiny VAE downsamples by 2, so latents are 32x32.
 """
@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from modules.devices import MemoryPolicy
@@ -16,19 +15,10 @@ from modules.pipelines.manager import LoadedModel, model_family
 from modules.pipelines.registry import CheckpointInfo
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny convolutions gain nothing from threads and lose a lot to waiting on 2 shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def loaded(pipe, name: str, architecture: str) -> LoadedModel:
     """A pipeline as the manager hands it out, with a registry entry for its (never read) file."""
-    info = CheckpointInfo(path=Path(f"/models/{name}.safetensors"), name=f"{name}.safetensors", model_name=name,
-                          hash="0123456789abcdef")
+    info = CheckpointInfo(path=Path(f"/models/{name}.safetensors"), name=f"{name}.safetensors",
+                          model_name=name, hash="0123456789abcdef")
     return LoadedModel(info, pipe, model_family(pipe), architecture, MemoryPolicy())
 
 

@@ -18,8 +18,8 @@ def pixels(image) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def base(photo) -> GenerationRequest:
-    return GenerationRequest(mode="img2img", prompt="a tiled floor", init_images=(photo,), width=64, height=64,
-                             steps=4, denoising_strength=0.5, sampler_name="Euler", seed=3)
+    return GenerationRequest(mode="img2img", prompt="a tiled floor", init_images=(photo,), width=64,
+                             height=64, steps=4, denoising_strength=0.5, sampler_name="Euler", seed=3)
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_missing_init_image_names_the_field(sd15, base):
     assert caught.value.field == "init_images"
 
 
-# ---- pure helpers ----------------------------------------------------------------------------------------------
+# ---- pure helpers --------------------------------------------------------------------------------------
 
 def test_resize_and_fill_fits_the_image_and_repeats_its_edges(photo):
     out = pixels(masks.resize_image(photo, 96, 96, 2))
@@ -127,6 +127,7 @@ def test_sketch_layers_composite_and_give_a_mask(photo):
     layer = Image.new("RGBA", photo.size, (0, 0, 0, 0))
     layer.paste((255, 255, 255, 255), (0, 0, 10, 10))
     sketched = masks.composite_sketch(photo, layer)
-    assert sketched.getpixel((5, 5)) == (255, 255, 255) and sketched.getpixel((50, 50)) == photo.getpixel((50, 50))
+    assert sketched.getpixel((5, 5)) == (255, 255, 255)
+    assert sketched.getpixel((50, 50)) == photo.getpixel((50, 50))
     mask = masks.mask_from_sketch(photo, sketched)
     assert mask.getbbox() == (0, 0, 10, 10)

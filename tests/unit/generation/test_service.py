@@ -30,8 +30,9 @@ def ctx(tmp_path_factory, tiny_sd15_checkpoint, tiny_inpaint_checkpoint):
     context.close()
 
 
-REQUEST = GenerationRequest(prompt="a lighthouse, (stormy sea:1.2)", negative_prompt="blurry, lowres", seed=77,
-                            width=64, height=64, steps=3, sampler_name="DPM++ 2M", scheduler="Karras",
+REQUEST = GenerationRequest(prompt="a lighthouse, (stormy sea:1.2)", negative_prompt="blurry, lowres",
+                            seed=77, width=64, height=64, steps=3, sampler_name="DPM++ 2M",
+                            scheduler="Karras",
                             cfg_scale=6.5, batch_size=2)
 
 
@@ -46,7 +47,9 @@ def test_saved_png_carries_parameters_that_parse_back_to_the_request(ctx):
 
     parsed = parse_infotext(Image.open(images[1]).info["parameters"])
     fields = infotext_to_request_fields(parsed)
-    for name in ("prompt", "negative_prompt", "steps", "sampler_name", "scheduler", "cfg_scale", "width", "height"):
+    names = ("prompt", "negative_prompt", "steps", "sampler_name", "scheduler", "cfg_scale", "width",
+             "height")
+    for name in names:
         assert fields[name] == getattr(REQUEST, name), name
     assert fields["seed"] == 78
     assert parsed["Model"] == "tiny-sd15" and len(parsed["Model hash"]) == 10

@@ -97,7 +97,8 @@ def stop_at(step: int, action):
 def test_interrupt_stops_within_one_step_and_returns_the_images_made(sd15):
     job = JobContext("t2i")
     request = BASE.with_changes(steps=6, n_iter=3, batch_size=2)
-    result = generate_txt2img(sd15, request, progress=job, conditioning_factory=stop_at(1, job.request_interrupt))
+    factory = stop_at(1, job.request_interrupt)
+    result = generate_txt2img(sd15, request, progress=job, conditioning_factory=factory)
     assert result.interrupted
     assert job.snapshot().step == 2  # steps 0 and 1 ran; nothing after the one in progress
     assert len(result.images) == 2 and result.all_seeds == [10, 11]  # the stopped batch, decoded; no more
@@ -148,7 +149,8 @@ def test_sdxl_refiner_takes_over_at_the_switch_point(sdxl, refiner_env):
     result = generate_txt2img(base, request, progress=job, env=refiner_env)
     plain = generate_txt2img(base, BASE.with_changes(steps=4))
     assert result.images[0].size == (64, 64)
-    assert "Refiner: tiny-sdxl-refiner" in result.infotexts[0] and "Refiner switch at: 0.5" in result.infotexts[0]
+    assert "Refiner: tiny-sdxl-refiner" in result.infotexts[0]
+    assert "Refiner switch at: 0.5" in result.infotexts[0]
     assert np.abs(pixels(result.images[0]) - pixels(plain.images[0])).mean() > 1
     assert job.snapshot().step == 4  # base 2 steps + refiner 2 steps
 
