@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -23,7 +23,7 @@ from modules.generation.runtime import (
     scheduler_swapped,
     seamless_tiling,
 )
-from modules.jobs.progress import JobInterrupted
+from modules.jobs.progress import JobInterrupted, make_step_callback
 from modules.pipelines.memory import execution_device
 from modules.samplers import build_scheduler, model_scheduler_config
 
@@ -39,7 +39,6 @@ class PassSpec:
     step_offset: int = 0  # steps of earlier passes in the same batch
     tiling: bool = False
     latent_family: str = "sd1"
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def stop_requested(progress) -> bool:
@@ -67,8 +66,6 @@ def progress_callback(progress, spec: PassSpec):
     """The job's step callback for this pass (None without a job context)."""
     if progress is None:
         return None
-    from modules.jobs.progress import make_step_callback
-
     return make_step_callback(progress, latent_family=spec.latent_family, step_offset=spec.step_offset,
                               pass_steps=spec.steps, on_stop="flag")
 

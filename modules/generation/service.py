@@ -9,8 +9,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from modules.generation.img2img import generate_img2img
 from modules.generation.info import model_identity
 from modules.generation.runtime import GenerationEnv
+from modules.generation.txt2img import generate_txt2img
+from modules.images.saving import SaveOptions, make_grid, save_generation
 from modules.types import GenerationRequest, GenerationResult, UserInputError
 
 log = logging.getLogger(__name__)
@@ -20,17 +23,26 @@ _MODEL_KEYS = ("sd_model_checkpoint",)
 
 
 class JobSettings:
-    """The settings store seen through one job's override_settings; the store itself never changes."""
+    """The settings store seen through one job's override_settings; the store itself never changes.
+
+    A1111 clients send keys we do not have (their extensions' settings, ENSD, ...): those are listed in
+    `ignored` and reported as a warning, not an error. A known key with a bad value is the user's to fix.
+    """
 
     def __init__(self, base, overrides: dict[str, Any] | None = None):
         self._base = base
-        self._overrides = {}
+        self._overrides: dict[str, Any] = {}
+        self.ignored: list[str] = []
+        known = {spec.key for spec in base.specs()}
         for key, value in (overrides or {}).items():
             if key in _MODEL_KEYS:
                 continue  # handled as the job's model
+            if key not in known:
+                self.ignored.append(key)
+                continue
             try:
                 self._overrides[key] = base.coerce(key, value)
-            except ValueError as exc:  # SettingsError: unknown key or a value of the wrong type
+            except ValueError as exc:  # SettingsError: a value of the wrong type or not among the choices
                 raise UserInputError(str(exc), field="override_settings") from None
 
     def get(self, key: str) -> Any:
@@ -66,14 +78,10 @@ def run_generation(ctx, request: GenerationRequest, job_ctx=None) -> GenerationR
         model.checkpoint = ctx.checkpoints.ensure_hash(model.checkpoint)
     try:
         # 3. Generate.
-        if request.mode == "txt2img":
-            from modules.generation.txt2img import generate_txt2img
-
-            result = generate_txt2img(model, request, progress=job_ctx, env=env)
-        else:
-            from modules.generation.img2img import generate_img2img
-
-            result = generate_img2img(model, request, progress=job_ctx, env=env)
+        generate = generate_txt2img if request.mode == "txt2img" else generate_img2img
+        result = generate(model, request, progress=job_ctx, env=env)
+        if settings.ignored:
+            result.warnings.append(f"override_settings: ignored unknown settings {', '.join(settings.ignored)}")
 
         # 4. Grid and files.
         save_result(ctx, request, result, settings, model)
@@ -106,8 +114,6 @@ def model_for(ctx, request: GenerationRequest):
 
 def save_result(ctx, request: GenerationRequest, result: GenerationResult, settings, model) -> None:
     """Make the grid (several images) and save images/grid when the request and settings ask for it."""
-    from modules.images.saving import SaveOptions, make_grid, save_generation
-
     if len(result.images) > 1 and not request.do_not_save_grid:
         result.grid = make_grid(result.images, batch_size=request.batch_size)
     save_images = request.save_images and settings.get("samples_save")

@@ -32,8 +32,7 @@ def ctx(tmp_path_factory, tiny_sd15_checkpoint, tiny_inpaint_checkpoint):
 
 REQUEST = GenerationRequest(prompt="a lighthouse, (stormy sea:1.2)", negative_prompt="blurry, lowres",
                             seed=77, width=64, height=64, steps=3, sampler_name="DPM++ 2M",
-                            scheduler="Karras",
-                            cfg_scale=6.5, batch_size=2)
+                            scheduler="Karras", cfg_scale=6.5, batch_size=2)
 
 
 def test_saved_png_carries_parameters_that_parse_back_to_the_request(ctx):
@@ -57,9 +56,11 @@ def test_saved_png_carries_parameters_that_parse_back_to_the_request(ctx):
 
 def test_override_settings_apply_to_this_job_only(ctx):
     request = GenerationRequest(prompt="x", seed=1, width=64, height=64, steps=2,
-                                override_settings={"samples_save": False, "CLIP_stop_at_last_layers": 2})
+                                override_settings={"samples_save": False, "CLIP_stop_at_last_layers": 2,
+                                                   "eta_noise_seed_delta": 31337})
     result = run_generation(ctx, request)
     assert result.saved_paths == []
+    assert any("eta_noise_seed_delta" in w for w in result.warnings)  # unknown to us: ignored, said so
     assert "Clip skip: 2" in result.infotexts[0]
     assert ctx.settings.get("samples_save") is True and ctx.settings.get("CLIP_stop_at_last_layers") == 1
 
