@@ -91,7 +91,7 @@ def parse_weighted(text: str, emphasis: str = "Original") -> list[tuple[str, flo
 def tokenize_prompt(pieces: Sequence[tuple[str, float]], tokenizer, triggers: TriggerIndex | None = None,
                     comma_backtrack: int = COMMA_BACKTRACK) -> TokenizedPrompt:
     """Cut weighted pieces into <=75-token chunks (BREAK, comma backtrack, embedding slots kept whole)."""
-    comma_id = tokenizer.get_vocab().get(",</w>")
+    comma_id = comma_token_id(tokenizer)
     chunks: list[PromptChunk] = []
     chunk = PromptChunk()
     last_comma = -1  # index of the last comma in `chunk`, -1 when none
@@ -148,6 +148,12 @@ def tokenize_prompt(pieces: Sequence[tuple[str, float]], tokenizer, triggers: Tr
     if len(chunk) or not chunks:
         close(is_last=True)
     return TokenizedPrompt(tuple(chunks), counted, tuple(used), tuple(skipped))
+
+
+def comma_token_id(tokenizer) -> int | None:
+    """Id of CLIP's "," word token (None if the vocabulary has none); get_vocab() would copy 49k entries."""
+    token_id = tokenizer.convert_tokens_to_ids(",</w>")
+    return None if token_id is None or token_id == tokenizer.unk_token_id else int(token_id)
 
 
 def select_layer(output: Any, text_encoder, clip_skip: int, sdxl: bool) -> torch.Tensor:
