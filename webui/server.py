@@ -39,11 +39,11 @@ def create_app(ctx: AppContext):
     if not ctx.flags.nowebui:
         import gradio as gr
 
-        from webui.ui.app import build_ui, ui_css
+        from webui.ui.app import build_ui, ui_css, ui_js
 
         blocks = build_ui(ctx)
         auth = parse_auth(ctx.flags.gradio_auth) or None
-        gr.mount_gradio_app(app, blocks, path="/", auth=auth, ssr_mode=False, css=ui_css(ctx),
+        gr.mount_gradio_app(app, blocks, path="/", auth=auth, ssr_mode=False, css=ui_css(ctx), js=ui_js(ctx),
                             theme=None, footer_links=["api"] if ctx.flags.api_enabled else [],
                             server_name=ctx.flags.server_host, server_port=ctx.flags.server_port)
     return app

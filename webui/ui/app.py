@@ -1,15 +1,74 @@
-"""build_ui(ctx) -> gr.Blocks: the top bar and one tab per file in webui/ui/tabs, with A1111's element ids."""
+"""build_ui(ctx) -> gr.Blocks: the top bar and one tab per file in webui/ui/tabs, with A1111's element ids.
+
+The page's CSS (ours + the user's user.css) and JS (theme, keyboard shortcuts) are handed to
+mount_gradio_app by webui/server.py: Gradio 6 takes them there, not on gr.Blocks.
+"""
 from __future__ import annotations
+
+import json
 
 import gradio as gr
 
 from webui.ui import topbar
-from webui.ui.tabs import placeholder, txt2img
+from webui.ui.registry import UiBuild
+from webui.ui.tabs import extensions, extras, img2img, png_info, settings, train, txt2img
+
+# (label, id, module): the main tabs in A1111's order; element id is "tab_<id>".
+TABS = (
+    ("txt2img", "txt2img", txt2img),
+    ("img2img", "img2img", img2img),
+    ("Extras", "extras", extras),
+    ("PNG Info", "pnginfo", png_info),
+    ("Train", "train", train),
+    ("Settings", "settings", settings),
+    ("Extensions", "extensions", extensions),
+)
 
 BASE_CSS = """
 #demo_notice { border: 1px solid #d97706; background: #fffbeb; color: #78350f; padding: 6px 10px;
                border-radius: 6px; }
-.gen-error { color: #b91c1c; font-weight: 600; }
+.dark #demo_notice { background: #3b2a0a; color: #fde68a; }
+.gen-error { color: #b91c1c; font-weight: 600; padding: 4px 0; }
+.dark .gen-error { color: #f87171; }
+.gen-note { opacity: 0.8; font-size: 0.9em; padding: 2px 0; }
+#quicksettings { align-items: flex-end; gap: 8px; }
+.token-counter { text-align: right; font-size: 0.8em; opacity: 0.7; padding-right: 10px; min-height: 0;
+                  margin-top: -10px !important; margin-bottom: -6px !important; }
+.progress-panel:empty { display: none; }
+.progress-bar { position: relative; height: 18px; border-radius: 4px; background: var(--neutral-200);
+                overflow: hidden; }
+.dark .progress-bar { background: var(--neutral-700); }
+.progress-fill { height: 100%; background: var(--color-accent); transition: width 0.2s; }
+.progress-label { position: absolute; inset: 0; text-align: center; font-size: 12px; line-height: 18px; }
+.progress-text { font-size: 0.85em; opacity: 0.85; padding: 2px 0; }
+.image-buttons button { flex: 1 1 auto; }
+.infotext { font-size: 0.9em; word-break: break-word; }
+.infotext-item p { margin: 2px 0; word-break: break-word; }
+.defaults-table td, .defaults-table th { padding: 2px 8px; text-align: left; }
+"""
+
+# Theme first (so a forced theme shows on the first paint), then A1111's keys: Ctrl+Enter generates,
+# Esc interrupts, each on the tab that is visible.
+JS_TEMPLATE = """
+() => {
+  const theme = __THEME__;
+  if (theme === "dark") document.body.classList.add("dark");
+  if (theme === "light") document.body.classList.remove("dark");
+  const visibleTab = () => ["txt2img", "img2img"].find((t) => {
+    const el = document.getElementById("tab_" + t);
+    return el && el.offsetParent !== null;
+  });
+  document.addEventListener("keydown", (e) => {
+    const tab = visibleTab();
+    if (!tab) return;
+    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+      e.preventDefault();
+      document.getElementById(tab + "_generate")?.click();
+    } else if (e.key === "Escape" && document.querySelector("#" + tab + "_progress .progress-text")) {
+      document.getElementById(tab + "_interrupt")?.click();
+    }
+  });
+}
 """
 
 
@@ -21,15 +80,21 @@ def ui_css(ctx) -> str:
     return css
 
 
+def ui_js(ctx) -> str:
+    """Page-load JS: the --theme flag and the keyboard shortcuts."""
+    return JS_TEMPLATE.replace("__THEME__", json.dumps(getattr(ctx.flags, "theme", None)))
+
+
 def build_ui(ctx) -> gr.Blocks:
     """The whole page. Tabs that later issues fill are present as slots so element ids are stable."""
+    ui = UiBuild(ctx)
     with gr.Blocks(title="Stable Diffusion", analytics_enabled=False) as blocks:
-        topbar.build(ctx)
-        with gr.Tabs(elem_id="tabs"):
-            with gr.Tab("txt2img", id="txt2img", elem_id="tab_txt2img"):
-                txt2img.build(ctx)
-            for label, tab_id in (("img2img", "img2img"), ("Extras", "extras"), ("PNG Info", "pnginfo"),
-                                  ("Train", "train"), ("Settings", "settings"), ("Extensions", "extensions")):
+        topbar.build(ctx, ui)
+        with gr.Tabs(elem_id="tabs") as ui.tabs:
+            for label, tab_id, module in TABS:
                 with gr.Tab(label, id=tab_id, elem_id=f"tab_{tab_id}"):
-                    placeholder.build(ctx, tab_id)
+                    module.build(ctx, ui)
+        ui.wire_sends()
+        ui.on_load(ui.defaults.current_values, list(ui.defaults.widgets.values()))
+        ui.wire_load(blocks)
     return blocks

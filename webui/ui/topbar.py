@@ -1,13 +1,14 @@
-"""Top bar: checkpoint dropdown with refresh (quicksettings) and the demo-model notice."""
+"""Top bar: the quicksettings (checkpoint with refresh, plus whatever `quicksettings_list` names, e.g. SD VAE
+and Clip skip) and the demo-model / checkpoint-problem notice."""
 from __future__ import annotations
 
 import gradio as gr
 
 from modules.context import switch_model
+from modules.settings import SettingsError
+from webui.ui.components import setting_widgets
 
-
-def checkpoint_titles(ctx) -> list[str]:
-    return [ctx.checkpoints.title_of(info) for info in ctx.checkpoints.list()]
+CHECKPOINT = "sd_model_checkpoint"
 
 
 def notice_markdown(ctx) -> str:
@@ -20,27 +21,63 @@ def notice_markdown(ctx) -> str:
     return "\n\n".join(lines)
 
 
-def build(ctx) -> None:
-    with gr.Row(elem_id="quicksettings"):
-        ckpt = gr.Dropdown(choices=checkpoint_titles(ctx), value=ctx.settings.get("sd_model_checkpoint") or None,
-                           label="Stable Diffusion checkpoint", elem_id="setting_sd_model_checkpoint",
-                           allow_custom_value=True, scale=4)
-        refresh = gr.Button("Refresh", elem_id="refresh_sd_model_checkpoint", scale=0, min_width=80, size="sm")
-    notice = gr.Markdown(notice_markdown(ctx), elem_id="demo_notice", visible=bool(notice_markdown(ctx)))
+def quicksetting_keys(ctx) -> list[str]:
+    """The checkpoint always, then the keys of `quicksettings_list` that are real settings (A1111 order)."""
+    known = {spec.key for spec in ctx.settings.specs()}
+    wanted = [CHECKPOINT, *(ctx.settings.get("quicksettings_list") or [])]
+    return [key for i, key in enumerate(wanted) if key in known and key not in wanted[:i]]
 
+
+def build(ctx, ui) -> None:
+    specs = {spec.key: spec for spec in ctx.settings.specs()}
+    checkpoint = refresh = None
+    with gr.Row(elem_id="quicksettings", equal_height=True):
+        for key in quicksetting_keys(ctx):
+            widget = setting_widgets.make(ctx, specs[key], scale=4 if key == CHECKPOINT else 2, min_width=200)
+            if key == CHECKPOINT:
+                checkpoint = widget
+                refresh = gr.Button("Refresh", elem_id="refresh_sd_model_checkpoint", scale=0, min_width=80,
+                                    size="sm")
+            else:
+                _wire_setting(ctx, key, widget)
+    text = notice_markdown(ctx)
+    notice = gr.Markdown(text, elem_id="demo_notice", visible=bool(text))
+    _wire_checkpoint(ctx, checkpoint, refresh, notice)
+
+    def on_load():
+        # The page was built at start-up; the model may have loaded (or failed) since.
+        text = notice_markdown(ctx)
+        return [gr.update(value=ctx.settings.get(CHECKPOINT) or None), gr.update(value=text, visible=bool(text))]
+
+    ui.on_load(on_load, [checkpoint, notice])
+
+
+def _wire_checkpoint(ctx, dropdown, refresh, notice) -> None:
     def on_refresh():
         ctx.checkpoints.refresh()
-        return gr.update(choices=checkpoint_titles(ctx))
+        return gr.update(choices=setting_widgets.dynamic_choices(ctx, CHECKPOINT))
 
     def on_change(title):
-        if not title:
-            return gr.update(), gr.update()
-        job = ctx.jobs.submit("load-model", lambda job_ctx: switch_model(ctx, title), description="switch checkpoint")
-        job.wait_result()
+        if not title or title == ctx.settings.get(CHECKPOINT):
+            return gr.skip(), gr.skip()
+        # Loading runs on the job worker, after any generation in progress, never beside it.
+        job = ctx.jobs.submit("load-model", lambda job_ctx: switch_model(ctx, title),
+                              description="switch checkpoint")
+        job.wait()
         if job.error:
             ctx.model_error = job.error
         text = notice_markdown(ctx)
-        return gr.update(value=ctx.settings.get("sd_model_checkpoint")), gr.update(value=text, visible=bool(text))
+        return gr.update(value=ctx.settings.get(CHECKPOINT)), gr.update(value=text, visible=bool(text))
 
-    refresh.click(on_refresh, outputs=ckpt)
-    ckpt.change(on_change, inputs=ckpt, outputs=[ckpt, notice])
+    refresh.click(on_refresh, outputs=dropdown, show_progress="hidden")
+    dropdown.input(on_change, inputs=dropdown, outputs=[dropdown, notice])
+
+
+def _wire_setting(ctx, key: str, widget) -> None:
+    def on_change(value):
+        try:
+            ctx.settings.update({key: value})
+        except SettingsError as exc:
+            gr.Warning(str(exc))
+
+    widget.input(on_change, widget, None, show_progress="hidden")

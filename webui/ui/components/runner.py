@@ -1,0 +1,160 @@
+"""Run one job from a tab: submit, stream progress/ETA/live preview while it runs, then show the result.
+
+The handler is a generator, so Gradio pushes each yield to the page; it polls the job's snapshot a few times
+a second and yields only when something changed. Every failure ends as a readable line in the output
+panel (never a stack-trace popup), and the handler always returns, so Generate never stays stuck.
+"""
+from __future__ import annotations
+
+import html
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import gradio as gr
+
+from modules.types import GenerationResult, UserInputError
+
+log = logging.getLogger("webui.ui")
+
+POLL_SECONDS = 0.25
+
+
+class SessionJobs:
+    """The job each browser session (and tab) is running, so Interrupt/Skip act on the user's own job."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self._jobs: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def remember(self, key: str, job) -> None:
+        with self._lock:
+            self._jobs[key] = job
+
+    def forget(self, key: str, job) -> None:
+        with self._lock:
+            if self._jobs.get(key) is job:
+                del self._jobs[key]
+
+    def interrupt(self, key: str) -> None:
+        with self._lock:
+            job = self._jobs.get(key)
+        if job is not None and not job.finished:
+            self.ctx.jobs.cancel(job.id)  # queued: removed; running: stops after the current step
+        else:
+            self.ctx.jobs.interrupt()  # as A1111: Interrupt stops whatever runs
+
+    def skip(self, key: str) -> None:
+        with self._lock:
+            job = self._jobs.get(key)
+        if job is None or self.ctx.jobs.current() is job:
+            self.ctx.jobs.skip()
+
+
+def session_key(request: gr.Request | None, tab: str) -> str:
+    return f"{getattr(request, 'session_hash', None) or 'anonymous'}:{tab}"
+
+
+def error_html(message: str) -> str:
+    return f"<div class='gen-error'>{html.escape(message)}</div>"
+
+
+def progress_html(snap, position: int | None) -> str:
+    """Progress bar with step, image and ETA text, as A1111's bar over the gallery."""
+    if snap is None or snap.state == "queued":
+        ahead = f": {position} job{'s' if position != 1 else ''} ahead" if position else ""
+        return f"<div class='progress-text'>Waiting in queue{ahead}</div>"
+    percent = round(snap.progress * 100)
+    parts = []
+    if snap.steps_total:
+        parts.append(f"step {snap.step}/{snap.steps_total}")
+    if snap.images_total > 1:
+        parts.append(f"batch {snap.image_index + 1}/{snap.images_total}")
+    if snap.eta_relative:
+        parts.append(f"ETA {format_seconds(snap.eta_relative)}")
+    if snap.textinfo:
+        parts.append(html.escape(snap.textinfo))
+    return (f"<div class='progress-bar'><div class='progress-fill' style='width:{percent}%'></div>"
+            f"<span class='progress-label'>{percent}%</span></div>"
+            f"<div class='progress-text'>{' · '.join(parts)}</div>")
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def result_state(result: GenerationResult) -> dict[str, Any]:
+    """What the output panel keeps per session: gallery images with their infotexts and saved files."""
+    images, infotexts = list(result.images), list(result.infotexts)
+    paths = list(result.saved_paths[:len(images)])
+    if result.grid is not None:
+        # A1111 shows the grid first; it carries the first image's infotext.
+        images.insert(0, result.grid)
+        infotexts.insert(0, result.info)
+        paths.insert(0, result.saved_paths[len(result.images)] if len(result.saved_paths) > len(result.images)
+                     else "")
+    return {"images": images, "infotexts": infotexts, "paths": paths, "selected": 0}
+
+
+def stream_job(ctx, jobs: SessionJobs, key: str, make_request: Callable[[], Any],
+               submit: Callable[[Any], Any], on_done: Callable[[Any, float], tuple] | None = None
+               ) -> Iterator[tuple]:
+    """Yields (gallery, progress, info, log, state) updates until the job ends; never raises."""
+    skip = gr.skip()
+    started = time.perf_counter()
+    try:
+        request = make_request()
+        job = submit(request)
+    except (UserInputError, ValueError, OSError) as exc:
+        yield skip, "", skip, error_html(str(exc)), skip
+        return
+    except Exception as exc:
+        log.exception("Could not start the job")
+        yield skip, "", skip, error_html(f"Could not start: {exc}"), skip
+        return
+    jobs.remember(key, job)
+    try:
+        seen: tuple | None = None
+        while not job.wait(POLL_SECONDS):
+            snap = job.snapshot()
+            marker = (snap.state, snap.step, snap.image_index, snap.preview_id, job.position)
+            if marker == seen:
+                continue
+            new_preview = seen is None or snap.preview_id != seen[3]
+            seen = marker
+            preview = [snap.preview] if new_preview and snap.preview is not None else skip
+            yield preview, progress_html(snap, job.position), skip, skip, skip
+    finally:
+        jobs.forget(key, job)
+    yield final_outputs(job, time.perf_counter() - started)
+
+
+def final_outputs(job, seconds: float) -> tuple:
+    """The finished job as (gallery, progress, info, log, state)."""
+    skip = gr.skip()
+    result = job.result
+    if job.error:
+        return skip, "", skip, error_html(job.error), skip
+    if not isinstance(result, GenerationResult) or not result.images:
+        note = "Interrupted: no image was finished." if job.state in ("interrupted", "cancelled") else \
+            "No images were produced."
+        return [], "", "", f"<div class='gen-note'>{note}</div>", skip
+    state = result_state(result)
+    notes = [f"Time taken: {format_seconds(seconds) if seconds >= 1 else f'{seconds:.2f}s'}"]
+    if result.interrupted or job.state == "interrupted":
+        notes.insert(0, "Interrupted: showing the images finished before the stop.")
+    notes += [html.escape(w) for w in result.warnings]
+    log_html = "".join(f"<div class='gen-note'>{n}</div>" for n in notes)
+    return state["images"], "", info_html(state["infotexts"][0] if state["infotexts"] else ""), log_html, state
+
+
+def info_html(infotext: str) -> str:
+    """An infotext as A1111 shows it under the gallery: prompt lines, then the parameters line."""
+    if not infotext:
+        return ""
+    lines = [html.escape(line) for line in infotext.split("\n")]
+    return "<div class='infotext'>" + "<br>".join(lines) + "</div>"

@@ -1,0 +1,112 @@
+"""Extras tab: upscale single images, an uploaded batch, or a folder; upscaler 1 and 2 with visibility,
+scale by / scale to; dataset steps that extensions add appear in the always-on slot below.
+
+The work runs on the job worker (one GPU user at a time) through modules.postprocessing.
+"""
+from __future__ import annotations
+
+import gradio as gr
+
+from webui.ui.components import output
+from webui.ui.components.runner import SessionJobs, session_key, stream_job
+from webui.ui.registry import SendTarget
+
+TAB = "extras"
+SINGLE, BATCH, DIRECTORY = "single_image", "batch_process", "batch_from_directory"
+
+
+def postprocessing():
+    """modules.postprocessing, or None while this build has none (the tab then says so)."""
+    try:
+        from modules import postprocessing
+    except ImportError:
+        return None
+    return postprocessing
+
+
+def upscaler_choices(ctx) -> list[str]:
+    module = postprocessing()
+    if module is None:
+        return ["None"]
+    return list(module.upscaler_names(ctx))
+
+
+def build(ctx, ui) -> None:
+    make = ui.defaults.make
+    mode = gr.State(SINGLE)
+    scale_to = gr.State(False)
+    choices = upscaler_choices(ctx)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, variant="compact", elem_id=f"{TAB}_settings"):
+            with gr.Tabs(elem_id="mode_extras") as subtabs:
+                with gr.Tab("Single Image", id=SINGLE, elem_id="extras_single_tab") as tab_single:
+                    image = gr.Image(label="Source", type="filepath", image_mode=None, elem_id="extras_image",
+                                     sources=["upload", "clipboard"], height=360)
+                with gr.Tab("Batch Process", id=BATCH, elem_id="extras_batch_process_tab") as tab_batch:
+                    files = gr.File(label="Batch Process", file_count="multiple", file_types=["image"],
+                                    elem_id="extras_image_batch")
+                with gr.Tab("Batch from Directory", id=DIRECTORY, elem_id="extras_batch_directory_tab") as tab_dir:
+                    input_dir = gr.Textbox(label="Input directory", elem_id="extras_batch_input_dir")
+                    output_dir = gr.Textbox(label="Output directory", elem_id="extras_batch_output_dir")
+                    show_results = gr.Checkbox(label="Show result images", value=True,
+                                               elem_id="extras_show_extras_results")
+            generate = gr.Button("Generate", variant="primary", elem_id="extras_generate")
+            with gr.Tabs(elem_id="extras_resize_mode"):
+                with gr.Tab("Scale by", id="by", elem_id="extras_scale_by_tab") as tab_by:
+                    resize = make(gr.Slider, TAB, "Resize", minimum=1.0, maximum=8.0, step=0.05, value=4,
+                                  elem_id="extras_upscaling_resize")
+                with gr.Tab("Scale to", id="to", elem_id="extras_scale_to_tab") as tab_to:
+                    with gr.Row():
+                        width = make(gr.Slider, TAB, "Width", minimum=64, maximum=8192, step=8, value=512,
+                                     elem_id="extras_upscaling_resize_w")
+                        height = make(gr.Slider, TAB, "Height", minimum=64, maximum=8192, step=8, value=512,
+                                      elem_id="extras_upscaling_resize_h")
+                    crop = gr.Checkbox(label="Crop to fit", value=True, elem_id="extras_upscaling_crop")
+            with gr.Row():
+                upscaler_1 = make(gr.Dropdown, TAB, "Upscaler 1", choices=choices, value=choices[0],
+                                  elem_id="extras_upscaler_1")
+                upscaler_2 = make(gr.Dropdown, TAB, "Upscaler 2", choices=choices, value=choices[0],
+                                  elem_id="extras_upscaler_2")
+            visibility = make(gr.Slider, TAB, "Upscaler 2 visibility", minimum=0.0, maximum=1.0, step=0.001,
+                              value=0.0, elem_id="extras_upscaler_2_visibility")
+            # Extensions' dataset steps (captioning, cropping, ...) land here.
+            gr.Column(elem_id="extras_scripts", visible=False)
+            if postprocessing() is None:
+                gr.Markdown("Upscalers are not installed in this build yet.", elem_id="extras_unavailable")
+        with gr.Column(scale=1, elem_id=f"{TAB}_output_column"):
+            panel = output.build(ctx, ui, TAB, sends=("img2img", "inpaint"), folder_kind="extras")
+
+    for tab, mode_id in ((tab_single, SINGLE), (tab_batch, BATCH), (tab_dir, DIRECTORY)):
+        tab.select(lambda m=mode_id: m, None, mode, queue=False, show_progress="hidden")
+    tab_by.select(lambda: False, None, scale_to, queue=False, show_progress="hidden")
+    tab_to.select(lambda: True, None, scale_to, queue=False, show_progress="hidden")
+    ui.add_target(SendTarget("extras", "extras", image, {}, subtabs, SINGLE, mode))
+
+    inputs = {"mode": mode, "image": image, "files": files, "input_dir": input_dir, "output_dir": output_dir,
+              "show_results": show_results, "scale_to": scale_to, "upscaling_resize": resize,
+              "upscaling_resize_w": width, "upscaling_resize_h": height, "upscaling_crop": crop,
+              "upscaler_1": upscaler_1, "upscaler_2": upscaler_2, "extras_upscaler_2_visibility": visibility}
+    names = list(inputs)
+    jobs = SessionJobs(ctx)
+
+    def on_generate(*args, request: gr.Request = None):
+        values = dict(zip(names, args))
+        yield from stream_job(ctx, jobs, session_key(request, TAB), lambda: extras_request(values),
+                              lambda req: submit_extras(ctx, req))
+
+    generate.click(on_generate, [inputs[n] for n in names], panel.outputs, concurrency_limit=None,
+                   show_progress="hidden")
+
+
+def extras_request(values: dict):
+    """The postprocessing request from the widget values (A1111's extras API names)."""
+    module = postprocessing()
+    if module is None:
+        raise ValueError("Extras needs the upscalers (modules/postprocessing), which this build does not have")
+    return module.request_from_values(values)
+
+
+def submit_extras(ctx, request):
+    module = postprocessing()
+    return ctx.jobs.submit("extras", lambda job_ctx: module.run_extras(ctx, request, job_ctx),
+                           description="extras")
