@@ -34,6 +34,7 @@ class AppContext:
     checkpoints: Any  # modules.pipelines.registry.CheckpointRegistry
     pipelines: Any  # modules.pipelines.manager.PipelineManager
     jobs: Any  # modules.jobs.queue.JobQueue
+    styles: Any = None  # modules.prompts.styles.StyleDatabase
     notices: list[str] = field(default_factory=list)
     model_error: str | None = None
 
@@ -105,6 +106,11 @@ def build_context(flags: Flags, project_root: Path) -> AppContext:
         flags=flags, paths=paths, device=device, settings=settings, checkpoints=checkpoints,
         pipelines=None, jobs=JobQueue(preview_every_n_steps=live_preview_steps(settings)), notices=notices,
     )
+    from modules.prompts.styles import StyleDatabase
+
+    ctx.styles = StyleDatabase(paths.styles_file)
+    if ctx.styles.load_warning:
+        ctx.notices.append(ctx.styles.load_warning)
     ctx.pipelines = PipelineManager(ctx.policy_for, cache_size=settings.get("sd_checkpoint_cache"))
     settings.on_change(lambda key, value: _apply_setting(ctx, key))
     return ctx

@@ -1,0 +1,307 @@
+"""The A1111 prompt language, parsed in pure Python (no torch): attention weights, prompt editing and
+alternation schedules, `AND` sub-prompts, `#` comments.
+
+Function names and return shapes are A1111's, so code ported from A1111 finds them. Nothing here raises
+on user text: a prompt that cannot be parsed is used verbatim, as A1111 does.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+# ---------------------------------------------------------------------------------------------------
+# Attention: (x) x1.1, [x] /1.1, (x:1.3), escapes, BREAK
+# ---------------------------------------------------------------------------------------------------
+
+# One token per match: escapes first, then brackets, then an explicit ":weight)" closer, then text.
+_ATTENTION_TOKEN = re.compile(
+    r"\\[()\[\]\\]|\\|\(|\[|:\s*([+-]?[.\d]+)\s*\)|\)|\]|[^\\()\[\]:]+|:"
+)
+# BREAK only as a whole word; the spaces around it belong to the separator.
+_BREAK = re.compile(r"\s*\bBREAK\b\s*")
+ROUND_MULTIPLIER = 1.1
+SQUARE_MULTIPLIER = 1 / 1.1
+
+
+def parse_prompt_attention(text: str) -> list[list]:
+    """Split text into [text, weight] runs; ["BREAK", -1] marks a chunk break. Never raises."""
+    runs: list[list] = []
+    open_round: list[int] = []
+    open_square: list[int] = []
+
+    def scale_from(start: int, factor: float) -> None:
+        for run in runs[start:]:
+            run[1] *= factor
+
+    for match in _ATTENTION_TOKEN.finditer(text):
+        token, weight = match.group(0), match.group(1)
+        if token.startswith("\\") and len(token) == 2:
+            runs.append([token[1], 1.0])
+        elif token == "(":
+            open_round.append(len(runs))
+        elif token == "[":
+            open_square.append(len(runs))
+        elif weight is not None and open_round:
+            try:
+                factor = float(weight)
+            except ValueError:  # "(a:1.2.3)": A1111 would crash here; we keep the text instead
+                runs.append([token, 1.0])
+                continue
+            scale_from(open_round.pop(), factor)
+        elif token == ")" and open_round:
+            scale_from(open_round.pop(), ROUND_MULTIPLIER)
+        elif token == "]" and open_square:
+            scale_from(open_square.pop(), SQUARE_MULTIPLIER)
+        else:
+            for i, part in enumerate(_BREAK.split(token)):
+                if i > 0:
+                    runs.append(["BREAK", -1])
+                runs.append([part, 1.0])
+
+    # Unclosed brackets still apply to everything after them.
+    for start in open_round:
+        scale_from(start, ROUND_MULTIPLIER)
+    for start in open_square:
+        scale_from(start, SQUARE_MULTIPLIER)
+
+    if not runs:
+        return [["", 1.0]]
+    merged = [runs[0]]
+    for run in runs[1:]:
+        if run[1] == merged[-1][1]:
+            merged[-1][0] += run[0]
+        else:
+            merged.append(run)
+    return merged
+
+
+# ---------------------------------------------------------------------------------------------------
+# Prompt editing [from:to:when] and alternation [a|b]: a small recursive-descent parser
+# ---------------------------------------------------------------------------------------------------
+
+# Syntax tree: a sequence is a list of nodes; a node is a str, a Scheduled, an Alternate or a Group.
+Sequence = list
+
+
+@dataclass
+class Scheduled:
+    """[before:after:when] (before None for [after:when])."""
+
+    before: Sequence | None
+    after: Sequence
+    when_text: str
+    when: int = 0  # resolved to a step by _resolve_steps
+
+
+@dataclass
+class Alternate:
+    """[a|b|c]: option i is used at steps i+1, i+1+n, ..."""
+
+    options: list[Sequence]
+
+
+@dataclass
+class Group:
+    """Emphasis brackets, kept verbatim around their (possibly scheduled) content."""
+
+    pieces: list = field(default_factory=list)  # str (bracket chars) or Sequence
+
+
+class _NoParse(Exception):
+    """The text at this position is not the structure we tried."""
+
+
+_PLAIN = re.compile(r"(?:[^\\\[\]():|]|\\.)+", re.S)
+_NUMBER = re.compile(r"\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*\]")
+_STRAY = "[]():"
+
+
+class _ScheduleParser:
+    """Parses one prompt; positions are indexes into `text`."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def parse(self) -> Sequence:
+        """Top level: structures, plain text and stray bracket characters; anything else fails."""
+        nodes: Sequence = []
+        pos = 0
+        while pos < len(self.text):
+            try:
+                node, pos = self._item(pos)
+            except _NoParse:
+                if self.text[pos] not in _STRAY:
+                    raise
+                node, pos = self.text[pos], pos + 1
+            nodes.append(node)
+        return nodes
+
+    def _sequence(self, pos: int) -> tuple[Sequence, int]:
+        """Items until a character that belongs to the enclosing structure (or the end)."""
+        nodes: Sequence = []
+        while pos < len(self.text) and self.text[pos] not in "]):|":
+            node, pos = self._item(pos)
+            nodes.append(node)
+        return nodes, pos
+
+    def _item(self, pos: int):
+        char = self.text[pos]
+        if char == "[":
+            return self._square(pos + 1)
+        if char == "(":
+            return self._round(pos + 1)
+        match = _PLAIN.match(self.text, pos)
+        if match is None:  # a lone trailing backslash, '|' or a closer out of place
+            raise _NoParse(pos)
+        return match.group(0), match.end()
+
+    def _expect(self, pos: int, char: str) -> int:
+        if pos >= len(self.text) or self.text[pos] != char:
+            raise _NoParse(pos)
+        return pos + 1
+
+    def _round(self, pos: int):
+        first, pos = self._sequence(pos)
+        if pos < len(self.text) and self.text[pos] == ":":
+            second, pos = self._sequence(pos + 1)
+            return Group(["(", first, ":", second, ")"]), self._expect(pos, ")")
+        return Group(["(", first, ")"]), self._expect(pos, ")")
+
+    def _square(self, pos: int):
+        first, pos = self._sequence(pos)
+        if pos >= len(self.text):
+            raise _NoParse(pos)
+        char = self.text[pos]
+        if char == "]":
+            return Group(["[", first, "]"]), pos + 1
+        if char == "|":
+            options = [first]
+            while pos < len(self.text) and self.text[pos] == "|":
+                option, pos = self._sequence(pos + 1)
+                options.append(option)
+            return Alternate(options), self._expect(pos, "]")
+        if char != ":":
+            raise _NoParse(pos)
+        # [to:when] first; otherwise [from:to:when].
+        number = _NUMBER.match(self.text, pos + 1)
+        if number:
+            return Scheduled(None, first, number.group(1)), number.end()
+        second, pos = self._sequence(pos + 1)
+        if pos >= len(self.text) or self.text[pos] != ":":
+            raise _NoParse(pos)
+        number = _NUMBER.match(self.text, pos + 1)
+        if not number:
+            raise _NoParse(pos)
+        return Scheduled(first, second, number.group(1)), number.end()
+
+
+def _walk(nodes: Sequence):
+    """Every node of the tree, depth first (non-chosen branches included, as A1111 counts them)."""
+    for node in nodes:
+        yield node
+        if isinstance(node, Scheduled):
+            yield from _walk(node.before or [])
+            yield from _walk(node.after)
+        elif isinstance(node, Alternate):
+            for option in node.options:
+                yield from _walk(option)
+        elif isinstance(node, Group):
+            for piece in node.pieces:
+                if isinstance(piece, list):
+                    yield from _walk(piece)
+
+
+def _render(nodes: Sequence, step: int) -> str:
+    out = []
+    for node in nodes:
+        if isinstance(node, str):
+            out.append(node)
+        elif isinstance(node, Scheduled):
+            out.append(_render(node.before or [], step) if step <= node.when else _render(node.after, step))
+        elif isinstance(node, Alternate):
+            out.append(_render(node.options[(step - 1) % len(node.options)], step))
+        else:
+            out.extend(p if isinstance(p, str) else _render(p, step) for p in node.pieces)
+    return "".join(out)
+
+
+def get_learned_conditioning_prompt_schedules(prompts: list[str], base_steps: int, hires_steps: int | None = None,
+                                              use_old_scheduling: bool = False) -> list[list[list]]:
+    """Per prompt, [[end_at_step, text], ...]: the text for step s is the first entry with end >= s.
+
+    Fractions (written with a '.') are of the pass's steps; integers are absolute steps. With hires_steps
+    the schedule is for the hires pass: integers count on from base_steps and fractions from 1.0.
+    """
+    if hires_steps is None or use_old_scheduling:
+        steps, int_offset, frac_offset = base_steps, 0, 0.0
+    else:
+        steps, int_offset, frac_offset = hires_steps, base_steps, 1.0
+
+    def resolve(node: Scheduled) -> int:
+        value = float(node.when_text)
+        if use_old_scheduling:
+            value = value * steps if value < 1 else value
+        elif "." in node.when_text:
+            value = (value - frac_offset) * steps
+        else:
+            value = value - int_offset
+        return min(steps, int(value))
+
+    def schedule(prompt: str) -> list[list]:
+        try:
+            tree = _ScheduleParser(prompt).parse()
+        except (_NoParse, RecursionError, ValueError, OverflowError):
+            return [[steps, prompt]]
+        boundaries = {steps}
+        for node in _walk(tree):
+            if isinstance(node, Scheduled):
+                try:
+                    node.when = resolve(node)
+                except (ValueError, OverflowError):
+                    return [[steps, prompt]]
+                if node.when >= 1:
+                    boundaries.add(node.when)
+            elif isinstance(node, Alternate):
+                boundaries.update(range(1, steps + 1))
+        return [[step, _render(tree, step)] for step in sorted(boundaries)]
+
+    # Each distinct prompt is parsed once (a batch usually repeats the same text).
+    schedules = {prompt: schedule(prompt) for prompt in set(prompts)}
+    return [schedules[prompt] for prompt in prompts]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Composable diffusion: "a AND b:0.5"
+# ---------------------------------------------------------------------------------------------------
+
+_AND = re.compile(r"\bAND\b")
+# A trailing ":number" is the sub-prompt's weight; whitespace before it and at the end is dropped.
+_SUBPROMPT_WEIGHT = re.compile(r"^(.*?)(?:\s*:\s*([-+]?(?:\d+\.?|\d*\.\d+)))?\s*$", re.S)
+
+
+def get_multicond_prompt_list(prompts: list[str]) -> tuple[list[list[tuple[int, float]]], list[str], dict[str, int]]:
+    """Split prompts on AND: (per-prompt [(flat index, weight)], deduplicated sub-prompts, text -> index)."""
+    res_indexes: list[list[tuple[int, float]]] = []
+    flat: list[str] = []
+    index_of: dict[str, int] = {}
+    for prompt in prompts:
+        indexes = []
+        for sub in _AND.split(prompt):
+            match = _SUBPROMPT_WEIGHT.match(sub)
+            text, weight = (match.group(1), match.group(2)) if match else (sub, None)
+            if text not in index_of:
+                index_of[text] = len(flat)
+                flat.append(text)
+            indexes.append((index_of[text], float(weight) if weight is not None else 1.0))
+        res_indexes.append(indexes)
+    return res_indexes, flat, index_of
+
+
+# ---------------------------------------------------------------------------------------------------
+# Comments
+# ---------------------------------------------------------------------------------------------------
+
+def strip_comments(text: str) -> str:
+    """Drop `#` comments (A1111's enable_prompt_comments): whole comment lines, and `#...` to line end."""
+    text = re.sub(r"(?m)^[ \t]*#[^\n]*(?:\n|$)", "", text)
+    return re.sub(r"[ \t]*#[^\n]*", "", text)

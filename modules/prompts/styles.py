@@ -1,0 +1,143 @@
+"""Saved prompt styles in A1111's `styles.csv` (name, prompt, negative_prompt).
+
+A style's text either contains `{prompt}`, which the user's prompt replaces, or is appended after ", ".
+"""
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+PLACEHOLDER = "{prompt}"
+
+
+@dataclass(frozen=True)
+class PromptStyle:
+    name: str
+    prompt: str = ""
+    negative_prompt: str = ""
+
+
+def merge_style(style_text: str, prompt: str) -> str:
+    """Apply one style's text to a prompt: fill `{prompt}`, or append with ", " (A1111's rule)."""
+    if PLACEHOLDER in style_text:
+        return style_text.replace(PLACEHOLDER, prompt)
+    if not style_text.strip():
+        return prompt
+    if not prompt.strip():
+        return style_text
+    return f"{prompt}, {style_text}"
+
+
+def unmerge_style(style_text: str, prompt: str) -> str | None:
+    """The prompt before `style_text` was applied, or None when the style is not in it."""
+    if not style_text:
+        return prompt
+    if PLACEHOLDER in style_text:
+        head, _, tail = style_text.partition(PLACEHOLDER)
+        if prompt.startswith(head) and prompt.endswith(tail) and len(prompt) >= len(head) + len(tail):
+            return prompt[len(head):len(prompt) - len(tail)]
+        return None
+    if prompt == style_text:
+        return ""
+    suffix = f", {style_text}"
+    return prompt[: -len(suffix)] if prompt.endswith(suffix) else None
+
+
+class StyleDatabase:
+    """styles.csv loaded into memory; saving writes the whole file atomically."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self.styles: dict[str, PromptStyle] = {}
+        self.load_warning: str | None = None
+        self.reload()
+
+    def reload(self) -> None:
+        styles: dict[str, PromptStyle] = {}
+        if self.path.exists():
+            try:
+                with open(self.path, encoding="utf-8-sig", newline="") as fh:
+                    for row in csv.DictReader(fh, skipinitialspace=True):
+                        name = (row.get("name") or "").strip()
+                        if name:
+                            styles[name] = PromptStyle(name, row.get("prompt") or "", row.get("negative_prompt") or "")
+            except (OSError, csv.Error, UnicodeDecodeError) as exc:
+                self.load_warning = f"{self.path.name} could not be read ({exc}); no styles loaded"
+                log.warning(self.load_warning)
+        with self._lock:
+            self.styles = styles
+
+    def names(self) -> list[str]:
+        return list(self.styles)
+
+    def save_style(self, style: PromptStyle) -> None:
+        """Add or replace a style and write the file."""
+        if not style.name.strip():
+            raise ValueError("a style needs a name")
+        with self._lock:
+            self.styles[style.name] = style
+            self._write()
+
+    def delete_style(self, name: str) -> None:
+        with self._lock:
+            if self.styles.pop(name, None) is not None:
+                self._write()
+
+    def apply_styles_to_prompt(self, prompt: str, names) -> str:
+        """The prompt with each named style applied in order; unknown names are ignored."""
+        for name in names:
+            if name in self.styles:
+                prompt = merge_style(self.styles[name].prompt, prompt)
+        return prompt
+
+    def apply_negative_styles_to_prompt(self, negative: str, names) -> str:
+        for name in names:
+            if name in self.styles:
+                negative = merge_style(self.styles[name].negative_prompt, negative)
+        return negative
+
+    def extract_styles_from_prompt(self, prompt: str, negative: str) -> tuple[list[str], str, str]:
+        """Find styles already applied to both prompts (as A1111 does when reading infotext).
+
+        Returns (style names, prompt without them, negative without them); styles applied last are
+        removed first, so the order of application is preserved in the returned names.
+        """
+        found: list[str] = []
+        changed = True
+        while changed:
+            changed = False
+            for style in self.styles.values():
+                if not (style.prompt or style.negative_prompt) or style.name in found:
+                    continue
+                p = unmerge_style(style.prompt, prompt)
+                n = unmerge_style(style.negative_prompt, negative)
+                if p is not None and n is not None:
+                    found.insert(0, style.name)
+                    prompt, negative, changed = p, n, True
+                    break
+        return found, prompt, negative
+
+    def _write(self) -> None:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=["name", "prompt", "negative_prompt"], lineterminator="\n")
+        writer.writeheader()
+        for style in self.styles.values():
+            writer.writerow({"name": style.name, "prompt": style.prompt, "negative_prompt": style.negative_prompt})
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+                fh.write(buf.getvalue())
+            os.replace(tmp, self.path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from modules.prompts.parser import strip_comments
+from modules.prompts.styles import PromptStyle, StyleDatabase
+
+
+def test_placeholder_and_append(tmp_path):
+    db = StyleDatabase(tmp_path / "styles.csv")
+    db.save_style(PromptStyle("frame", "a painting of {prompt}, framed", "ugly"))
+    db.save_style(PromptStyle("hq", "masterpiece, best quality", "lowres"))
+    assert db.apply_styles_to_prompt("a cat", ["frame"]) == "a painting of a cat, framed"
+    assert db.apply_styles_to_prompt("a cat", ["hq"]) == "a cat, masterpiece, best quality"
+    assert db.apply_negative_styles_to_prompt("", ["frame", "hq"]) == "ugly, lowres"
+    assert db.apply_styles_to_prompt("a cat", ["nope"]) == "a cat"
+
+
+def test_file_round_trip_with_commas_quotes_and_newlines(tmp_path):
+    path = tmp_path / "styles.csv"
+    db = StyleDatabase(path)
+    db.save_style(PromptStyle("tricky", 'a "quoted", comma\nsecond line', "neg, x"))
+    again = StyleDatabase(path)
+    assert again.styles["tricky"] == PromptStyle("tricky", 'a "quoted", comma\nsecond line', "neg, x")
+    assert [p.name for p in tmp_path.iterdir()] == ["styles.csv"]  # no temp files left
+    again.delete_style("tricky")
+    assert StyleDatabase(path).names() == []
+
+
+def test_reads_an_a1111_file_with_bom(tmp_path):
+    path = tmp_path / "styles.csv"
+    path.write_text('\ufeffname,prompt,negative_prompt\n"Style A","{prompt}, sharp",blurry\n', encoding="utf-8")
+    assert StyleDatabase(path).styles["Style A"].negative_prompt == "blurry"
+
+
+def test_extract_styles_reverses_apply(tmp_path):
+    db = StyleDatabase(tmp_path / "styles.csv")
+    db.save_style(PromptStyle("frame", "a painting of {prompt}, framed", "ugly"))
+    db.save_style(PromptStyle("hq", "masterpiece", "lowres"))
+    prompt = db.apply_styles_to_prompt("a cat", ["frame", "hq"])
+    negative = db.apply_negative_styles_to_prompt("blur", ["frame", "hq"])
+    assert db.extract_styles_from_prompt(prompt, negative) == (["frame", "hq"], "a cat", "blur")
+    assert db.extract_styles_from_prompt("plain", "") == ([], "plain", "")
+
+
+def test_strip_comments():
+    assert strip_comments("a cat\n# a note\nsitting # aside\n#last") == "a cat\nsitting\n"
+    assert strip_comments("no comments here") == "no comments here"
