@@ -14,7 +14,7 @@ from modules.generation.service import submit_generation
 from modules.images.saving import SaveOptions, read_image_info, save_image
 from modules.types import UserInputError
 from webui.ui import forms
-from webui.ui.components.runner import POLL_SECONDS, SessionJobs, error_html, progress_html
+from webui.ui.components.runner import POLL_SECONDS, SessionJobs, error_html, notes_html, progress_html
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 # What "PNG info" takes from each image, as A1111's batch offers by default.
@@ -105,6 +105,5 @@ def run(ctx, jobs: SessionJobs, key: str, values: dict, make_request: Callable[[
     notes = [f"Processed {len(files) - len(problems)} of {len(files)} images"
              + (f" into {html.escape(out_dir)}" if out_dir else "")]
     notes += [html.escape(p) for p in problems]
-    log = "".join(f"<div class='gen-note'>{n}</div>" for n in notes)
-    yield shown, "", skip, log, state if shown else skip
+    yield shown, "", skip, notes_html(notes), state if shown else skip
 

@@ -2,6 +2,7 @@
 save, zip, send to ...), generation info and the message line. Element ids as in A1111."""
 from __future__ import annotations
 
+import html
 import io
 import os
 import shutil
@@ -17,7 +18,7 @@ import gradio as gr
 from PIL import Image
 
 from modules.images.saving import SaveOptions, output_folder, save_image
-from webui.ui.components.runner import SessionJobs, error_html, info_html, session_key
+from webui.ui.components.runner import SessionJobs, error_html, info_html, notes_html, session_key
 
 SEND_LABELS = {"img2img": "Send to img2img", "inpaint": "Send to inpaint", "extras": "Send to extras",
                "txt2img": "Send to txt2img"}
@@ -109,7 +110,7 @@ def open_folder(ctx, folder: Path) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     if getattr(ctx.flags, "listen", False) or getattr(ctx.flags, "server_host", "127.0.0.1") not in (
             "127.0.0.1", "localhost"):
-        return f"<div class='gen-note'>Images are in {folder} on the server.</div>"
+        return notes_html([f"Images are in {html.escape(str(folder))} on the server."])
     opener = {"win32": None, "darwin": ["open"]}.get(sys.platform, ["xdg-open"])
     try:
         if opener is None:
@@ -117,8 +118,8 @@ def open_folder(ctx, folder: Path) -> str:
         else:
             subprocess.Popen([*opener, str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     except OSError:
-        return f"<div class='gen-note'>Images are in {folder} (no file manager could be opened).</div>"
-    return f"<div class='gen-note'>Opened {folder}</div>"
+        return notes_html([f"Images are in {html.escape(str(folder))} (no file manager could be opened)."])
+    return notes_html([f"Opened {html.escape(str(folder))}"])
 
 
 def save_selected(ctx, state) -> tuple:
@@ -134,7 +135,7 @@ def save_selected(ctx, state) -> tuple:
     # Offered from a temp copy: Gradio serves downloads only from the temp dir, cwd or allowed paths.
     offered = Path(tempfile.mkdtemp(prefix="webui-save-")) / path.name
     shutil.copyfile(path, offered)
-    return gr.update(value=[str(offered)], visible=True), f"<div class='gen-note'>Saved {path}</div>"
+    return gr.update(value=[str(offered)], visible=True), notes_html([f"Saved {html.escape(str(path))}"])
 
 
 def zip_all(state) -> tuple:
@@ -154,4 +155,4 @@ def zip_all(state) -> tuple:
             buf = io.BytesIO()
             image.save(buf, format="PNG")
             archive.writestr(f"{index:05}.png", buf.getvalue())
-    return gr.update(value=[str(target)], visible=True), f"<div class='gen-note'>Zipped {len(images)} images</div>"
+    return gr.update(value=[str(target)], visible=True), notes_html([f"Zipped {len(images)} images"])

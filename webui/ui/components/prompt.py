@@ -56,13 +56,13 @@ def build(ctx, tab: str) -> PromptRow:
                 interrupt = gr.Button("Interrupt", elem_id=f"{tab}_interrupt", size="sm", min_width=60)
                 skip = gr.Button("Skip", elem_id=f"{tab}_skip", size="sm", min_width=60)
             with gr.Row(elem_id=f"{tab}_tools"):
-                paste = gr.Button("Paste", elem_id=f"{tab}_paste", size="sm", min_width=50,
+                paste = gr.Button("Paste", elem_id=f"{tab}_paste", size="sm", min_width=60, elem_classes=["tool"])
+                clear = gr.Button("Clear", elem_id=f"{tab}_clear_prompt", size="sm", min_width=60,
                                   elem_classes=["tool"])
-                clear = gr.Button("Clear", elem_id=f"{tab}_clear_prompt", size="sm", min_width=50,
-                                  elem_classes=["tool"])
-                apply_style = gr.Button("Apply style", elem_id=f"{tab}_style_apply", size="sm", min_width=90,
+            with gr.Row(elem_id=f"{tab}_style_tools"):
+                apply_style = gr.Button("Apply style", elem_id=f"{tab}_style_apply", size="sm", min_width=60,
                                         elem_classes=["tool"])
-                save_style = gr.Button("Save style", elem_id=f"{tab}_style_create", size="sm", min_width=90,
+                save_style = gr.Button("Save style", elem_id=f"{tab}_style_create", size="sm", min_width=60,
                                        elem_classes=["tool"])
             with gr.Row(elem_id=f"{tab}_styles_row"):
                 styles = gr.Dropdown(adapter.names(), value=[], multiselect=True, label="Styles",

@@ -10,6 +10,7 @@ import html
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -58,8 +59,16 @@ def session_key(request: gr.Request | None, tab: str) -> str:
     return f"{getattr(request, 'session_hash', None) or 'anonymous'}:{tab}"
 
 
+def notes_html(notes: list[str], *, error: bool = False) -> str:
+    """The message line (notes are HTML). data-stamp is new on every message, so userscripts and tests
+    can tell a fresh message from an identical old one."""
+    cls = "gen-error" if error else "gen-note"
+    body = "".join(f"<div class='{cls}'>{note}</div>" for note in notes)
+    return f"<div class='gen-log' data-stamp='{uuid.uuid4().hex[:12]}'>{body}</div>"
+
+
 def error_html(message: str) -> str:
-    return f"<div class='gen-error'>{html.escape(message)}</div>"
+    return notes_html([html.escape(message)], error=True)
 
 
 def progress_html(snap, position: int | None) -> str:
@@ -142,14 +151,14 @@ def final_outputs(job, seconds: float) -> tuple:
     if not isinstance(result, GenerationResult) or not result.images:
         note = "Interrupted: no image was finished." if job.state in ("interrupted", "cancelled") else \
             "No images were produced."
-        return [], "", "", f"<div class='gen-note'>{note}</div>", skip
+        return [], "", "", notes_html([note]), skip
     state = result_state(result)
     notes = [f"Time taken: {format_seconds(seconds) if seconds >= 1 else f'{seconds:.2f}s'}"]
     if result.interrupted or job.state == "interrupted":
         notes.insert(0, "Interrupted: showing the images finished before the stop.")
     notes += [html.escape(w) for w in result.warnings]
-    log_html = "".join(f"<div class='gen-note'>{n}</div>" for n in notes)
-    return state["images"], "", info_html(state["infotexts"][0] if state["infotexts"] else ""), log_html, state
+    info = info_html(state["infotexts"][0] if state["infotexts"] else "")
+    return state["images"], "", info, notes_html(notes), state
 
 
 def info_html(infotext: str) -> str:

@@ -1,0 +1,119 @@
+"""Browser-test helpers: one real server per test file (module scope), one Chromium per file, small images."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.helpers.browser import chromium_page
+from tests.helpers.server import start_server
+
+SMALL = {"width": 64, "height": 64, "steps": 3}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("ui-data")
+
+
+@pytest.fixture(scope="module")
+def server(data_dir):
+    """The real app (`launch.py`) on the demo checkpoint, shared by the tests of one file."""
+    srv = start_server(["--data-dir", str(data_dir), "--no-download-sd-model"], data_dir)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser_page():
+    with chromium_page() as page:
+        yield page
+
+
+@pytest.fixture
+def page(browser_page, server):
+    """The shared page, freshly loaded (every test starts from the page as a user first sees it)."""
+    open_page(browser_page, server.url)
+    return browser_page
+
+
+def open_page(page, url: str) -> float:
+    """Load the UI; returns seconds until Generate is visible and the page-load refresh has run."""
+    started = time.perf_counter()
+    page.goto(url, wait_until="domcontentloaded")
+    page.wait_for_selector("#txt2img_generate", state="visible", timeout=30_000)
+    return time.perf_counter() - started
+
+
+def set_number(page, elem_id: str, value) -> None:
+    """Type into a slider's or number box's number input, as a user does."""
+    box = page.locator(f"#{elem_id} input[type=number]").first
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def set_text(page, elem_id: str, value: str) -> None:
+    page.fill(f"#{elem_id} textarea, #{elem_id} input[type=text]", value)
+
+
+def number_value(page, elem_id: str) -> float:
+    return float(page.input_value(f"#{elem_id} input[type=number]"))
+
+
+def text_value(page, elem_id: str) -> str:
+    return page.input_value(f"#{elem_id} textarea, #{elem_id} input")
+
+
+def open_tab(page, tab_id: str) -> None:
+    page.click(f"#tab_{tab_id}-button")
+    page.wait_for_selector(f"#tab_{tab_id}", state="visible")
+
+
+def open_subtab(page, elem_id: str) -> None:
+    page.click(f"#{elem_id}-button")
+    page.wait_for_selector(f"#{elem_id}", state="visible")
+
+
+def small_form(page, tab: str, prompt: str, seed: int = 1234) -> None:
+    """A 64x64, 3-step request: the demo model answers it in well under a second."""
+    set_text(page, f"{tab}_prompt", prompt)
+    for field, value in SMALL.items():
+        set_number(page, f"{tab}_{field}", value)
+    page.fill(f"#{tab}_seed input", str(seed))
+
+
+def log_stamp(page, tab: str) -> str | None:
+    """The stamp of the message line under the gallery (new on every message), or None before any."""
+    return page.evaluate("(tab) => document.querySelector('#html_log_' + tab + ' .gen-log')?.dataset.stamp"
+                         " || null", tab)
+
+
+def run_and_wait(page, tab: str, click: str | None = None, timeout: float = 60_000) -> str:
+    """Click Generate (or `click`) and wait for this run's message line; returns its text."""
+    before = log_stamp(page, tab)
+    page.click(click or f"#{tab}_generate")
+    return wait_message(page, tab, before, timeout)
+
+
+def wait_message(page, tab: str, before: str | None, timeout: float = 60_000) -> str:
+    page.wait_for_function(
+        """([tab, before]) => {
+            const el = document.querySelector('#html_log_' + tab + ' .gen-log');
+            return el && el.dataset.stamp !== before;
+        }""", arg=[tab, before], timeout=timeout)
+    return page.inner_text(f"#html_log_{tab}")
+
+
+def newest_png(folder: Path) -> Path:
+    files = sorted(folder.rglob("*.png"), key=lambda p: p.stat().st_mtime)
+    assert files, f"no PNG under {folder}"
+    return files[-1]
+
+
+def gradient_image(size: int = 64) -> Image.Image:
+    """A smooth picture whose every pixel differs from its neighbours: changes are easy to see."""
+    img = Image.new("RGB", (size, size))
+    img.putdata([(x * 255 // size, y * 255 // size, 128) for y in range(size) for x in range(size)])
+    return img

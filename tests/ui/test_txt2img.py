@@ -1,0 +1,135 @@
+"""txt2img in a real browser against the real server (demo checkpoint): page load, Generate, paste
+parameters, PNG Info and send to txt2img, interrupt, element ids and a screenshot of every tab."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from PIL import Image
+
+from tests.helpers.browser import ARTIFACTS, screenshot
+from tests.ui.conftest import (
+    number_value,
+    open_page,
+    open_tab,
+    run_and_wait,
+    set_number,
+    set_text,
+    small_form,
+    text_value,
+    wait_message,
+    log_stamp,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.server]
+
+A1111_IDS = [
+    "tab_txt2img", "tab_img2img", "tab_extras", "tab_pnginfo", "tab_train", "tab_settings", "tab_extensions",
+    "pnginfo_image", "setting_sd_model_checkpoint",
+    *(f"{tab}_{name}" for tab in ("txt2img", "img2img") for name in (
+        "prompt", "neg_prompt", "generate", "interrupt", "skip", "gallery", "steps", "sampling", "width",
+        "height", "cfg_scale", "seed", "batch_count", "batch_size")),
+]
+PASTED = ("a lighthouse at dusk\nNegative prompt: fog\n"
+          "Steps: 4, Sampler: Euler a, Schedule type: Automatic, CFG scale: 5, Seed: 4321, Size: 64x72")
+
+
+def test_page_loads_in_under_3_seconds(browser_page, server):
+    times = [open_page(browser_page, server.url) for _ in range(3)]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "ui_page_load.json").write_text(json.dumps({"seconds": times}, indent=1))
+    print(f"page load: {', '.join(f'{t:.2f}' for t in times)} s")
+    # The first load also warms Chromium's cache; the best of three is what a user sees on return.
+    assert min(times) < 3.0, times
+
+
+def test_a1111_element_ids_are_present(page):
+    # Gradio 6 renders a tab's contents when it is first opened, so visit each tab once.
+    for tab in ("img2img", "extras", "pnginfo", "train", "settings", "extensions", "txt2img"):
+        open_tab(page, tab)
+    missing = [i for i in A1111_IDS if page.locator(f"#{i}").count() == 0]
+    assert not missing
+
+
+def test_generate_shows_the_image_and_saves_a_png_with_parameters(page, data_dir):
+    small_form(page, "txt2img", "a red cube", seed=1234)
+    message = run_and_wait(page, "txt2img")
+    assert "Time taken" in message
+    assert page.locator("#txt2img_gallery img").count() >= 1
+    info = page.inner_text("#html_info_txt2img")
+    assert "Steps: 3" in info and "Seed: 1234" in info and "Size: 64x64" in info
+    pngs = [p for p in (data_dir / "outputs" / "txt2img-images").rglob("*.png") if "1234" in p.name]
+    assert pngs, "no PNG saved"
+    with Image.open(pngs[-1]) as saved:
+        assert saved.size == (64, 64)
+        assert "a red cube" in saved.info["parameters"] and "Seed: 1234" in saved.info["parameters"]
+    # The counter counts the prompt with the model's tokenizer.
+    assert page.inner_text("#txt2img_token_counter").strip().endswith("/75")
+    screenshot(page, "txt2img")
+
+
+def test_paste_parameters_then_png_info_sends_them_back(page, data_dir):
+    # 1. An infotext in the prompt box + Paste fills every field.
+    set_text(page, "txt2img_prompt", PASTED)
+    page.click("#txt2img_paste")
+    page.wait_for_function("() => document.querySelector('#txt2img_seed input').value === '4321'")
+    assert text_value(page, "txt2img_prompt") == "a lighthouse at dusk"
+    assert text_value(page, "txt2img_neg_prompt") == "fog"
+    assert (number_value(page, "txt2img_steps"), number_value(page, "txt2img_width"),
+            number_value(page, "txt2img_height"), number_value(page, "txt2img_cfg_scale")) == (4, 64, 72, 5)
+    assert page.input_value("#txt2img_sampling input") == "Euler a"
+
+    # 2. Ctrl+Enter generates.
+    before = log_stamp(page, "txt2img")
+    page.locator("#txt2img_prompt textarea").press("Control+Enter")
+    assert "Time taken" in wait_message(page, "txt2img", before)
+    png = next(p for p in (data_dir / "outputs" / "txt2img-images").rglob("*4321*.png"))
+
+    # 3. A fresh page: PNG Info shows the parameters of that file...
+    open_page(page, page.url)
+    open_tab(page, "pnginfo")
+    page.set_input_files("#pnginfo_image input[type=file]", str(png))
+    page.wait_for_function("() => document.querySelector('#pnginfo_html_info').innerText.includes('Seed: 4321')")
+    text = page.inner_text("#pnginfo_html_info")
+    assert "a lighthouse at dusk" in text and "Steps: 4" in text and "Sampler: Euler a" in text
+    screenshot(page, "pnginfo")
+
+    # 4. ... and "Send to txt2img" restores prompt, seed, steps, sampler and size.
+    page.click("#pnginfo_send_to_txt2img")
+    page.wait_for_selector("#tab_txt2img", state="visible")
+    page.wait_for_function("() => document.querySelector('#txt2img_seed input').value === '4321'")
+    assert text_value(page, "txt2img_prompt") == "a lighthouse at dusk"
+    assert number_value(page, "txt2img_steps") == 4
+    assert (number_value(page, "txt2img_width"), number_value(page, "txt2img_height")) == (64, 72)
+    assert page.input_value("#txt2img_sampling input") == "Euler a"
+
+
+def test_interrupt_stops_a_long_run(page):
+    # ~150 steps x 20 images at 256x256: minutes on the demo model if nothing stops it.
+    small_form(page, "txt2img", "a long run")
+    for field, value in (("width", 256), ("height", 256), ("steps", 150), ("batch_count", 20)):
+        set_number(page, f"txt2img_{field}", value)
+    before = log_stamp(page, "txt2img")
+    page.click("#txt2img_generate")
+    page.wait_for_selector("#txt2img_progress .progress-bar", timeout=30_000)
+    assert "step" in page.inner_text("#txt2img_progress")
+    pressed = time.perf_counter()
+    page.click("#txt2img_interrupt")
+    message = wait_message(page, "txt2img", before, timeout=30_000)
+    assert time.perf_counter() - pressed < 15
+    assert "Interrupted" in message
+    # The button is not stuck: the next small run works.
+    small_form(page, "txt2img", "after the interrupt")
+    set_number(page, "txt2img_batch_count", 1)
+    assert "Time taken" in run_and_wait(page, "txt2img")
+
+
+def test_every_tab_renders_without_overflow(page):
+    for tab in ("txt2img", "img2img", "extras", "pnginfo", "train", "settings", "extensions"):
+        open_tab(page, tab)
+        # Nothing wider than the window: no control is cut off at the right edge.
+        overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{tab} overflows by {overflow}px"
+        if tab not in ("txt2img", "pnginfo"):  # those two are shot with content in the tests above
+            screenshot(page, tab)
