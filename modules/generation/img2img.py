@@ -14,7 +14,7 @@ from PIL import Image
 
 from modules.generation.inpaint import run_inpaint_batch
 from modules.generation.masks import mask_from_request, read_image, resize_image
-from modules.generation.passes import encode_images, img2img_inputs, run_batches, run_pass
+from modules.generation.passes import decode_latents, encode_images, img2img_inputs, run_batches, run_pass
 from modules.generation.prompting import ConditioningFactory, default_conditioning_factory, prepare
 from modules.generation.runtime import GenerationEnv
 from modules.generation.seeds import fresh_generators, job_seeds
@@ -86,8 +86,8 @@ def run_img2img_batch(model, plan: JobPlan, inits: list[Image.Image], seeds: lis
     output = run_pass(pipe, cond, replace(plan.first, seed=seeds[0]), progress,
                       strength=request.denoising_strength, num_inference_steps=request.steps,
                       guidance_scale=request.cfg_scale, eta=plan.eta, generator=fresh_generators(seeds),
-                      output_type="pil", **inputs)
-    return list(output.images), cond
+                      output_type="latent", **inputs)
+    return decode_latents(pipe, output.images), cond
 
 
 def latent_resized(pipe, inits: list[Image.Image], width: int, height: int):

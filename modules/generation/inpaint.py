@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from modules.generation import masks
-from modules.generation.passes import run_pass
+from modules.generation.passes import decode_latents, run_pass
 from modules.generation.prompting import prepare
 from modules.generation.runtime import derived_pipeline
 from modules.generation.seeds import fresh_generators
@@ -63,7 +63,8 @@ def run_inpaint_batch(model, plan, inits: list[Image.Image], mask: Image.Image, 
                                  mask_image=[region_mask] * count, strength=request.denoising_strength,
                                  num_inference_steps=request.steps, guidance_scale=request.cfg_scale,
                                  eta=plan.eta, generator=fresh_generators(seeds), width=width, height=height,
-                                 output_type="pil").images
+                                 output_type="latent").images
+            generated = decode_latents(pipe, generated)
 
     # 4. Composite: outside the (blurred) mask every pixel is the source's.
     if box is not None:

@@ -8,6 +8,7 @@ are (A1111 does the same), and the caller asks `stop_requested` whether to run f
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,8 @@ class PassSpec:
     tiling: bool = False
     latent_family: str = "sd1"
 
+
+log = logging.getLogger(__name__)
 
 def stop_requested(progress) -> bool:
     """True once interrupt or skip was pressed for the running job."""
@@ -83,7 +86,12 @@ def run_pass(pipe, cond, spec: PassSpec, progress=None, **call_kwargs):
 
 
 def decode_latents(pipe, latents: torch.Tensor) -> list:
-    """Latents (already scaled by the VAE factor) -> PIL images, upcasting a float16 VAE that asks for it."""
+    """Latents (already scaled by the VAE factor) -> PIL images.
+
+    A float16 VAE that asks for it (SDXL's force_upcast) decodes in float32. One that produces NaNs
+    anyway (A1111's "auto VAE precision") is switched to float32 for good and the decode is retried,
+    so the user gets an image instead of a black square.
+    """
     vae = pipe.vae
     original = vae.dtype
     upcast = original == torch.float16 and getattr(vae.config, "force_upcast", False)  # SDXL's VAE overflows
@@ -91,12 +99,22 @@ def decode_latents(pipe, latents: torch.Tensor) -> list:
         if upcast:
             vae.to(torch.float32)
         try:
-            scaled = latents.to(device=execution_device(pipe), dtype=vae.dtype) / vae.config.scaling_factor
-            images = vae.decode(scaled, return_dict=False)[0]
+            images = _vae_decode(pipe, latents)
         finally:
             if upcast:
                 vae.to(original)
+        if vae.dtype != torch.float32 and torch.isnan(images).any():
+            log.warning("The VAE produced NaNs in %s; switching it to float32 (as --no-half-vae) and retrying",
+                        str(vae.dtype).replace("torch.", ""))
+            vae.to(torch.float32)
+            images = _vae_decode(pipe, latents)
     return pipe.image_processor.postprocess(images, output_type="pil")
+
+
+def _vae_decode(pipe, latents: torch.Tensor) -> torch.Tensor:
+    vae = pipe.vae
+    scaled = latents.to(device=execution_device(pipe), dtype=vae.dtype) / vae.config.scaling_factor
+    return vae.decode(scaled, return_dict=False)[0]
 
 
 def encode_images(pipe, images: list, width: int, height: int) -> torch.Tensor:

@@ -134,12 +134,12 @@ def run_txt2img_batch(model, pipe, plan: JobPlan, seeds: list[int], subseeds: li
     cond = prepare(factory, pipe, [plan.prompt] * count, [plan.negative] * count, env,
                    steps=request.steps, clip_skip=plan.clip_skip)
 
-    # c. First pass; it hands over latents when a refiner or a latent upscaler comes next.
-    keep_latents = plan.refiner is not None or (plan.hires is not None and plan.hires.latent)
+    # c. First pass. It always hands over latents: the next stage or our own decode (which retries a
+    # float16 VAE that gives NaNs in float32) turns them into pixels.
     kwargs = {"latents": latents, "generator": step_generators(seeds, shape), "eta": plan.eta,
               "num_inference_steps": request.steps, "guidance_scale": request.cfg_scale,
               "width": request.width, "height": request.height,
-              "output_type": "latent" if keep_latents else "pil"}
+              "output_type": "latent"}
     kwargs.update(inpaint_model_inputs(pipe, request, count))
     if plan.refiner is not None:
         kwargs["denoising_end"] = plan.refiner.switch_at
@@ -158,14 +158,13 @@ def run_txt2img_batch(model, pipe, plan: JobPlan, seeds: list[int], subseeds: li
 def run_refiner(plan: JobPlan, latents, seeds, factory, env, progress):
     """The refiner's share of the schedule (denoising_start = switch point) on the base's latents."""
     request, refiner = plan.request, plan.refiner
-    keep_latents = plan.hires is not None and plan.hires.latent
     cond = prepare(factory, refiner.pipe, [plan.prompt] * len(seeds), [plan.negative] * len(seeds), env,
                    steps=request.steps, clip_skip=plan.clip_skip)
     spec = replace(plan.first, seed=seeds[0], step_offset=int(request.steps * refiner.switch_at),
                    steps=request.steps - int(request.steps * refiner.switch_at))
     return run_pass(refiner.pipe, cond, spec, progress, image=latents, denoising_start=refiner.switch_at,
                     num_inference_steps=request.steps, guidance_scale=request.cfg_scale, eta=plan.eta,
-                    generator=fresh_generators(seeds), output_type="latent" if keep_latents else "pil").images
+                    generator=fresh_generators(seeds), output_type="latent").images
 
 
 def run_hires(model, plan: JobPlan, output, seeds, factory, env, progress, pipe):
@@ -186,7 +185,7 @@ def run_hires(model, plan: JobPlan, output, seeds, factory, env, progress, pipe)
     cfg = request.hr_cfg_scale if request.hr_cfg_scale is not None else request.cfg_scale
     return run_pass(img2img, cond, replace(plan.hires_pass, seed=seeds[0]), progress,
                     strength=request.denoising_strength, num_inference_steps=size.steps, guidance_scale=cfg,
-                    eta=plan.eta, generator=fresh_generators(seeds), output_type="pil", **inputs).images
+                    eta=plan.eta, generator=fresh_generators(seeds), output_type="latent", **inputs).images
 
 
 def as_images(pipe, output) -> list[Image.Image]:
