@@ -111,7 +111,8 @@ def build_context(flags: Flags, project_root: Path) -> AppContext:
     ctx.styles = StyleDatabase(paths.styles_file)
     if ctx.styles.load_warning:
         ctx.notices.append(ctx.styles.load_warning)
-    ctx.pipelines = PipelineManager(ctx.policy_for, cache_size=settings.get("sd_checkpoint_cache"))
+    ctx.pipelines = PipelineManager(ctx.policy_for, cache_size=settings.get("sd_checkpoint_cache"),
+                                    vae_for=lambda checkpoint: vae_for_checkpoint(ctx, checkpoint))
     settings.on_change(lambda key, value: _apply_setting(ctx, key))
     return ctx
 
@@ -127,6 +128,9 @@ def _apply_setting(ctx: AppContext, key: str) -> None:
     """Settings that act on running parts take effect at once (the next job reads them)."""
     if key in ("live_previews_enable", "show_progress_every_n_steps"):
         ctx.jobs.preview_every_n_steps = live_preview_steps(ctx.settings)
+    elif key == "sd_vae" and ctx.pipelines.current is not None:
+        # Through the queue: the VAE changes between jobs, never under a running one.
+        ctx.jobs.submit("load-model", lambda job_ctx: ctx.pipelines.reload(), description="apply VAE")
     elif key == "sd_checkpoint_cache":
         ctx.pipelines.set_cache_size(ctx.settings.get("sd_checkpoint_cache"))
 
@@ -149,6 +153,26 @@ def demo_notice(paths: Paths) -> str:
         "The demo model is active: it has random weights and makes abstract images. "
         f"Put a real checkpoint (.safetensors) into {paths.ckpt_dirs[0]} and pick it in the checkpoint list."
     )
+
+
+def vae_for_checkpoint(ctx: AppContext, checkpoint) -> Path | None:
+    """The VAE file for a checkpoint per the "SD VAE" setting: None means the checkpoint's own VAE.
+
+    "Automatic" uses `<name>.vae.*` beside the checkpoint (or a same-named file in models/VAE), as A1111;
+    "None" keeps the baked-in VAE; a file name picks that file (an unknown name falls back to Automatic).
+    """
+    from modules.pipelines.loading import find_auto_vae
+    from modules.pipelines.registry import find_vae, list_vae_files
+
+    choice = ctx.settings.get("sd_vae")
+    if choice == "None":
+        return None
+    if choice != "Automatic":
+        found = find_vae(list_vae_files(ctx.paths.vae_dir, ctx.paths.ckpt_dirs), choice)
+        if found is not None:
+            return found.path
+        log.warning("SD VAE %r not found in %s; using Automatic", choice, ctx.paths.vae_dir)
+    return find_auto_vae(checkpoint.path, ctx.paths.vae_dir)
 
 
 def switch_model(ctx: AppContext, query: str):

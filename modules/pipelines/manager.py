@@ -43,8 +43,11 @@ class PipelineManager:
     """Owns the current pipeline; `load` frees the previous one unless the RAM cache keeps it."""
 
     def __init__(self, policy_for: Callable[[ModelFamily], MemoryPolicy], cache_size: int = 0,
-                 loader: Callable[..., tuple[Any, Any]] | None = None):
+                 loader: Callable[..., tuple[Any, Any]] | None = None,
+                 vae_for: Callable[[Any], Path | None] | None = None):
         self._policy_for = policy_for
+        self._vae_for = vae_for
+        self.vae_warning: str | None = None
         self._cache_size = max(0, int(cache_size))
         self._cache: OrderedDict[str, LoadedModel] = OrderedDict()
         self._current: LoadedModel | None = None
@@ -77,6 +80,18 @@ class PipelineManager:
             self._current = cached
             return cached
 
+    def reload(self) -> LoadedModel | None:
+        """Load the current checkpoint again from disk (after the VAE choice changed, for instance)."""
+        with self._lock:
+            if self._current is None:
+                return None
+            checkpoint = self._current.checkpoint
+            self._cache.pop(str(checkpoint.path), None)
+            self._current, self._derived = None, {}
+            free_memory()
+            self._current = self._load_fresh(checkpoint, None)
+            return self._current
+
     def unload(self) -> None:
         """Free the current model (A1111 unload-checkpoint); the cache is dropped too."""
         with self._lock:
@@ -103,6 +118,7 @@ class PipelineManager:
     # ---- internals -------------------------------------------------------------
     def _load_fresh(self, checkpoint, config_dir: Path | None) -> LoadedModel:
         pipe, info = self._loader(checkpoint.path, config_dir=config_dir, dtype=torch_dtype("float32"))
+        self._apply_vae_choice(pipe, checkpoint)
         family = model_family(pipe)
         policy = self._policy_for(family)
         apply_memory_policy(pipe, policy)
@@ -110,6 +126,21 @@ class PipelineManager:
         architecture = getattr(info, "architecture", family)
         log.info("Loaded %s (%s) on %s", checkpoint.title, architecture, policy.label)
         return LoadedModel(checkpoint, pipe, family, architecture, policy)
+
+    def _apply_vae_choice(self, pipe, checkpoint) -> None:
+        """Swap in the chosen VAE file; a VAE that does not fit keeps the checkpoint's own, with a warning."""
+        self.vae_warning = None
+        vae_path = self._vae_for(checkpoint) if self._vae_for is not None else None
+        if vae_path is None:
+            return
+        from modules.pipelines.loading import CheckpointError, load_vae
+
+        try:
+            pipe.vae = load_vae(vae_path, like=pipe)
+            log.info("Using VAE %s", Path(vae_path).name)
+        except CheckpointError as exc:
+            self.vae_warning = f"{exc}; using the checkpoint's own VAE"
+            log.warning(self.vae_warning)
 
     def _retire(self, model: LoadedModel | None) -> None:
         if model is None:
