@@ -33,6 +33,7 @@ import torch
 from modules.prompts.composable import ComposablePatch, Frame, SubCond, schedule_state
 from modules.prompts.embeddings import EmbeddingSet
 from modules.prompts.encode import CHUNK_TOKENS, EMPHASIS_MODES, EncodedPrompt, PromptEncoder
+from modules.prompts.parser import get_learned_conditioning_prompt_schedules, get_multicond_prompt_list
 from modules.types import UserInputError
 
 CHUNK_POSITIONS = CHUNK_TOKENS + 2  # 77
@@ -60,8 +61,6 @@ def prepare_conditioning(pipe, prompts: list[str], negative_prompts: list[str], 
     `embeddings` is an EmbeddingDatabase or EmbeddingSet (None: no textual inversion); `max_unet_rows` caps
     the batch of one UNet call when AND needs extra rows (None: all sub-prompts in one call).
     """
-    get_multicond_prompt_list, get_learned_conditioning_prompt_schedules = _syntax()
-
     # 1. Check the inputs.
     prompts, negatives = list(prompts), list(negative_prompts)
     if not prompts:
@@ -128,22 +127,6 @@ def prepare_conditioning(pipe, prompts: list[str], negative_prompts: list[str], 
         reason = active.skipped.get(name, "not usable") if active is not None else "not usable"
         warnings.append(f"Textual inversion embedding {name!r} skipped: {reason}")
     return PreparedConditioning(kwargs, callback, names if callback else [], patch, extra, warnings)
-
-
-def _syntax():
-    """The parser's AND and schedule functions (plain prompts until modules.prompts.parser exists)."""
-    try:
-        from modules.prompts.parser import (
-            get_learned_conditioning_prompt_schedules,
-            get_multicond_prompt_list,
-        )
-    except ImportError:
-        def get_multicond_prompt_list(prompts):
-            return [[(i, 1.0)] for i in range(len(prompts))], list(prompts), {}
-
-        def get_learned_conditioning_prompt_schedules(prompts, steps, hires_steps=None):
-            return [[[hires_steps or steps, p]] for p in prompts]
-    return get_multicond_prompt_list, get_learned_conditioning_prompt_schedules
 
 
 def _embedding_set(embeddings, widths: tuple[int, ...]) -> EmbeddingSet | None:

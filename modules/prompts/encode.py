@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from modules.prompts.embeddings import Embedding, EmbeddingSet, TriggerIndex
+from modules.prompts.parser import parse_prompt_attention
 
 EMPHASIS_MODES = ("Original", "No norm", "Ignore", "None")
 CHUNK_TOKENS = 75  # tokens of text per chunk; BOS and EOS make it 77 positions
@@ -77,10 +78,6 @@ def parse_weighted(text: str, emphasis: str = "Original") -> list[tuple[str, flo
     if emphasis not in EMPHASIS_MODES:
         raise ValueError(f"unknown emphasis mode {emphasis!r}; expected one of {', '.join(EMPHASIS_MODES)}")
     if emphasis == "None":
-        return [(text, 1.0)]
-    try:
-        from modules.prompts.parser import parse_prompt_attention
-    except ImportError:  # parser.py not there yet: the text as it stands
         return [(text, 1.0)]
     pieces = [(str(piece), float(weight)) for piece, weight in parse_prompt_attention(text)]
     if emphasis == "Ignore":

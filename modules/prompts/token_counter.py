@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from modules.prompts.encode import CHUNK_TOKENS, parse_weighted, tokenize_prompt
+from modules.prompts.extra_networks import parse_prompt
+from modules.prompts.parser import get_learned_conditioning_prompt_schedules, get_multicond_prompt_list
 
 
 def count_tokens(prompt: str, tokenizer, steps: int = 20, *, is_positive: bool = True, embeddings=None,
@@ -34,12 +36,6 @@ def token_limit(used: int) -> int:
 
 def _scheduled_texts(prompt: str, steps: int, is_positive: bool) -> list[str]:
     try:
-        from modules.prompts.extra_networks import parse_prompt
-        from modules.prompts.parser import (
-            get_learned_conditioning_prompt_schedules,
-            get_multicond_prompt_list,
-        )
-
         text, _ = parse_prompt(prompt)
         flat = get_multicond_prompt_list([text])[1] if is_positive else [text]
         schedules = get_learned_conditioning_prompt_schedules(flat, steps)

@@ -10,8 +10,6 @@ from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline, StableDif
 from modules.prompts.conditioning import prepare_conditioning
 from modules.prompts.encode import PromptEncoder
 
-pytest.importorskip("modules.prompts.parser")  # TODO: drop once parser.py has landed
-
 
 @pytest.fixture(scope="module")
 def sd15(tiny_sd15_pipe):

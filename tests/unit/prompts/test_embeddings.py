@@ -12,8 +12,6 @@ from modules.prompts.embeddings import EmbeddingDatabase, load_embedding
 from modules.prompts.encode import PromptEncoder
 from modules.prompts.token_counter import count_tokens
 
-pytest.importorskip("modules.prompts.parser")  # TODO: drop once parser.py has landed
-
 
 def token_rows(pipe, text: str, encoder_name: str = "text_encoder") -> torch.Tensor:
     """The token-embedding rows of `text` in one of the pipe's text encoders, [tokens, width]."""

@@ -9,8 +9,6 @@ import torch
 from modules.prompts.encode import PromptEncoder, apply_emphasis, parse_weighted
 from modules.prompts.token_counter import count_tokens, token_limit
 
-pytest.importorskip("modules.prompts.parser")  # TODO: drop once parser.py has landed
-
 WORDS = ["cat", "dog", "bird", "fish", "tree", "house", "river", "cloud", "stone", "fire"]
 
 

@@ -10,8 +10,6 @@ from modules.prompts.conditioning import prepare_conditioning
 from modules.prompts.encode import EMPHASIS_MODES, PromptEncoder
 from modules.prompts.token_counter import count_tokens
 
-pytest.importorskip("modules.prompts.parser")  # TODO: drop once parser.py has landed
-
 PIECES = ["a", "cat", " ", ",", "(", ")", "[", "]", ":", "|", "\\", "1.5", "0.3", "-1", "BREAK", "AND",
           "<lora:x:1>", "dog ", "\n", "{", "}", "embedding", "::", "]["]
 soups = st.lists(st.sampled_from(PIECES), max_size=40).map("".join)
