@@ -35,6 +35,7 @@ class AppContext:
     pipelines: Any  # modules.pipelines.manager.PipelineManager
     jobs: Any  # modules.jobs.queue.JobQueue
     styles: Any = None  # modules.prompts.styles.StyleDatabase
+    embeddings: Any = None  # modules.prompts.embeddings.EmbeddingDatabase (textual inversion)
     notices: list[str] = field(default_factory=list)
     model_error: str | None = None
 
@@ -108,6 +109,9 @@ def build_context(flags: Flags, project_root: Path) -> AppContext:
     )
     from modules.prompts.styles import StyleDatabase
 
+    from modules.prompts.embeddings import EmbeddingDatabase
+
+    ctx.embeddings = EmbeddingDatabase(paths.embeddings_dir)
     ctx.styles = StyleDatabase(paths.styles_file)
     if ctx.styles.load_warning:
         ctx.notices.append(ctx.styles.load_warning)

@@ -81,4 +81,5 @@ def prepare(factory: ConditioningFactory, pipe, prompts: list[str], negatives: l
             clip_skip: int, hires_steps: int | None = None):
     """Call the conditioning factory with the job's clip skip (A1111 terms), emphasis and padding settings."""
     return factory(pipe, prompts, negatives, steps=steps, hires_steps=hires_steps, clip_skip=clip_skip,
-                   emphasis=str(env.setting("emphasis")), pad_conds=bool(env.setting("pad_cond_uncond")))
+                   emphasis=str(env.setting("emphasis")), pad_conds=bool(env.setting("pad_cond_uncond")),
+                   embeddings=getattr(env, "embeddings", None))

@@ -24,6 +24,7 @@ class GenerationEnv:
     pipelines: Any = None  # PipelineManager: derived img2img/inpaint pipelines share the loaded weights
     checkpoints: Any = None  # CheckpointRegistry: finds the refiner checkpoint
     styles: Any = None  # prompts.styles store; None = no saved styles
+    embeddings: Any = None  # prompts.embeddings.EmbeddingDatabase; None = no textual inversion
 
     def setting(self, key: str) -> Any:
         """The setting's current value, or its default when no store is attached."""

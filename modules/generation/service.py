@@ -68,7 +68,7 @@ def run_generation(ctx, request: GenerationRequest, job_ctx=None) -> GenerationR
     # 1. Settings for this job only: override_settings are layered over the store, never written to it.
     settings = JobSettings(ctx.settings, request.override_settings)
     env = GenerationEnv(settings=settings, pipelines=ctx.pipelines, checkpoints=ctx.checkpoints,
-                        styles=getattr(ctx, "styles", None))
+                        styles=getattr(ctx, "styles", None), embeddings=getattr(ctx, "embeddings", None))
 
     # 2. The model: the one the request names, for this job only (A1111's restore-afterwards default).
     previous = ctx.pipelines.current

@@ -84,3 +84,22 @@ def test_errors_reach_the_job_as_one_user_input_error(ctx, changes, field):
     job.wait(WAIT)
     assert job.state == "failed"
     assert isinstance(job.exception, UserInputError) and job.exception.field == field
+
+
+def test_textual_inversion_from_the_embeddings_folder_reaches_the_image(ctx):
+    """An embedding file dropped into embeddings/ changes the image and is named in TI hashes."""
+    import numpy as np
+    import torch
+    from safetensors.torch import save_file
+
+    width = ctx.pipelines.current.pipe.text_encoder.config.hidden_size
+    save_file({"emb_params": torch.randn(2, width, generator=torch.Generator().manual_seed(3)) * 5},
+              str(ctx.paths.embeddings_dir / "glowstyle.safetensors"))
+    ctx.embeddings.reload()
+    base = GenerationRequest(prompt="a house", seed=5, width=64, height=64, steps=2, save_images=False)
+    plain = run_generation(ctx, base)
+    styled = run_generation(ctx, base.with_changes(prompt="a house, glowstyle"))
+    word = run_generation(ctx, base.with_changes(prompt="a house, glowstyles"))  # not the trigger
+    assert "TI hashes" in styled.infotexts[0] and "glowstyle" in styled.infotexts[0]
+    assert "TI hashes" not in word.infotexts[0]
+    assert not np.array_equal(np.asarray(plain.images[0]), np.asarray(styled.images[0]))
