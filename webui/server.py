@@ -78,7 +78,9 @@ def serve(flags: Flags, project_root: Path) -> int:
 
         threading.Timer(2.0, webbrowser.open, args=(f"http://127.0.0.1:{flags.server_port}",)).start()
     try:
-        uvicorn.run(app, host=flags.server_host, port=flags.server_port, log_level="warning")
+        # Open browser tabs keep event streams alive; without a limit Ctrl+C would wait for them forever.
+        uvicorn.run(app, host=flags.server_host, port=flags.server_port, log_level="warning",
+                    timeout_graceful_shutdown=3)
     finally:
         ctx.close()
     return 0

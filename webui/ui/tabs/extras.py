@@ -5,6 +5,8 @@ The work runs on the job worker (one GPU user at a time) through modules.postpro
 """
 from __future__ import annotations
 
+import logging
+
 import gradio as gr
 
 from webui.ui.components import output
@@ -12,23 +14,28 @@ from webui.ui.components.runner import SessionJobs, session_key, stream_job
 from webui.ui.registry import SendTarget
 
 TAB = "extras"
+log = logging.getLogger("webui.ui")
 SINGLE, BATCH, DIRECTORY = "single_image", "batch_process", "batch_from_directory"
 
 
 def postprocessing():
-    """modules.postprocessing, or None while this build has none (the tab then says so)."""
+    """The module with run_extras, or None while this build has none (the tab then says so)."""
     try:
         from modules import postprocessing
     except ImportError:
         return None
-    return postprocessing
+    return postprocessing if hasattr(postprocessing, "run_extras") else None
 
 
 def upscaler_choices(ctx) -> list[str]:
-    module = postprocessing()
-    if module is None:
+    """Upscaler names from the core's registry; a broken backend must not take the whole page down."""
+    try:
+        from modules.postprocessing.upscalers import registry_for
+
+        return list(registry_for(ctx).names())
+    except Exception:  # noqa: BLE001 - logged; the tab still offers "None"
+        log.exception("upscalers unavailable")
         return ["None"]
-    return list(module.upscaler_names(ctx))
 
 
 def build(ctx, ui) -> None:

@@ -14,7 +14,6 @@ from webui.ui import forms
 from webui.ui.components import batch_dir, output, params, prompt
 from webui.ui.components.runner import SessionJobs, session_key, stream_job
 from webui.ui.registry import SendTarget
-from webui.ui.tabs.txt2img import styled_request
 
 TAB = "img2img"
 # sub-tab id -> (label, A1111 element id of the tab)
@@ -67,9 +66,9 @@ def build(ctx, ui) -> None:
         values = dict(zip(names, args))
         key = session_key(request, TAB)
         if values["img2img_mode"] == "batch":
-            yield from batch_dir.run(ctx, jobs, key, values, lambda v: styled_request(row.adapter, TAB, v))
+            yield from batch_dir.run(ctx, jobs, key, values, lambda v: forms.request_from_values(TAB, v))
             return
-        yield from stream_job(ctx, jobs, key, lambda: styled_request(row.adapter, TAB, values),
+        yield from stream_job(ctx, jobs, key, lambda: forms.request_from_values(TAB, values),
                               lambda req: submit_generation(ctx, req))
 
     row.generate.click(on_generate, [inputs[n] for n in names], panel.outputs, concurrency_limit=None,

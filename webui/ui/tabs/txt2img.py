@@ -35,16 +35,6 @@ def build(ctx, ui) -> None:
     wire_generate(ctx, TAB, row, fields, panel)
 
 
-def styled_request(adapter, tab: str, values: dict):
-    """forms.request_from_values, with the chosen styles folded in when the core cannot apply them."""
-    if values.get("styles") and not adapter.applied_by_core:
-        values = dict(values)
-        values["prompt"], values["negative_prompt"] = adapter.apply(
-            values.get("prompt") or "", values.get("negative_prompt") or "", values["styles"])
-        values["styles"] = ()
-    return forms.request_from_values(tab, values)
-
-
 def wire_generate(ctx, tab: str, row, fields: dict, panel, *, extra_inputs: dict | None = None) -> None:
     """Generate (and Ctrl+Enter, which clicks it) streams the job into the panel; shared with img2img."""
     jobs = SessionJobs(ctx)
@@ -53,7 +43,7 @@ def wire_generate(ctx, tab: str, row, fields: dict, panel, *, extra_inputs: dict
 
     def on_generate(*args, request: gr.Request = None):
         values = dict(zip(names, args))
-        yield from stream_job(ctx, jobs, session_key(request, tab), lambda: styled_request(row.adapter, tab, values),
+        yield from stream_job(ctx, jobs, session_key(request, tab), lambda: forms.request_from_values(tab, values),
                               lambda req: submit_generation(ctx, req))
 
     # No concurrency limit: several users queue in the job queue, which shows their place in line.
