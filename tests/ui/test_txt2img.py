@@ -113,7 +113,11 @@ def test_interrupt_stops_a_long_run(page):
     before = log_stamp(page, "txt2img")
     page.click("#txt2img_generate")
     page.wait_for_selector("#txt2img_progress .progress-bar", timeout=30_000)
+    # Live preview (every 5 steps by default) in the gallery, and the ETA in the progress line.
+    page.wait_for_selector("#txt2img_gallery img", timeout=30_000)
+    page.wait_for_function("() => document.querySelector('#txt2img_progress').innerText.includes('ETA')")
     assert "step" in page.inner_text("#txt2img_progress")
+    screenshot(page, "txt2img_progress")
     pressed = time.perf_counter()
     page.click("#txt2img_interrupt")
     message = wait_message(page, "txt2img", before, timeout=30_000)
@@ -123,6 +127,23 @@ def test_interrupt_stops_a_long_run(page):
     small_form(page, "txt2img", "after the interrupt")
     set_number(page, "txt2img_batch_count", 1)
     assert "Time taken" in run_and_wait(page, "txt2img")
+
+
+def test_styles_save_and_apply(page, data_dir):
+    set_text(page, "txt2img_prompt", "masterpiece, {prompt}")
+    page.click("#txt2img_style_create")
+    set_text(page, "txt2img_style_name", "quality")
+    page.click("#txt2img_style_save")
+    page.wait_for_function("() => document.querySelector('#txt2img_style_message')?.innerText.includes('Saved')")
+    assert "quality" in (data_dir / "styles.csv").read_text()
+
+    set_text(page, "txt2img_prompt", "a fox")
+    page.click("#txt2img_styles input")
+    page.keyboard.type("quality")
+    page.keyboard.press("Enter")
+    page.locator("#txt2img_styles input").blur()
+    page.click("#txt2img_style_apply")
+    page.wait_for_function("() => document.querySelector('#txt2img_prompt textarea').value === 'masterpiece, a fox'")
 
 
 def test_every_tab_renders_without_overflow(page):
