@@ -1,0 +1,153 @@
+"""UI overhead of one generation: the same request run directly (`run_generation`), through the UI's handler
+path (forms.py -> job queue -> progress polling), and from a click in headless Chromium until the result
+is on the page. One process serves the real app (uvicorn thread) on the demo checkpoint, so all three use
+the same loaded model; runs are interleaved so machine load hits each alike; medians are compared.
+
+    venv/bin/python bench/bench_ui_overhead.py [--size 64] [--steps 3] [--repeats 10]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+for var, value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("GRADIO_ANALYTICS_ENABLED", "False"),
+                   ("DIFFUSERS_VERBOSITY", "error"), ("TRANSFORMERS_VERBOSITY", "error")):
+    os.environ.setdefault(var, value)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_app(data_dir: Path):
+    """Context + FastAPI app served by uvicorn in a thread; returns (ctx, url, server)."""
+    import uvicorn
+
+    from modules.context import build_context, load_initial_model
+    from modules.flags import parse_flags
+    from webui.server import create_app
+
+    port = free_port()
+    flags = parse_flags(["--data-dir", str(data_dir), "--no-download-sd-model", "--port", str(port)])
+    ctx = build_context(flags, ROOT)
+    ctx.jobs.submit("load-model", lambda job_ctx: load_initial_model(ctx)).wait()
+    server = uvicorn.Server(uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    return ctx, f"http://127.0.0.1:{port}", server
+
+
+def form_values(size: int, steps: int) -> dict:
+    return {"prompt": "a lighthouse at dusk", "negative_prompt": "", "sampler_name": "Euler", "scheduler": "Automatic",
+            "steps": steps, "width": size, "height": size, "n_iter": 1, "batch_size": 1, "cfg_scale": 7.0,
+            "seed": 1234, "styles": [], "script_name": "None"}
+
+
+def time_core(ctx, request) -> float:
+    from modules.generation.service import run_generation
+
+    start = time.perf_counter()
+    run_generation(ctx, request)
+    return time.perf_counter() - start
+
+
+def time_handler(ctx, values: dict) -> float:
+    """The txt2img Generate handler's path without Gradio: forms -> submit -> poll -> final outputs."""
+    from modules.generation.service import submit_generation
+    from webui.ui import forms
+    from webui.ui.components.runner import SessionJobs, stream_job
+
+    jobs = SessionJobs(ctx)
+    start = time.perf_counter()
+    for _ in stream_job(ctx, jobs, "bench", lambda: forms.request_from_values("txt2img", values),
+                        lambda req: submit_generation(ctx, req)):
+        pass
+    return time.perf_counter() - start
+
+
+def time_browser(page, before: str | None) -> tuple[float, str | None]:
+    start = time.perf_counter()
+    page.click("#txt2img_generate")
+    page.wait_for_function(
+        "(before) => { const el = document.querySelector('#html_log_txt2img .gen-log');"
+        " return el && el.dataset.stamp !== before; }", arg=before, timeout=120_000, polling=5)
+    elapsed = time.perf_counter() - start
+    return elapsed, page.evaluate("() => document.querySelector('#html_log_txt2img .gen-log').dataset.stamp")
+
+
+def fill_form(page, size: int, steps: int) -> None:
+    page.fill("#txt2img_prompt textarea", "a lighthouse at dusk")
+    for elem, value in (("txt2img_width", size), ("txt2img_height", size), ("txt2img_steps", steps)):
+        box = page.locator(f"#{elem} input[type=number]")
+        box.fill(str(value))
+        box.press("Enter")
+    page.fill("#txt2img_seed input", "1234")
+    page.click("#txt2img_sampling input")
+    page.keyboard.type("Euler")
+    page.keyboard.press("Enter")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=64, help="width = height in pixels")
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=10)
+    args = parser.parse_args()
+
+    from playwright.sync_api import sync_playwright
+
+    from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS
+    from webui.ui import forms
+
+    data_dir = Path(tempfile.mkdtemp(prefix="bench-ui-"))
+    ctx, url, server = start_app(data_dir)
+    values = form_values(args.size, args.steps)
+    request = forms.request_from_values("txt2img", values)
+    core, handler, browser = [], [], []
+    try:
+        with sync_playwright() as pw:
+            chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url, wait_until="domcontentloaded")
+            page.wait_for_selector("#txt2img_generate")
+            fill_form(page, args.size, args.steps)
+            stamp = None
+            # One warm-up of each (first-call costs: scheduler build, Gradio cache dir, browser JIT).
+            time_core(ctx, request), time_handler(ctx, values)
+            _, stamp = time_browser(page, stamp)
+            for _ in range(args.repeats):
+                core.append(time_core(ctx, request))
+                handler.append(time_handler(ctx, values))
+                elapsed, stamp = time_browser(page, stamp)
+                browser.append(elapsed)
+            chromium.close()
+    finally:
+        server.should_exit = True
+        ctx.close()
+
+    med = {name: statistics.median(v) for name, v in (("core", core), ("handler", handler), ("browser", browser))}
+    print(f"one txt2img generation, {args.size}x{args.size}, {args.steps} steps, demo checkpoint, "
+          f"median of {args.repeats}:")
+    for name, label in (("core", "run_generation (direct)"), ("handler", "UI handler path"),
+                        ("browser", "browser click -> result")):
+        print(f"  {label:26s} {med[name] * 1000:8.1f} ms")
+    print(f"  UI handler / core          {med['handler'] / med['core']:8.2f}x "
+          f"(+{(med['handler'] - med['core']) * 1000:.1f} ms)")
+    print(f"  browser / core             {med['browser'] / med['core']:8.2f}x "
+          f"(+{(med['browser'] - med['core']) * 1000:.1f} ms)")
+
+
+if __name__ == "__main__":
+    main()
