@@ -35,8 +35,10 @@ def parse_prompt_attention(text: str) -> list[list]:
 
     for match in _ATTENTION_TOKEN.finditer(text):
         token, weight = match.group(0), match.group(1)
-        if token.startswith("\\") and len(token) == 2:
-            runs.append([token[1], 1.0])
+        if token.startswith("\\"):
+            # An escaped bracket or backslash stands for itself; a lone backslash vanishes, as in A1111,
+            # so the same prompt gives the same tokens (and the same image) here and there.
+            runs.append([token[1:], 1.0])
         elif token == "(":
             open_round.append(len(runs))
         elif token == "[":
@@ -111,7 +113,8 @@ class _NoParse(Exception):
     """The text at this position is not the structure we tried."""
 
 
-_PLAIN = re.compile(r"(?:[^\\\[\]():|]|\\.)+", re.S)
+# No re.S: a backslash before a newline escapes nothing, so (as in A1111's grammar) it fails the parse.
+_PLAIN = re.compile(r"(?:[^\\\[\]():|]|\\.)+")
 _NUMBER = re.compile(r"\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*\]")
 _STRAY = "[]():"
 
@@ -121,6 +124,7 @@ class _ScheduleParser:
 
     def __init__(self, text: str):
         self.text = text
+        self.literal_squares: list[int] = []  # '[' that formed no structure and were kept as text
 
     def parse(self) -> Sequence:
         """Top level: structures, plain text and stray bracket characters; anything else fails."""
@@ -131,7 +135,9 @@ class _ScheduleParser:
                 node, pos = self._item(pos)
             except _NoParse:
                 if self.text[pos] not in _STRAY:
-                    raise
+                    raise _NoParse(pos) from None  # the character that no rule accepts, for reports
+                if self.text[pos] == "[":
+                    self.literal_squares.append(pos)
                 node, pos = self.text[pos], pos + 1
             nodes.append(node)
         return nodes
@@ -248,22 +254,21 @@ def get_learned_conditioning_prompt_schedules(prompts: list[str], base_steps: in
         return min(steps, int(value))
 
     def schedule(prompt: str) -> list[list]:
+        # Walking and rendering recurse like parsing does, so they sit under the same safety net.
         try:
             tree = _ScheduleParser(prompt).parse()
-        except (_NoParse, RecursionError, ValueError, OverflowError):
-            return [[steps, prompt]]
-        boundaries = {steps}
-        for node in _walk(tree):
-            if isinstance(node, Scheduled):
-                try:
+            boundaries = {steps}
+            for node in _walk(tree):
+                if isinstance(node, Scheduled):
                     node.when = resolve(node)
-                except (ValueError, OverflowError):
-                    return [[steps, prompt]]
-                if node.when >= 1:
-                    boundaries.add(node.when)
-            elif isinstance(node, Alternate):
-                boundaries.update(range(1, steps + 1))
-        return [[step, _render(tree, step)] for step in sorted(boundaries)]
+                    if node.when >= 1:
+                        boundaries.add(node.when)
+                elif isinstance(node, Alternate):
+                    boundaries.update(range(1, steps + 1))
+            return [[step, _render(tree, step)] for step in sorted(boundaries)]
+        except (_NoParse, RecursionError, ValueError, OverflowError):
+            # Worst case, as in A1111: the prompt as written, for every step.
+            return [[steps, prompt]]
 
     # Each distinct prompt is parsed once (a batch usually repeats the same text).
     schedules = {prompt: schedule(prompt) for prompt in set(prompts)}
@@ -298,10 +303,70 @@ def get_multicond_prompt_list(prompts: list[str]) -> tuple[list[list[tuple[int, 
 
 
 # ---------------------------------------------------------------------------------------------------
+# Reporting: what will not do what it looks like, by position (parsing itself never fails)
+# ---------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PromptIssue:
+    """One finding; `position` is a 0-based index into the prompt text."""
+
+    position: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"character {self.position + 1}: {self.message}"
+
+
+def check_prompt_syntax(text: str) -> list[PromptIssue]:
+    """Unclosed or stray brackets, lone backslashes, editing syntax that falls back to text; by position."""
+    issues: list[tuple[int, str]] = []
+    open_round: list[int] = []
+    open_square: list[int] = []
+    # The same tokens and bracket matching as parse_prompt_attention, so the report matches the weights.
+    for match in _ATTENTION_TOKEN.finditer(text):
+        token, pos, weight = match.group(0), match.start(), match.group(1)
+        if token == "\\":
+            issues.append((pos, "a lone '\\' is dropped (write '\\\\' for a backslash)"))
+        elif token in "([":
+            (open_round if token == "(" else open_square).append(pos)
+        elif weight is not None and open_round:
+            try:
+                float(weight)
+                open_round.pop()
+            except ValueError:
+                issues.append((match.start(1), f"weight {weight!r} is not a number; kept as text"))
+        elif token in (")", "]") or weight is not None:
+            stack = open_square if token == "]" else open_round
+            if stack:
+                stack.pop()
+            else:
+                issues.append((match.end() - 1, f"'{token[-1]}' closes nothing and is kept as text"))
+    issues += [(pos, "'(' is never closed: everything after it is weighted x1.1") for pos in open_round]
+    issues += [(pos, "'[' is never closed: everything after it is weighted /1.1") for pos in open_square]
+
+    parser = _ScheduleParser(text)
+    try:
+        parser.parse()
+    except _NoParse as exc:
+        pos = exc.args[0]
+        issues.append((pos, f"{text[pos]!r} cannot appear here, so prompt editing and [a|b] are off "
+                            "(the prompt is used as written)"))
+    except RecursionError:
+        issues.append((0, "brackets nested too deeply for prompt editing (the prompt is used as written)"))
+    # An unclosed '[' is already reported above; a closed one that is still text has a malformed inside.
+    issues += [(pos, "'[' is not [x], [a|b], [to:when] or [from:to:when]; kept as text")
+               for pos in parser.literal_squares if pos not in open_square]
+    return [PromptIssue(pos, message) for pos, message in sorted(issues, key=lambda issue: issue[0])]
+
+
+# ---------------------------------------------------------------------------------------------------
 # Comments
 # ---------------------------------------------------------------------------------------------------
 
 def strip_comments(text: str) -> str:
     """Drop `#` comments (A1111's enable_prompt_comments): whole comment lines, and `#...` to line end."""
+    # Our choice, same tokens as A1111: a comment line may be indented and goes with its newline; an
+    # inline comment takes the spaces before it. A1111 leaves that whitespace, which CLIP ignores anyway.
+    # Like A1111 there is no escape: any '#' starts a comment (callers apply this only when enabled).
     text = re.sub(r"(?m)^[ \t]*#[^\n]*(?:\n|$)", "", text)
     return re.sub(r"[ \t]*#[^\n]*", "", text)
