@@ -1,6 +1,7 @@
 """Saved prompt styles in A1111's `styles.csv` (name, prompt, negative_prompt).
 
 A style's text either contains `{prompt}`, which the user's prompt replaces, or is appended after ", ".
+Extracting styles back out of a prompt (reading infotext) reverses exactly that.
 """
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ PLACEHOLDER = "{prompt}"
 
 @dataclass(frozen=True)
 class PromptStyle:
+    """One row of styles.csv."""
+
     name: str
     prompt: str = ""
     negative_prompt: str = ""
@@ -28,15 +31,13 @@ def merge_style(style_text: str, prompt: str) -> str:
     """Apply one style's text to a prompt: fill `{prompt}`, or append with ", " (A1111's rule)."""
     if PLACEHOLDER in style_text:
         return style_text.replace(PLACEHOLDER, prompt)
-    if not style_text.strip():
-        return prompt
-    if not prompt.strip():
-        return style_text
-    return f"{prompt}, {style_text}"
+    # Both sides stripped and empty ones skipped, as A1111 does, so infotexts read the same in both.
+    return ", ".join(part for part in (prompt.strip(), style_text.strip()) if part)
 
 
 def unmerge_style(style_text: str, prompt: str) -> str | None:
     """The prompt before `style_text` was applied, or None when the style is not in it."""
+    prompt, style_text = prompt.strip(), style_text.strip()
     if not style_text:
         return prompt
     if PLACEHOLDER in style_text:
@@ -46,6 +47,8 @@ def unmerge_style(style_text: str, prompt: str) -> str | None:
         return None
     if prompt == style_text:
         return ""
+    # Stricter than A1111 (which only checks the ending): a style "hq" is not found in "not_hq". A prompt
+    # produced by merge_style always has the ", " separator, so nothing real is missed.
     suffix = f", {style_text}"
     return prompt[: -len(suffix)] if prompt.endswith(suffix) else None
 
@@ -61,14 +64,18 @@ class StyleDatabase:
         self.reload()
 
     def reload(self) -> None:
+        """Read the file again; a missing file is no styles, an unreadable one a warning and no styles."""
+        self.load_warning = None
         styles: dict[str, PromptStyle] = {}
         if self.path.exists():
             try:
                 with open(self.path, encoding="utf-8-sig", newline="") as fh:
                     for row in csv.DictReader(fh, skipinitialspace=True):
                         name = (row.get("name") or "").strip()
+                        # Very old A1111 files call the prompt column "text".
+                        prompt = row.get("prompt") if "prompt" in row else row.get("text")
                         if name:
-                            styles[name] = PromptStyle(name, row.get("prompt") or "", row.get("negative_prompt") or "")
+                            styles[name] = PromptStyle(name, prompt or "", row.get("negative_prompt") or "")
             except (OSError, csv.Error, UnicodeDecodeError) as exc:
                 self.load_warning = f"{self.path.name} could not be read ({exc}); no styles loaded"
                 log.warning(self.load_warning)
@@ -76,10 +83,13 @@ class StyleDatabase:
             self.styles = styles
 
     def names(self) -> list[str]:
+        """Style names in file order."""
         return list(self.styles)
 
-    def save_style(self, style: PromptStyle) -> None:
-        """Add or replace a style and write the file."""
+    def save_style(self, style: PromptStyle | str, prompt: str = "", negative_prompt: str = "") -> None:
+        """Add or replace a style (a PromptStyle, or name, prompt, negative) and write the file."""
+        if not isinstance(style, PromptStyle):
+            style = PromptStyle(str(style or "").strip(), prompt or "", negative_prompt or "")
         if not style.name.strip():
             raise ValueError("a style needs a name")
         with self._lock:
@@ -87,6 +97,7 @@ class StyleDatabase:
             self._write()
 
     def delete_style(self, name: str) -> None:
+        """Remove a style (unknown names do nothing) and write the file."""
         with self._lock:
             if self.styles.pop(name, None) is not None:
                 self._write()
@@ -99,6 +110,7 @@ class StyleDatabase:
         return prompt
 
     def apply_negative_styles_to_prompt(self, negative: str, names) -> str:
+        """The negative prompt with each named style's negative applied in order."""
         for name in names:
             if name in self.styles:
                 negative = merge_style(self.styles[name].negative_prompt, negative)
