@@ -10,6 +10,7 @@ from PIL import Image
 
 from tests.helpers.browser import ARTIFACTS, screenshot
 from tests.ui.conftest import (
+    log_stamp,
     number_value,
     open_page,
     open_tab,
@@ -19,7 +20,6 @@ from tests.ui.conftest import (
     small_form,
     text_value,
     wait_message,
-    log_stamp,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]

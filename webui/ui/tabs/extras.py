@@ -33,7 +33,7 @@ def upscaler_choices(ctx) -> list[str]:
         from modules.postprocessing.upscalers import registry_for
 
         return list(registry_for(ctx).names())
-    except Exception:  # noqa: BLE001 - logged; the tab still offers "None"
+    except Exception:
         log.exception("upscalers unavailable")
         return ["None"]
 
