@@ -20,7 +20,7 @@ class ExtraNetworkParams:
     named: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_items(cls, items: list[str]) -> "ExtraNetworkParams":
+    def from_items(cls, items: list[str]) -> ExtraNetworkParams:
         params = cls(items=list(items))
         for item in items:
             key, sep, value = item.partition("=")

@@ -231,8 +231,9 @@ def _render(nodes: Sequence, step: int) -> str:
     return "".join(out)
 
 
-def get_learned_conditioning_prompt_schedules(prompts: list[str], base_steps: int, hires_steps: int | None = None,
-                                              use_old_scheduling: bool = False) -> list[list[list]]:
+def get_learned_conditioning_prompt_schedules(
+    prompts: list[str], base_steps: int, hires_steps: int | None = None, use_old_scheduling: bool = False
+) -> list[list[list]]:
     """Per prompt, [[end_at_step, text], ...]: the text for step s is the first entry with end >= s.
 
     Fractions (written with a '.') are of the pass's steps; integers are absolute steps. With hires_steps
@@ -281,10 +282,13 @@ def get_learned_conditioning_prompt_schedules(prompts: list[str], base_steps: in
 
 _AND = re.compile(r"\bAND\b")
 # A trailing ":number" is the sub-prompt's weight; whitespace before it and at the end is dropped.
-_SUBPROMPT_WEIGHT = re.compile(r"^(.*?)(?:\s*:\s*([-+]?(?:\d+\.?|\d*\.\d+)))?\s*$", re.S)
+_SUBPROMPT_WEIGHT = re.compile(r"^(.*?)(?:\s*:\s*([-+]?(?:\d+\.?|\d*\.\d+)))?\s*$", re.DOTALL)
 
 
-def get_multicond_prompt_list(prompts: list[str]) -> tuple[list[list[tuple[int, float]]], list[str], dict[str, int]]:
+MulticondList = tuple[list[list[tuple[int, float]]], list[str], dict[str, int]]
+
+
+def get_multicond_prompt_list(prompts: list[str]) -> MulticondList:
     """Split prompts on AND: (per-prompt [(flat index, weight)], deduplicated sub-prompts, text -> index)."""
     res_indexes: list[list[tuple[int, float]]] = []
     flat: list[str] = []
@@ -349,8 +353,8 @@ def check_prompt_syntax(text: str) -> list[PromptIssue]:
         parser.parse()
     except _NoParse as exc:
         pos = exc.args[0]
-        issues.append((pos, f"{text[pos]!r} cannot appear here, so prompt editing and [a|b] are off "
-                            "(the prompt is used as written)"))
+        off = "so prompt editing and [a|b] are off (the prompt is used as written)"
+        issues.append((pos, f"{text[pos]!r} cannot appear here, {off}"))
     except RecursionError:
         issues.append((0, "brackets nested too deeply for prompt editing (the prompt is used as written)"))
     # An unclosed '[' is already reported above; a closed one that is still text has a malformed inside.

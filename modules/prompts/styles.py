@@ -139,10 +139,10 @@ class StyleDatabase:
 
     def _write(self) -> None:
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=["name", "prompt", "negative_prompt"], lineterminator="\n")
-        writer.writeheader()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["name", "prompt", "negative_prompt"])
         for style in self.styles.values():
-            writer.writerow({"name": style.name, "prompt": style.prompt, "negative_prompt": style.negative_prompt})
+            writer.writerow([style.name, style.prompt, style.negative_prompt])
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
         try:

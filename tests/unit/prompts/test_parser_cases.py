@@ -27,8 +27,8 @@ def assert_runs_equal(actual, expected):
 
 
 def test_all_cases_are_covered():
-    known = {"parse_prompt_attention", "get_learned_conditioning_prompt_schedules", "get_multicond_prompt_list",
-             "extra_networks.parse_prompt", "extra_networks.parse_prompts"}
+    known = {"parse_prompt_attention", "get_learned_conditioning_prompt_schedules",
+             "get_multicond_prompt_list", "extra_networks.parse_prompt", "extra_networks.parse_prompts"}
     assert {c["function"] for c in CASES} <= known and len(CASES) >= 60
 
 
@@ -37,7 +37,10 @@ def test_parse_prompt_attention(case):
     assert_runs_equal(parse_prompt_attention(case["inputs"]["text"]), case["expected"])
 
 
-@pytest.mark.parametrize("case", by_function("get_learned_conditioning_prompt_schedules"), ids=lambda c: c["id"])
+SCHEDULE_CASES = by_function("get_learned_conditioning_prompt_schedules")
+
+
+@pytest.mark.parametrize("case", SCHEDULE_CASES, ids=lambda c: c["id"])
 def test_schedules(case):
     i = case["inputs"]
     got = get_learned_conditioning_prompt_schedules(i["prompts"], i["base_steps"], i["hires_steps"],

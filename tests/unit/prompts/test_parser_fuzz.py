@@ -1,6 +1,8 @@
 """Random bracket soups: the parser functions never raise and always return well-formed data."""
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,8 +15,9 @@ from modules.prompts.parser import (
     strip_comments,
 )
 
-PIECES = st.sampled_from(list("()[]:|\\<>,. 0123456789abc#\n=") + [" AND ", " BREAK ", ":0.5", ":1.2)", "[a:b:",
-                                                                    "<lora:x:1>", "\\(", "e-3", "-", "[a|b]"])
+PIECES = st.sampled_from(list("()[]:|\\<>,. 0123456789abc#\n=")
+                         + [" AND ", " BREAK ", ":0.5", ":1.2)", "[a:b:", "<lora:x:1>", "\\(", "e-3", "-",
+                            "[a|b]"])
 SOUP = st.lists(PIECES, max_size=40).map("".join)
 # Text with no syntax at all: every function must hand it back untouched.
 PLAIN = st.text(alphabet="abc xyz,.!0123456789\n", max_size=40)
@@ -28,7 +31,7 @@ def test_attention_never_raises_and_is_well_formed(text):
     # No characters appear from nowhere: every run's text comes from the input (minus escapes/brackets).
     assert sum(len(t) for t, w in runs if w != -1) <= len(text)
     # Equal-weight neighbours are always merged.
-    assert all(a[1] != b[1] for a, b in zip(runs, runs[1:]))
+    assert all(a[1] != b[1] for a, b in itertools.pairwise(runs))
     # The -1 marker is only ever a lone BREAK (text never gets weight -1 without a ":-1" in the input).
     if ":-" not in text:
         assert all(t == "BREAK" for t, w in runs if w == -1)

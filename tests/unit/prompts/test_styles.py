@@ -27,7 +27,8 @@ def test_file_round_trip_with_commas_quotes_and_newlines(tmp_path):
 
 def test_reads_an_a1111_file_with_bom(tmp_path):
     path = tmp_path / "styles.csv"
-    path.write_text('\ufeffname,prompt,negative_prompt\n"Style A","{prompt}, sharp",blurry\n', encoding="utf-8")
+    text = '\ufeffname,prompt,negative_prompt\n"Style A","{prompt}, sharp",blurry\n'
+    path.write_text(text, encoding="utf-8")
     assert StyleDatabase(path).styles["Style A"].negative_prompt == "blurry"
 
 
