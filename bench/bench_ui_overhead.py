@@ -95,8 +95,7 @@ def fill_form(page, size: int, steps: int) -> None:
         box.press("Enter")
     page.fill("#txt2img_seed input", "1234")
     page.click("#txt2img_sampling input")
-    page.keyboard.type("Euler")
-    page.keyboard.press("Enter")
+    page.click("li[role=option][aria-label='Euler']")
 
 
 def main() -> None:

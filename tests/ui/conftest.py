@@ -58,6 +58,12 @@ def set_text(page, elem_id: str, value: str) -> None:
     page.fill(f"#{elem_id} textarea, #{elem_id} input[type=text]", value)
 
 
+def choose(page, elem_id: str, option: str) -> None:
+    """Pick `option` in a dropdown by clicking it in the opened list, as a user does."""
+    page.click(f"#{elem_id} input")
+    page.click(f"li[role=option][aria-label='{option}']")
+
+
 def number_value(page, elem_id: str) -> float:
     return float(page.input_value(f"#{elem_id} input[type=number]"))
 

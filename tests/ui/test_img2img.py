@@ -1,5 +1,6 @@
-"""img2img in a real browser: send to img2img, inpaint with an uploaded and a drawn mask (only the masked
-area changes), and a broken init image that shows a message while the next Generate still works."""
+"""img2img and Extras in a real browser: send to img2img, inpaint with an uploaded and a drawn mask (only the
+masked area changes), a broken init image that shows a message while the next Generate still works, and an
+Extras upscale."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,6 +9,7 @@ from PIL import Image
 
 from tests.helpers.browser import screenshot
 from tests.ui.conftest import (
+    choose,
     gradient_image,
     newest_png,
     number_value,
@@ -136,3 +138,19 @@ def test_a_broken_init_image_shows_a_message_and_the_next_generate_works(page, s
     page.wait_for_selector("#img2img_image img")
     assert "Time taken" in run_and_wait(page, "img2img")
     assert page.locator("#img2img_gallery img").count() >= 1
+
+
+def test_extras_upscales_and_sends_on(page, data_dir, source_png):
+    open_tab(page, "extras")
+    page.set_input_files("#extras_image input[type=file]", str(source_png))
+    page.wait_for_selector("#extras_image img")
+    set_number(page, "extras_upscaling_resize", 2)
+    choose(page, "extras_upscaler_1", "Lanczos")
+    assert "Time taken" in run_and_wait(page, "extras", click="#extras_generate")
+    assert "Postprocess upscaler: Lanczos" in page.inner_text("#html_info_extras")
+    with Image.open(newest_png(data_dir / "outputs" / "extras-images")) as out:
+        assert out.size == (128, 128)
+    screenshot(page, "extras")
+    page.click("#extras_send_to_img2img")
+    page.wait_for_selector("#tab_img2img", state="visible")
+    page.wait_for_selector("#img2img_image img")

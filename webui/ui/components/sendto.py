@@ -29,6 +29,10 @@ def wire(send, target, main_tabs: gr.Tabs | None) -> None:
         except Exception as exc:  # noqa: BLE001 - a failed send must not pop a stack trace
             gr.Warning(f"Nothing sent: {exc}")
             return [gr.skip()] * len(outputs)
+        if not forms.has_parameters(infotext or ""):
+            # e.g. an Extras result, whose info line says what Extras did: the generation parameters
+            # travel in the image's own `parameters` chunk.
+            infotext = getattr(image, "info", {}).get("parameters", "") if image is not None else ""
         updates = forms.updates_from_infotext(infotext or "", field_names)
         if target.image is not None:
             updates.append(gr.update(value=image) if image is not None else gr.skip())

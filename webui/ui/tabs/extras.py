@@ -29,11 +29,12 @@ def postprocessing():
 
 def upscaler_choices(ctx) -> list[str]:
     """Upscaler names from the core's registry; a broken backend must not take the whole page down."""
+    module = postprocessing()
+    if module is None:
+        return ["None"]
     try:
-        from modules.postprocessing.upscalers import registry_for
-
-        return list(registry_for(ctx).names())
-    except Exception:
+        return list(module.upscaler_names(ctx))
+    except Exception:  # noqa: BLE001 - logged; the tab still offers "None"
         log.exception("upscalers unavailable")
         return ["None"]
 
