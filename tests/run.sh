@@ -24,15 +24,21 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
     mkdir -p "$(dirname "$STAMP")" && echo "$WANT" > "$STAMP"
 fi
 
-# 3. A browser for the UI tests: Debian's Chromium (Playwright drives it; it never downloads one).
-if [ ! -x /usr/bin/chromium ]; then
+# 3. System packages: Debian's Chromium for the browser tests (Playwright drives it; it never downloads
+#    one), and the libraries Real-ESRGAN (ncnn: Vulkan loader, OpenMP) and OpenCV (GL, GLib) load.
+NEED=""
+[ -x /usr/bin/chromium ] || NEED="$NEED chromium chromium-driver"
+for lib in libvulkan1 libomp5 libgl1 libglib2.0-0; do
+    dpkg -s "$lib" >/dev/null 2>&1 || NEED="$NEED $lib"
+done
+if [ -n "$NEED" ]; then
     if command -v apt-get >/dev/null 2>&1; then
         SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-        echo "Installing Debian chromium for the browser tests"
-        $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null \
-            || echo "warning: could not install chromium; browser tests will be skipped"
+        echo "Installing Debian packages:$NEED"
+        $SUDO apt-get update -qq && $SUDO apt-get install -y -qq $NEED >/dev/null \
+            || echo "warning: could not install$NEED; tests that need them will be skipped"
     else
-        echo "warning: no /usr/bin/chromium and no apt-get; browser tests will be skipped"
+        echo "warning: missing$NEED and no apt-get; tests that need them will be skipped"
     fi
 fi
 
