@@ -34,7 +34,7 @@ def upscaler_choices(ctx) -> list[str]:
         return ["None"]
     try:
         return list(module.upscaler_names(ctx))
-    except Exception:  # noqa: BLE001 - logged; the tab still offers "None"
+    except Exception:
         log.exception("upscalers unavailable")
         return ["None"]
 
