@@ -128,3 +128,29 @@ def test_a_broken_ui_config_is_ignored_with_a_warning(tmp_path):
     path.write_text("{not json")
     defaults = UiDefaults(path)
     assert defaults.stored == {} and "unreadable" in defaults.warning
+
+
+def test_batch_from_directory_pairs_masks_and_reads_png_info(tmp_path):
+    from PIL.PngImagePlugin import PngInfo
+
+    from webui.ui.components import batch_dir
+
+    images, masks = tmp_path / "in", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    info = PngInfo()
+    info.add_text("parameters", "a boat\nSteps: 7, Sampler: Euler, Seed: 5, Size: 64x64")
+    Image.new("RGB", (64, 64)).save(images / "a.png", pnginfo=info)
+    Image.new("RGB", (64, 64)).save(images / "b.jpg")
+    (images / "notes.txt").write_text("not an image")
+    Image.new("L", (64, 64), 255).save(masks / "b.png")
+    found = batch_dir.list_images(str(images))
+    assert [p.name for p in found] == ["a.png", "b.jpg"]
+
+    base = {**TXT2IMG, "batch_mask_dir": str(masks), "batch_use_png_info": True}
+    first, second = (batch_dir.file_values(base, p) for p in found)
+    assert (first["img2img_mode"], first["prompt"], first["steps"], first["seed"]) == ("img2img", "a boat", 7, 5)
+    assert second["img2img_mode"] == "inpaint_upload" and second["init_mask_inpaint"].endswith("b.png")
+    assert second["prompt"] == "a cat"  # no PNG info in b.jpg: the form's prompt stays
+    with pytest.raises(UserInputError, match="batch_input_dir"):
+        batch_dir.list_images(str(tmp_path / "missing"))

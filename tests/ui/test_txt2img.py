@@ -123,6 +123,12 @@ def test_interrupt_stops_a_long_run(page):
     message = wait_message(page, "txt2img", before, timeout=30_000)
     assert time.perf_counter() - pressed < 15
     assert "Interrupted" in message
+    # Esc does the same while a job runs (A1111's shortcut).
+    before = log_stamp(page, "txt2img")
+    page.click("#txt2img_generate")
+    page.wait_for_selector("#txt2img_progress .progress-bar", timeout=30_000)
+    page.locator("#txt2img_prompt textarea").press("Escape")
+    assert "Interrupted" in wait_message(page, "txt2img", before, timeout=30_000)
     # The button is not stuck: the next small run works.
     small_form(page, "txt2img", "after the interrupt")
     set_number(page, "txt2img_batch_count", 1)
