@@ -1,4 +1,4 @@
-"""Install the A1111-compatible API on the FastAPI app: auth, error shape, routes."""
+"""Install the A1111-compatible API on the FastAPI app: auth, error shape, routes, the API's own settings."""
 from __future__ import annotations
 
 import base64
@@ -8,36 +8,64 @@ import secrets
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
 
 from modules.flags import parse_auth
+from modules.settings import SettingSpec
 from modules.types import UserInputError
+from webui.api.errors import ApiError, error_response
 
 log = logging.getLogger("webui.api")
 
 API_PREFIX = "/sdapi/v1"
-# Every route under these prefixes requires --api-auth when it is set (extensions' routes included).
+# Always behind --api-auth, whether or not a route is registered yet (extensions add theirs late).
 PROTECTED_PREFIXES = ("/sdapi/", "/controlnet/", "/tagger/", "/jobs/")
-
-
-def error_response(status: int, error: str, detail: str = "", body: str = "", errors: str = "") -> JSONResponse:
-    """A1111's error shape: {error, detail, body, errors}."""
-    return JSONResponse(status_code=status, content={"error": error, "detail": detail, "body": body, "errors": errors})
+API_TAG, JOBS_TAG = "A1111 API", "Jobs (beyond A1111)"
+OPENAPI_TAGS = [
+    {"name": API_TAG, "description": "AUTOMATIC1111's /sdapi/v1: same paths, field names, defaults and "
+                                     "answers. Every generation waits in the job queue behind earlier ones."},
+    {"name": JOBS_TAG, "description": "Asynchronous jobs: POST .../jobs/txt2img (or img2img, extra-single-image) "
+                                      "answers 202 with a job id at once; poll GET .../jobs/{id} for state and "
+                                      "progress, .../preview for the live preview, .../result for A1111's answer; "
+                                      "DELETE .../jobs/{id} cancels that job only."},
+]
 
 
 def install_api(app: FastAPI, ctx) -> None:
-    """Add auth middleware, error handlers and every API router to `app`."""
-    from webui.api import routes_generation, routes_models
+    """Add auth middleware, error handlers, the API's settings and every API router to `app`."""
+    from webui.api import (
+        routes_extras,
+        routes_generation,
+        routes_info,
+        routes_jobs,
+        routes_models,
+        routes_options,
+        routes_progress,
+    )
+    from webui.api.calls import ApiCalls
+    from webui.api.image_input import URL_SETTING
+
+    ctx.settings.register(SettingSpec(URL_SETTING, False, "API: allow http(s) URLs as input images "
+                                      "(never to local addresses)", "api"))
+    app.state.api_calls = ApiCalls()
+    app.openapi_tags = OPENAPI_TAGS
 
     credentials = parse_auth(ctx.flags.api_auth)
     if credentials:
+        api_only = bool(ctx.flags.nowebui)
+
         @app.middleware("http")
         async def basic_auth(request: Request, call_next):
-            if request.url.path.startswith(PROTECTED_PREFIXES) and not _authorized(request, credentials):
+            if (api_only or is_api_path(app, request)) and not _authorized(request, credentials):
                 response = error_response(401, "Unauthorized", "Incorrect username or password")
                 response.headers["WWW-Authenticate"] = "Basic"
                 return response
             return await call_next(request)
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError):
+        return error_response(exc.status, exc.error, exc.detail)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
@@ -48,14 +76,38 @@ def install_api(app: FastAPI, ctx) -> None:
     async def user_error(request: Request, exc: UserInputError):
         return error_response(422, "UserInputError", str(exc))
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        response = error_response(exc.status_code, "HTTPException", str(exc.detail))
+        for key, value in (exc.headers or {}).items():
+            response.headers[key] = value
+        return response
+
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception):
         # Never a bare "Internal Server Error": clients get the shape they parse, the log gets the trace.
         log.exception("API error on %s", request.url.path)
         return error_response(500, type(exc).__name__, str(exc))
 
-    app.include_router(routes_models.router, prefix=API_PREFIX)
-    app.include_router(routes_generation.router, prefix=API_PREFIX)
+    for module in (routes_models, routes_generation, routes_extras, routes_progress, routes_options,
+                   routes_info):
+        app.include_router(module.router, prefix=API_PREFIX, tags=[API_TAG])
+    app.include_router(routes_jobs.router, prefix=API_PREFIX, tags=[JOBS_TAG])
+
+
+def is_api_path(app: FastAPI, request: Request) -> bool:
+    """True for every route of the app itself (ours, /docs, extensions' routes) and the API prefixes;
+    False for what the mounted Gradio UI serves (it has its own --gradio-auth)."""
+    path = request.url.path
+    if path.startswith(PROTECTED_PREFIXES) or path.rstrip("/") in {p.rstrip("/") for p in PROTECTED_PREFIXES}:
+        return True
+    for route in app.router.routes:
+        if isinstance(route, Mount):
+            continue
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            return True
+    return False
 
 
 def _authorized(request: Request, credentials: list[tuple[str, str]]) -> bool:
@@ -68,4 +120,5 @@ def _authorized(request: Request, credentials: list[tuple[str, str]]) -> bool:
     except (binascii.Error, UnicodeDecodeError):
         return False
     # compare_digest on both parts so timing does not reveal a valid user name
-    return any(secrets.compare_digest(user, u) & secrets.compare_digest(password, p) for u, p in credentials)
+    return any(secrets.compare_digest(user.encode(), u.encode()) & secrets.compare_digest(password.encode(), p.encode())
+               for u, p in credentials)

@@ -1,0 +1,194 @@
+"""API work on the job queue: validate a request, submit it, and turn the finished job into A1111's answer.
+
+The synchronous A1111 routes and the job API share this: a route `submit_*`s an ApiCall, then either waits
+for it (`answer`) or hands back the job id while `ApiCalls` keeps the call until its result is fetched.
+Validation happens before submitting, so a bad request is answered at once even behind a long queue.
+"""
+from __future__ import annotations
+
+import asyncio
+import html
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from modules.generation.service import submit_generation
+from modules.generation.validation import validate_request
+from modules.postprocessing import ExtrasRequest, registry_for, run_extras, validate_extras
+from modules.samplers import resolve_sampler_or_default
+from modules.types import GenerationRequest, GenerationResult, UserInputError
+from webui.api import convert
+from webui.api.errors import ApiError
+from webui.api.image_input import URL_SETTING, decode_image
+from webui.api.schemas import (
+    ExtrasBatchImagesResponse,
+    ExtrasSingleImageResponse,
+    ImageResponse,
+)
+
+# Seconds between checks of a waited-for job: short first (tiny jobs end in ms), then at most 0.1 s.
+_POLL_MIN, _POLL_MAX = 0.005, 0.1
+
+
+@dataclass
+class ApiCall:
+    """A submitted job and the function that makes its answer once it finished (raises ApiError)."""
+
+    job: Any  # modules.jobs.queue.Job
+    finish: Callable[[Any], Any]
+
+
+class ApiCalls:
+    """Calls submitted through the job API, by job id, so their result can be fetched later (bounded)."""
+
+    def __init__(self, size: int = 200):
+        self._size = size
+        self._calls: OrderedDict[str, ApiCall] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, call: ApiCall) -> None:
+        with self._lock:
+            self._calls[call.job.id] = call
+            while len(self._calls) > self._size:
+                self._calls.popitem(last=False)
+
+    def get(self, job_id: str) -> ApiCall | None:
+        with self._lock:
+            return self._calls.get(job_id)
+
+
+async def wait_finished(job, timeout: float | None = None) -> bool:
+    """Wait for the job without holding a thread (many clients may wait at once); True when finished."""
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
+    delay = _POLL_MIN
+    while not job.finished:
+        if deadline is not None and loop.time() >= deadline:
+            return False
+        await asyncio.sleep(delay)
+        delay = min(_POLL_MAX, delay * 1.5)
+    return True
+
+
+async def answer(call: ApiCall):
+    """Wait for the call's job and build its answer (PNG encoding runs off the event loop)."""
+    await wait_finished(call.job)
+    return await run_in_threadpool(call.finish, call.job)
+
+
+def raise_for_job(job) -> None:
+    """A failed job as the error answer: a bad value is 422, anything else 500."""
+    if job.error is None:
+        return
+    exc = job.exception
+    if isinstance(exc, UserInputError):
+        raise ApiError(422, "UserInputError", str(exc))
+    raise ApiError(500, type(exc).__name__ if exc else "Error", job.error)
+
+
+# ---- generation ----------
+
+
+def check_script(body) -> None:
+    """A1111 answers 422 for a script it does not have; this build has no selectable scripts yet."""
+    if body.script_name:
+        raise UserInputError(f"script {body.script_name!r} not found (this build has no scripts)",
+                             field="script_name")
+
+
+def submit_txt2img(ctx, body) -> ApiCall:
+    return _submit_generation(ctx, body, "txt2img")
+
+
+def submit_img2img(ctx, body) -> ApiCall:
+    """Decode the input images (blocking: may fetch URLs), then submit; 404 when there is none."""
+    if not body.init_images:
+        raise ApiError(404, "HTTPException", "Init image not found")
+    allow_urls = bool(ctx.settings.get(URL_SETTING))
+    images = [decode_image(v, f"init_images[{i}]", allow_urls=allow_urls) for i, v in enumerate(body.init_images)]
+    mask = decode_image(body.mask, "mask", allow_urls=allow_urls) if body.mask else None
+    return _submit_generation(ctx, body, "img2img", images, mask)
+
+
+def _submit_generation(ctx, body, mode: str, init_images=(), mask=None) -> ApiCall:
+    # 1. Request: infotext fills what the client left unset; sampler_name wins over sampler_index, legacy
+    #    names ("DPM++ 2M Karras") are split, an unknown one falls back to Euler and says so in `info`.
+    body, notes = convert.apply_infotext(body, lambda name: ctx.checkpoints.find(name) is not None)
+    check_script(body)
+    sampler, schedule, warnings = resolve_sampler_or_default(body.sampler_name or body.sampler_index,
+                                                             body.scheduler)
+    warnings = [*notes, *warnings]
+    request = convert.generation_request(body, mode=mode, sampler=sampler.name, schedule=schedule.name,
+                                         init_images=init_images, mask=mask)
+    # 2. Bad values are answered now, not after the queue.
+    validate_request(request)
+    warnings = [*warnings, *convert.ignored_field_warnings(body)]
+    params = convert.echo_parameters(body, sampler.name, schedule.name,
+                                     include_init_images=getattr(body, "include_init_images", True))
+    # 3. Queue.
+    job = submit_generation(ctx, request)
+    return ApiCall(job, lambda done: finish_generation(done, request, warnings, params, body.send_images))
+
+
+def finish_generation(job, request: GenerationRequest, warnings: list[str], params: dict, send_images: bool
+                      ) -> ImageResponse:
+    raise_for_job(job)
+    result = job.result if isinstance(job.result, GenerationResult) else GenerationResult(interrupted=True)
+    if job.state in ("interrupted", "cancelled"):
+        result.interrupted = True
+        warnings = [*warnings, f"job was {job.state}: {len(result.images)} image(s) finished"]
+    images = convert.result_images(result) if send_images else []
+    return ImageResponse(images=images, parameters=params, info=convert.result_info(request, result, warnings))
+
+
+# ---- extras ----------
+
+
+def extras_request(ctx, body, images: list[tuple[str, Any]]) -> ExtrasRequest:
+    request = ExtrasRequest(
+        images=tuple(images), resize_mode=body.resize_mode, upscaling_resize=body.upscaling_resize,
+        upscaling_resize_w=body.upscaling_resize_w, upscaling_resize_h=body.upscaling_resize_h,
+        upscaling_crop=body.upscaling_crop, upscaler_1=body.upscaler_1, upscaler_2=body.upscaler_2,
+        extras_upscaler_2_visibility=body.extras_upscaler_2_visibility, upscale_first=body.upscale_first,
+        gfpgan_visibility=body.gfpgan_visibility, codeformer_visibility=body.codeformer_visibility,
+        codeformer_weight=body.codeformer_weight, save=False, show_results=body.show_extras_results,
+    )
+    validate_extras(request, registry_for(ctx))
+    return request
+
+
+def submit_extras_single(ctx, body) -> ApiCall:
+    allow_urls = bool(ctx.settings.get(URL_SETTING))
+    image = decode_image(body.image, "image", allow_urls=allow_urls)
+    request = extras_request(ctx, body, [("image", image)])
+    job = ctx.jobs.submit("extras", lambda job_ctx: run_extras(ctx, request, job_ctx), description="extras")
+    return ApiCall(job, lambda done: _finish_extras(done, single=True))
+
+
+def submit_extras_batch(ctx, body) -> ApiCall:
+    allow_urls = bool(ctx.settings.get(URL_SETTING))
+    images = [(f.name, decode_image(f.data, f"imageList[{i}].data", allow_urls=allow_urls))
+              for i, f in enumerate(body.imageList)]
+    if not images:
+        raise UserInputError("no images given", field="imageList")
+    request = extras_request(ctx, body, images)
+    job = ctx.jobs.submit("extras", lambda job_ctx: run_extras(ctx, request, job_ctx), description="extras batch")
+    return ApiCall(job, lambda done: _finish_extras(done, single=False))
+
+
+def _finish_extras(job, *, single: bool):
+    raise_for_job(job)
+    result = job.result if isinstance(job.result, GenerationResult) else GenerationResult()
+    encoded = [convert.encode_png_base64(img, img.info.get("parameters", ""), {"extras": img.info.get("extras", "")})
+               for img in result.images]
+    lines = [result.infotexts[0] if result.infotexts else "", *result.warnings]
+    html_info = "".join(f"<p>{html.escape(line)}</p>" for line in lines if line)
+    if single:
+        if not encoded:
+            raise ApiError(500, "RuntimeError", f"extras job {job.state} without an image")
+        return ExtrasSingleImageResponse(html_info=html_info, image=encoded[0])
+    return ExtrasBatchImagesResponse(html_info=html_info, images=encoded)

@@ -1,0 +1,141 @@
+"""Input images of API requests: raw base64, `data:` URIs, and http(s) URLs when the setting allows them.
+
+URLs are off by default (setting `api_enable_requests`) and, even when allowed, never reach local addresses
+(loopback, private, link-local, ...): a client of the API must not be able to make the server read its own
+network. The address is checked after DNS resolution and the connection goes to the checked address, so a
+name that resolves differently a moment later (DNS rebinding) gains nothing; redirects are checked too.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import http.client
+import io
+import ipaddress
+import socket
+import ssl
+from urllib.parse import urljoin, urlsplit
+
+from PIL import Image
+
+from modules.types import UserInputError
+
+URL_SETTING = "api_enable_requests"
+MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
+MAX_REDIRECTS = 3
+TIMEOUT_S = 20
+USER_AGENT = "sd-webui-diffusers"
+
+
+def decode_image(value: str, field: str, *, allow_urls: bool = False) -> Image.Image:
+    """A fully decoded PIL image from an API string; raises UserInputError naming `field` when it is bad."""
+    text = (value or "").strip()
+    if not text:
+        raise UserInputError("empty image data", field=field)
+    if text.startswith(("http://", "https://")):
+        if not allow_urls:
+            raise UserInputError(f"image URLs are disabled; enable the {URL_SETTING!r} setting or send base64",
+                                 field=field)
+        data = fetch_url(text, field)
+    else:
+        data = decode_base64(text, field)
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()  # decode now: a truncated file fails here, not on the worker
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise UserInputError(f"not a readable image ({exc})", field=field) from None
+    return image
+
+
+def decode_base64(text: str, field: str) -> bytes:
+    """Bytes from raw base64 or a `data:[type];base64,` URI (whitespace and missing padding tolerated)."""
+    if text.startswith("data:"):
+        header, sep, text = text.partition(",")
+        if not sep or ";base64" not in header:
+            raise UserInputError("data: URI is not base64 (expected data:image/png;base64,...)", field=field)
+    compact = "".join(text.split())
+    compact += "=" * (-len(compact) % 4)
+    try:
+        return base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError):
+        # URL-safe alphabet ('-', '_') is what some clients send
+        try:
+            return base64.b64decode(compact, altchars=b"-_", validate=True)
+        except (binascii.Error, ValueError):
+            raise UserInputError("invalid base64 image data", field=field) from None
+
+
+# ---- URLs ----------
+
+
+def public_address(host: str, port: int, field: str) -> str:
+    """The first address `host` resolves to; raises when any of its addresses is not a public one."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise UserInputError(f"cannot resolve {host!r} ({exc})", field=field) from None
+    addresses = [info[4][0] for info in infos]
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        mapped = getattr(ip, "ipv4_mapped", None)
+        if mapped is not None:
+            ip = mapped
+        if not ip.is_global or ip.is_multicast:
+            raise UserInputError(f"{host!r} is a local address ({ip}); the API does not fetch from those",
+                                 field=field)
+    if not addresses:
+        raise UserInputError(f"cannot resolve {host!r}", field=field)
+    return addresses[0]
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Connects to an address checked beforehand, whatever the host name resolves to now."""
+
+    def __init__(self, host: str, port: int, address: str, **kwargs):
+        super().__init__(host, port, **kwargs)
+        self._address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, host: str, port: int, address: str, **kwargs):
+        super().__init__(host, port, context=ssl.create_default_context(), **kwargs)
+        self._address = address
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self._address, self.port), self.timeout)
+        # The certificate is checked against the host name, as for any https request.
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+
+
+def fetch_url(url: str, field: str) -> bytes:
+    """GET an http(s) URL on a public address (redirects re-checked), at most MAX_DOWNLOAD_BYTES."""
+    for _ in range(MAX_REDIRECTS + 1):
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise UserInputError(f"not an http(s) URL: {url[:100]!r}", field=field)
+        https = parts.scheme == "https"
+        port = parts.port or (443 if https else 80)
+        address = public_address(parts.hostname, port, field)
+        cls = _PinnedHTTPSConnection if https else _PinnedHTTPConnection
+        conn = cls(parts.hostname, port, address, timeout=TIMEOUT_S)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        try:
+            conn.request("GET", path, headers={"User-Agent": USER_AGENT, "Accept": "image/*"})
+            response = conn.getresponse()
+            if response.status in (301, 302, 303, 307, 308) and response.getheader("Location"):
+                url = urljoin(url, response.getheader("Location"))
+                continue
+            if response.status != 200:
+                raise UserInputError(f"{parts.hostname} answered HTTP {response.status}", field=field)
+            data = response.read(MAX_DOWNLOAD_BYTES + 1)
+        except (OSError, http.client.HTTPException) as exc:
+            raise UserInputError(f"could not fetch the image ({exc})", field=field) from None
+        finally:
+            conn.close()
+        if len(data) > MAX_DOWNLOAD_BYTES:
+            raise UserInputError(f"image is larger than {MAX_DOWNLOAD_BYTES // 2**20} MB", field=field)
+        return data
+    raise UserInputError(f"more than {MAX_REDIRECTS} redirects", field=field)

@@ -1,0 +1,43 @@
+"""Extras (upscaling) through the job queue, and PNG info."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from modules.images.infotext import parse_infotext
+from modules.images.saving import read_image_info
+from webui.api.calls import answer, submit_extras_batch, submit_extras_single
+from webui.api.image_input import URL_SETTING, decode_image
+from webui.api.schemas import (
+    ExtrasBatchImagesRequest,
+    ExtrasBatchImagesResponse,
+    ExtrasSingleImageRequest,
+    ExtrasSingleImageResponse,
+    PNGInfoRequest,
+    PNGInfoResponse,
+)
+
+router = APIRouter()
+
+
+@router.post("/extra-single-image", response_model=ExtrasSingleImageResponse)
+async def extra_single_image(body: ExtrasSingleImageRequest, request: Request):
+    call = await run_in_threadpool(submit_extras_single, request.app.state.ctx, body)
+    return await answer(call)
+
+
+@router.post("/extra-batch-images", response_model=ExtrasBatchImagesResponse)
+async def extra_batch_images(body: ExtrasBatchImagesRequest, request: Request):
+    call = await run_in_threadpool(submit_extras_batch, request.app.state.ctx, body)
+    return await answer(call)
+
+
+@router.post("/png-info", response_model=PNGInfoResponse)
+def png_info(body: PNGInfoRequest, request: Request):
+    # Reading text chunks needs no model: answered at once, not queued.
+    if not body.image.strip():
+        return PNGInfoResponse(info="", items={}, parameters={})
+    allow_urls = bool(request.app.state.ctx.settings.get(URL_SETTING))
+    image = decode_image(body.image, "image", allow_urls=allow_urls)
+    text, items = read_image_info(image)
+    return PNGInfoResponse(info=text or "", items=items, parameters=parse_infotext(text) if text else {})
