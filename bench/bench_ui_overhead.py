@@ -82,7 +82,7 @@ def time_browser(page, before: str | None) -> tuple[float, str | None]:
     page.click("#txt2img_generate")
     page.wait_for_function(
         "(before) => { const el = document.querySelector('#html_log_txt2img .gen-log');"
-        " return el && el.dataset.stamp !== before; }", arg=before, timeout=120_000, polling=5)
+        " return el && el.dataset.stamp !== before; }", arg=before, timeout=120_000, polling=20)
     elapsed = time.perf_counter() - start
     return elapsed, page.evaluate("() => document.querySelector('#html_log_txt2img .gen-log').dataset.stamp")
 
@@ -103,6 +103,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64, help="width = height in pixels")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--no-previews", action="store_true", help="turn live previews off (setting)")
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
@@ -112,6 +113,8 @@ def main() -> None:
 
     data_dir = Path(tempfile.mkdtemp(prefix="bench-ui-"))
     ctx, url, server = start_app(data_dir)
+    if args.no_previews:
+        ctx.settings.update({"live_previews_enable": False}, save=False)
     values = form_values(args.size, args.steps)
     request = forms.request_from_values("txt2img", values)
     core, handler, browser = [], [], []
