@@ -43,7 +43,7 @@ def build(ctx, ui) -> None:
             shown = gr.HTML(elem_id="pnginfo_html_info")
             parameters = gr.Textbox(visible=False, elem_id="pnginfo_generation_info")
             with gr.Row(elem_id="pnginfo_send_buttons"):
-                buttons = {target: gr.Button(label, elem_id=f"pnginfo_send_to_{target}", size="sm")
+                buttons = {target: gr.Button(label, elem_id=f"pnginfo_send_to_{target}", size="sm", min_width=80)
                            for target, label in (("txt2img", "Send to txt2img"), ("img2img", "Send to img2img"),
                                                  ("inpaint", "Send to inpaint"), ("extras", "Send to extras"))}
 
