@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageOps
 
 from modules.images.saving import SaveOptions, output_folder, read_image_info, save_image
+from modules.jobs.progress import JobStopped
 from modules.postprocessing.upscalers import NONE, UpscalerRegistry, registry_for
 from modules.types import GenerationResult, UserInputError
 
@@ -143,7 +144,11 @@ def run_extras(ctx, request: ExtrasRequest, job_ctx=None) -> GenerationResult:
     options = SaveOptions.from_settings(ctx.settings.as_dict()) if request.save else None
     for index, (name, image) in enumerate(sources):
         if job_ctx is not None:
-            job_ctx.check()  # interrupt between images; an image once started is finished
+            try:
+                job_ctx.check()  # between images: an image once started is finished
+            except JobStopped:
+                result.interrupted = True
+                break
             job_ctx.begin_image(index)
             job_ctx.textinfo = f"Extras: image {index + 1} of {len(sources)}"
         parameters, _ = read_image_info(image)
@@ -152,23 +157,28 @@ def run_extras(ctx, request: ExtrasRequest, job_ctx=None) -> GenerationResult:
         out.info = {k: v for k, v in {"parameters": parameters, "extras": info}.items() if v}
         result.images.append(out)
         result.infotexts.append(info or (parameters or ""))
-        # 3. Save: A1111 names batch results after their source files.
+        # 3. Save: batch results are named after their sources; a folder the user named gets no date folders.
         if options is not None:
-            folder = Path(request.output_dir) if request.output_dir else output_folder(ctx.paths.outputs_dir, "extras")
-            basename = Path(name).stem if request.input_dir or len(sources) > 1 else ""
-            saved = save_image(out, folder, options if not basename else _batch_options(options),
-                               infotext=parameters or "", extra_info={"extras": info} if info else None,
-                               basename=basename)
-            result.saved_paths.append(str(saved))
+            result.saved_paths.append(str(_save(ctx, request, out, name, parameters, info, options,
+                                                batch=bool(request.input_dir) or len(sources) > 1)))
     if not request.show_results and request.input_dir:
         result.images = []  # "Show result images" off: a folder run only writes files
     return result
 
 
-def _batch_options(options: SaveOptions) -> SaveOptions:
-    from dataclasses import replace
-
-    return replace(options, filename_pattern="", directory_pattern="", add_number=False)
+def _save(ctx, request: ExtrasRequest, image: Image.Image, name: str, parameters: str | None, info: str,
+          options: SaveOptions, *, batch: bool) -> Path:
+    if request.output_dir:
+        folder = Path(request.output_dir).expanduser()
+        options = replace(options, directory_pattern="")
+    else:
+        folder = output_folder(ctx.paths.outputs_dir, "extras")
+    basename = ""
+    if batch:
+        basename = Path(name).stem
+        options = replace(options, filename_pattern="", add_number=False)
+    return save_image(image, folder, options, infotext=parameters or "",
+                      extra_info={"extras": info} if info else None, basename=basename)
 
 
 def read_folder(folder: str):
