@@ -10,7 +10,7 @@ import pytest
 import requests
 from PIL import Image
 
-from tests.api.conftest import DEMO, SMALL, TINY, decode, params_of, png_b64
+from tests.api.conftest import DEMO, SMALL, TINY, decode, params_of
 
 pytestmark = pytest.mark.server
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import itertools
 import json
 import threading
 import time
@@ -93,7 +94,7 @@ def test_twenty_concurrent_requests_all_succeed_in_order(server):
     assert len(digests) == 20  # distinct seeds, distinct images
     # First come, first served: in the order they were queued, each started after the one before ended.
     jobs.sort(key=lambda j: j["created_at"])
-    for earlier, later in zip(jobs, jobs[1:]):
+    for earlier, later in itertools.pairwise(jobs):
         assert later["started_at"] >= earlier["finished_at"]
         assert all(j["state"] == "done" for j in (earlier, later))
 

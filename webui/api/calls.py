@@ -117,7 +117,8 @@ def submit_img2img(ctx, body) -> ApiCall:
 def _submit_generation(ctx, body, mode: str, init_images=(), mask=None) -> ApiCall:
     # 1. Request: infotext fills what the client left unset; sampler_name wins over sampler_index, legacy
     #    names ("DPM++ 2M Karras") are split, an unknown one falls back to Euler and says so in `info`.
-    body, notes = convert.apply_infotext(body, lambda name: ctx.checkpoints.find(name) is not None)
+    body, notes = convert.apply_infotext(body, lambda name: ctx.checkpoints.find(name) is not None,
+                                         {spec.key for spec in ctx.settings.specs()})
     check_script(body)
     sampler, schedule, warnings = resolve_sampler_or_default(body.sampler_name or body.sampler_index,
                                                              body.scheduler)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from PIL import Image
@@ -22,12 +22,14 @@ _INFOTEXT_SETTINGS = {"clip_skip": "CLIP_stop_at_last_layers", "sd_model_checkpo
 _GENERATION_FIELDS = frozenset(GenerationRequest.__dataclass_fields__)
 
 
-def apply_infotext(body, has_checkpoint: Callable[[str], bool] = lambda name: True) -> tuple[Any, list[str]]:
+def apply_infotext(body, has_checkpoint: Callable[[str], bool] = lambda name: True,
+                   known_settings: Collection[str] | None = None) -> tuple[Any, list[str]]:
     """(a copy of `body` whose fields the client left unset are filled from `body.infotext`, warnings).
 
     A1111's rule: only unset fields are filled. Settings the infotext carries join override_settings, the
     client's own overrides winning; a model the infotext names but this server lacks is left out (pasted
-    infotexts often come from other machines), with a warning.
+    infotexts often come from other machines), with a warning. Settings this server does not have
+    (`known_settings`; None = keep all) are left out silently: A1111's parser injects many by default.
     """
     if not body.infotext:
         return body, []
@@ -35,7 +37,8 @@ def apply_infotext(body, has_checkpoint: Callable[[str], bool] = lambda name: Tr
     explicit = body.model_fields_set
     update: dict[str, Any] = {}
     warnings: list[str] = []
-    overrides = dict(fields.pop("override_settings", {}))
+    overrides = {k: v for k, v in fields.pop("override_settings", {}).items()
+                 if known_settings is None or k in known_settings}
     for name, setting in _INFOTEXT_SETTINGS.items():
         if name in fields:
             overrides[setting] = fields.pop(name)
