@@ -183,3 +183,12 @@ def test_infotext_fills_unset_fields_send_and_save_images(server):
     body = {"prompt": "x", "send_images": False, "made_up_field": 1, **SMALL}  # unknown fields are ignored
     out = requests.post(server.url + "/sdapi/v1/txt2img", json=body, timeout=60).json()
     assert out["images"] == [] and json.loads(out["info"])["all_seeds"]
+
+
+def test_unload_and_reload_checkpoint(api, server):
+    url = server.url + "/sdapi/v1/"
+    assert requests.post(url + "unload-checkpoint", timeout=60).json() == {}
+    refused = requests.post(url + "txt2img", json={"prompt": "no model", **SMALL}, timeout=60)
+    assert refused.status_code == 422 and "no checkpoint is loaded" in refused.json()["detail"]
+    assert requests.post(url + "reload-checkpoint", timeout=120).json() == {}
+    assert params_of(api.txt2img(prompt="back", **SMALL).image)["Model"] == DEMO.removesuffix(".safetensors")
