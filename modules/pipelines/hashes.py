@@ -9,10 +9,11 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
+
+from modules.files import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -104,16 +105,8 @@ class HashCache:
         return data if isinstance(data, dict) else {}
 
     def _write(self, data: dict[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # temp file in the same folder + os.replace: readers never see a half-written cache
-        fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(data, fh, indent=4)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # readers never see a half-written cache
+        write_text_atomic(self.path, json.dumps(data, indent=4))
 
 
 def cached_sha256(path: Path | str, key: str, cache: HashCache | None) -> str:

@@ -8,11 +8,11 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import os
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+
+from modules.files import write_text_atomic
 
 log = logging.getLogger(__name__)
 PLACEHOLDER = "{prompt}"
@@ -143,13 +143,4 @@ class StyleDatabase:
         writer.writerow(["name", "prompt", "negative_prompt"])
         for style in self.styles.values():
             writer.writerow([style.name, style.prompt, style.negative_prompt])
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-                fh.write(buf.getvalue())
-            os.replace(tmp, self.path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        write_text_atomic(self.path, buf.getvalue())
