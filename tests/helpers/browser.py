@@ -5,7 +5,7 @@ import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
+from tests.helpers.needs import missing
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -16,9 +16,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 
 @contextmanager
 def chromium_page(viewport=(1400, 1000)):
-    """Yield a Playwright page in headless Chromium; skips the test when Chromium is not installed."""
+    """Yield a Playwright page in headless Chromium; without Chromium: skip, or fail under tests/run.sh."""
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-        pytest.skip("Debian chromium is not installed (tests/run.sh installs it)")
+        missing("Debian chromium is not installed (tests/run.sh installs it)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

