@@ -3,14 +3,18 @@
 `choose_policy` is a pure function so that it can be tested with fake cards; `detect_device` is the
 only place that asks torch about the hardware.
 
-Thresholds (total VRAM; fp16 weights plus working memory at the model's native size with SDP attention):
+Cards are classed by their nominal size (the GB on the box), not the total CUDA reports: the driver keeps
+some memory back, so a 12 GB card reports ~11.7 GiB, 8 GB 7.6-7.8, 6 GB 5.6-5.8, 4 GB ~3.8.
+`nominal_vram_gib` rounds a reported total up to the card size it belongs to (within 8%).
+
+Thresholds (nominal VRAM; fp16 weights plus working memory at the model's native size with SDP attention):
 - SD 1.x/2.x weigh ~2.0 GiB in fp16 (UNet 1.6, text encoder 0.23, VAE 0.16); a 512x512 pass needs
-  ~1.5-2 GiB more. Under 3 GiB nothing fits -> lowvram (sequential offload, layer by layer);
-  under 6 GiB weights + activations is tight on a 4 GiB card -> medvram (model offload: one
-  component on the GPU at a time); 6 GiB and up holds everything.
+  ~1.5-2 GiB more. Cards under 3 GB hold nothing -> lowvram (sequential offload, layer by layer);
+  3-5 GB cards (4 GB the common one) are tight for weights + activations -> medvram (model offload:
+  one component on the GPU at a time); 6 GB cards and up hold everything.
 - SDXL weighs ~6.5 GiB in fp16 (UNet 4.8, two text encoders 1.5, VAE 0.16) and a 1024x1024 pass
-  needs ~3-4 GiB more. Under 6 GiB even the UNet alone barely fits -> lowvram; under 12 GiB
-  (the common 8 GiB card) -> medvram; 12 GiB and up holds everything (VAE slicing keeps decode small).
+  needs ~3-4 GiB more. Under 6 GB even the UNet alone barely fits -> lowvram; 6-11 GB cards
+  (the common 8 GB one) -> medvram; 12 GB cards and up hold everything (VAE slicing keeps decode small).
 """
 from __future__ import annotations
 
@@ -24,8 +28,23 @@ DeviceKind = Literal["cuda", "mps", "cpu"]
 ModelFamily = Literal["sd1", "sdxl"]
 Offload = Literal["none", "model", "sequential"]
 
-# (lowvram below, medvram below) in GiB of total VRAM, per model family. See the module docstring.
+# (lowvram below, medvram below) in nominal GB of VRAM, per model family. See the module docstring.
 VRAM_THRESHOLDS_GIB: dict[str, tuple[float, float]] = {"sd1": (3.0, 6.0), "sdxl": (6.0, 12.0)}
+
+# Sizes cards are sold with (vendors' "GB" here are GiB of memory chips).
+NOMINAL_VRAM_GIB = (2, 3, 4, 5, 6, 8, 10, 11, 12, 16, 20, 24, 32, 40, 48, 80)
+# Drivers (and ECC) keep back up to ~5.5% of that (6 GB laptop cards report 5.67 GiB); 8% leaves room
+# without rounding an unusual total (a 9 GiB VM or MIG slice) up to the next card size.
+NOMINAL_MARGIN = 0.08
+
+
+def nominal_vram_gib(total_bytes: int) -> float:
+    """The card size (GiB) a reported CUDA total belongs to; the reported GiB when no size is within 8%."""
+    reported = total_bytes / GiB
+    for size in NOMINAL_VRAM_GIB:
+        if size >= reported:
+            return float(size) if reported >= size * (1 - NOMINAL_MARGIN) else reported
+    return reported
 
 
 @dataclass(frozen=True)
@@ -46,10 +65,20 @@ class DeviceInfo:
     def torch_device(self) -> str:
         return f"cuda:{self.index}" if self.kind == "cuda" else self.kind
 
+    @property
+    def nominal_vram_gib(self) -> float:
+        """The card's size class in GiB (a 12 GB card reporting 11.7 GiB gives 12.0)."""
+        return nominal_vram_gib(self.total_vram)
+
+    def vram_text(self) -> str:
+        """'11.8 GiB VRAM (12 GB card)': what CUDA reports and the class the policy uses."""
+        text = f"{self.total_vram / GiB:.1f} GiB VRAM"
+        nominal = self.nominal_vram_gib
+        return text + (f" ({nominal:g} GB card)" if nominal == round(nominal) else "")
+
     def describe(self) -> str:
         if self.kind == "cuda":
-            return (f"{self.name} (cuda:{self.index}), {self.total_vram / GiB:.1f} GiB VRAM, "
-                    f"{self.free_vram / GiB:.1f} GiB free")
+            return f"{self.name} (cuda:{self.index}), {self.vram_text()}, {self.free_vram / GiB:.1f} GiB free"
         return self.name
 
 
@@ -137,7 +166,9 @@ def choose_policy(device: DeviceInfo, flags: DeviceFlags, family: ModelFamily = 
     offload: Offload = "none"
     if not on_cpu and device.kind == "cuda":
         low_below, med_below = VRAM_THRESHOLDS_GIB[family]
-        vram_gib = device.total_vram / GiB
+        # The card's class, not the reported total: a 12 GB card reports ~11.7 GiB (module docstring).
+        vram_gib = device.nominal_vram_gib
+        vram = device.vram_text()
         if flags.lowvram:
             offload = "sequential"
             reasons.append("--lowvram")
@@ -146,12 +177,12 @@ def choose_policy(device: DeviceInfo, flags: DeviceFlags, family: ModelFamily = 
             reasons.append("--medvram" if flags.medvram else "--medvram-sdxl on an SDXL model")
         elif vram_gib < low_below:
             offload = "sequential"
-            reasons.append(f"{vram_gib:.1f} GiB VRAM < {low_below:g} GiB for {family}: lowvram")
+            reasons.append(f"{vram} < {low_below:g} GB for {family}: lowvram")
         elif vram_gib < med_below:
             offload = "model"
-            reasons.append(f"{vram_gib:.1f} GiB VRAM < {med_below:g} GiB for {family}: medvram")
+            reasons.append(f"{vram} < {med_below:g} GB for {family}: medvram")
         else:
-            reasons.append(f"{vram_gib:.1f} GiB VRAM >= {med_below:g} GiB for {family}: everything on the GPU")
+            reasons.append(f"{vram} >= {med_below:g} GB for {family}: everything on the GPU")
     elif not on_cpu and device.kind == "mps":
         reasons.append("Apple MPS: unified memory, attention slicing on")
     if (on_cpu or device.kind != "cuda") and (flags.lowvram or flags.medvram or flags.medvram_sdxl):

@@ -44,6 +44,74 @@ def test_vram_classes_choose_offload(gib, family, offload):
     assert any(f"{gib:.1f} GiB" in r for r in p.reasons), p.reasons
 
 
+MiB = 1024**2
+
+# Totals as torch.cuda reports them on real cards (MiB): always a little under the size on the box.
+REAL_CARDS = {
+    "GT 1030 2 GB": 1998,
+    "GTX 1060 3 GB": 3019,
+    "GTX 1650 4 GB": 3904,
+    "RTX 2060 6 GB": 5926,
+    "RTX 3060 Laptop 6 GB": 5804,
+    "RTX 3070 8 GB": 7973,
+    "RTX 3050 8 GB": 7782,
+    "RTX 3080 10 GB": 10010,
+    "GTX 1080 Ti 11 GB": 11172,
+    "RTX 3060 12 GB": 12036,
+    "RTX 4060 Ti 16 GB": 15944,
+    "RTX 4090 24 GB": 24210,
+}
+
+
+def real(name: str) -> DeviceInfo:
+    total = REAL_CARDS[name] * MiB
+    return DeviceInfo("cuda", name, 0, total, int(total * 0.9))
+
+
+@pytest.mark.parametrize(
+    "card, nominal",
+    [("GT 1030 2 GB", 2), ("GTX 1060 3 GB", 3), ("GTX 1650 4 GB", 4), ("RTX 2060 6 GB", 6),
+     ("RTX 3060 Laptop 6 GB", 6), ("RTX 3070 8 GB", 8), ("RTX 3050 8 GB", 8), ("RTX 3080 10 GB", 10),
+     ("GTX 1080 Ti 11 GB", 11), ("RTX 3060 12 GB", 12), ("RTX 4060 Ti 16 GB", 16), ("RTX 4090 24 GB", 24)],
+)
+def test_reported_totals_map_to_the_size_on_the_box(card, nominal):
+    assert real(card).nominal_vram_gib == nominal
+
+
+def test_unusual_totals_are_not_rounded_up_far():
+    # A 5.0 GiB slice (MIG, a VM) is not a 6 GB card: no class within the margin, used as reported.
+    assert DeviceInfo("cuda", "slice", 0, 5 * GiB, 0).nominal_vram_gib == 5
+    assert DeviceInfo("cuda", "slice", 0, int(9.0 * GiB), 0).nominal_vram_gib == 9.0
+
+
+# The README table, card by card, at every boundary (sd1: 3 and 6 GB; SDXL: 6 and 12 GB).
+@pytest.mark.parametrize(
+    "card, sd1, sdxl",
+    [
+        ("GT 1030 2 GB", "sequential", "sequential"),
+        ("GTX 1060 3 GB", "model", "sequential"),
+        ("GTX 1650 4 GB", "model", "sequential"),
+        ("RTX 2060 6 GB", "none", "model"),
+        ("RTX 3060 Laptop 6 GB", "none", "model"),
+        ("RTX 3070 8 GB", "none", "model"),
+        ("RTX 3050 8 GB", "none", "model"),
+        ("GTX 1080 Ti 11 GB", "none", "model"),
+        ("RTX 3060 12 GB", "none", "none"),
+        ("RTX 4060 Ti 16 GB", "none", "none"),
+        ("RTX 4090 24 GB", "none", "none"),
+    ],
+)
+def test_real_cards_get_the_policy_of_their_class(card, sd1, sdxl):
+    assert choose_policy(real(card), NO_FLAGS, "sd1").offload == sd1
+    assert choose_policy(real(card), NO_FLAGS, "sdxl").offload == sdxl
+
+
+def test_reason_names_both_the_reported_total_and_the_class():
+    p = choose_policy(real("RTX 3060 12 GB"), NO_FLAGS, "sdxl")
+    assert any("11.8 GiB" in r and "12 GB card" in r for r in p.reasons), p.reasons
+    assert "12 GB card" in real("RTX 3060 12 GB").describe()
+
+
 def test_summary_says_device_policy_and_why():
     line = choose_policy(cuda(8), NO_FLAGS, "sdxl").summary()
     assert "cuda:0" in line and "medvram" in line and "8.0 GiB" in line
