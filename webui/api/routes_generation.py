@@ -13,7 +13,8 @@ JOB_HEADER = "X-Job-Id"  # the queue's id of the job that made this answer (see 
 
 @router.post("/txt2img", response_model=ImageResponse)
 async def txt2img(body: Txt2ImgRequest, request: Request, response: Response):
-    call = submit_txt2img(request.app.state.ctx, body)
+    # Parsing the infotext and checking the request is CPU work: off the event loop, like img2img's decoding.
+    call = await run_in_threadpool(submit_txt2img, request.app.state.ctx, body)
     response.headers[JOB_HEADER] = call.job.id
     return await answer(call)
 

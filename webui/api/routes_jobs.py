@@ -50,7 +50,7 @@ def _job(request: Request, job_id: str):
 @router.post("/txt2img", status_code=202, response_model=JobStatus,
              summary="Queue a txt2img job (body as POST /txt2img); answers at once with the job id")
 async def submit_txt2img_job(body: Txt2ImgRequest, request: Request):
-    return _accepted(request, submit_txt2img(request.app.state.ctx, body))
+    return _accepted(request, await run_in_threadpool(submit_txt2img, request.app.state.ctx, body))
 
 
 @router.post("/img2img", status_code=202, response_model=JobStatus,

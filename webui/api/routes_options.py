@@ -5,6 +5,7 @@ import dataclasses
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request
+from starlette.concurrency import run_in_threadpool
 
 from modules.context import switch_model
 from webui.api.calls import raise_for_job, wait_finished
@@ -35,6 +36,19 @@ async def set_options(request: Request, body: Annotated[dict[str, Any], Body()])
     """Validate every key and value first, then switch the model (through the job queue, so it waits
     behind running jobs) and store the rest; nothing changes when anything is wrong."""
     ctx = request.app.state.ctx
+    # Matching a hash may hash every checkpoint, and storing a value runs listeners that take the
+    # pipeline manager's lock (held for a whole model load): all of it runs off the event loop.
+    changes, job = await run_in_threadpool(_validate_and_submit, ctx, body)
+    if job is not None:
+        await wait_finished(job)
+        raise_for_job(job)
+    if changes:
+        await run_in_threadpool(ctx.settings.update, changes)
+    # A1111 answers null (FastAPI sends null for None)
+
+
+def _validate_and_submit(ctx, body: dict[str, Any]):
+    """(the setting changes to store, the model-switch job or None); raises ApiError for a bad body."""
     specs = {spec.key for spec in ctx.settings.specs()}
     stored = ctx.settings.as_dict()
     unknown = sorted(k for k in body if k not in specs and k not in stored and k not in READ_ONLY)
@@ -49,17 +63,13 @@ async def set_options(request: Request, body: Annotated[dict[str, Any], Body()])
             raise ApiError(422, "UserInputError", str(exc)) from None
 
     query = body.get(MODEL_KEY)
-    if query:
-        info = ctx.checkpoints.find(str(query), compute_hashes=True)
-        if info is None:
-            raise ApiError(422, "UserInputError", f"{MODEL_KEY}: no checkpoint matches {str(query)!r}")
-        job = ctx.jobs.submit("load-model", lambda job_ctx: switch_model(ctx, info.name),
-                              description=f"load {info.name}")
-        await wait_finished(job)
-        raise_for_job(job)
-    if changes:
-        ctx.settings.update(changes)
-    # A1111 answers null (FastAPI sends null for None)
+    if not query:
+        return changes, None
+    info = ctx.checkpoints.find(str(query), compute_hashes=True)
+    if info is None:
+        raise ApiError(422, "UserInputError", f"{MODEL_KEY}: no checkpoint matches {str(query)!r}")
+    job = ctx.jobs.submit("load-model", lambda job_ctx: switch_model(ctx, info.name), description=f"load {info.name}")
+    return changes, job
 
 
 @router.get("/cmd-flags")
