@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import html
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,22 +44,64 @@ class ApiCall:
 
 
 class ApiCalls:
-    """Calls submitted through the job API, by job id, so their result can be fetched later (bounded)."""
+    """Calls submitted through the job API, by job id, so their result can be fetched later.
 
-    def __init__(self, size: int = 200):
-        self._size = size
+    Memory is bounded by dropping finished calls only: a collected one after `collected_grace_s` (a
+    client may fetch again after a lost answer), any finished one after `retention_s` or when more than
+    `max_finished` are kept (collected ones first, then the oldest). Queued and running calls are never
+    dropped: the API's queue limit bounds how many there can be.
+    """
+
+    def __init__(self, *, max_finished: int = 1000, retention_s: float = 3600.0, collected_grace_s: float = 300.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self._max_finished = max(0, max_finished)
+        self._retention_s = retention_s
+        self._grace_s = collected_grace_s
+        self._clock = clock
         self._calls: OrderedDict[str, ApiCall] = OrderedDict()
+        self._finished_at: dict[str, float] = {}  # first seen finished, by our clock
+        self._collected_at: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def add(self, call: ApiCall) -> None:
         with self._lock:
             self._calls[call.job.id] = call
-            while len(self._calls) > self._size:
-                self._calls.popitem(last=False)
+            self._trim()
 
     def get(self, job_id: str) -> ApiCall | None:
         with self._lock:
             return self._calls.get(job_id)
+
+    def mark_collected(self, job_id: str) -> None:
+        """The client has the result: the call may go after the grace time."""
+        with self._lock:
+            if job_id in self._calls:
+                self._collected_at.setdefault(job_id, self._clock())
+            self._trim()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._calls)
+
+    def _trim(self) -> None:
+        # Caller holds the lock. Runs on every add: a few hundred entries cost microseconds.
+        now = self._clock()
+        for job_id, call in self._calls.items():
+            if call.job.finished:
+                self._finished_at.setdefault(job_id, now)
+        expired = [job_id for job_id, at in self._finished_at.items()
+                   if now - at > self._retention_s
+                   or now - self._collected_at.get(job_id, float("inf")) > self._grace_s]
+        over = len(self._finished_at) - len(expired) - self._max_finished
+        if over > 0:
+            gone = set(expired)
+            rest = [job_id for job_id in self._finished_at if job_id not in gone]
+            rest.sort(key=lambda job_id: (job_id not in self._collected_at, self._finished_at[job_id]))
+            expired += rest[:over]
+        for job_id in expired:
+            self._calls.pop(job_id, None)
+            self._finished_at.pop(job_id, None)
+            self._collected_at.pop(job_id, None)
 
 
 async def wait_finished(job, timeout: float | None = None) -> bool:

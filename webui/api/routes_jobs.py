@@ -43,6 +43,10 @@ def _accepted(request: Request, call: ApiCall) -> JSONResponse:
 def _job(request: Request, job_id: str):
     job = request.app.state.ctx.jobs.get(job_id)
     if job is None:
+        # The queue's history is shared with the UI and short; a job-API call is kept until collected.
+        call = request.app.state.api_calls.get(job_id)
+        job = call.job if call is not None else None
+    if job is None:
         raise ApiError(404, "NotFound", f"no job with id {job_id!r} (finished jobs are kept for a while only)")
     return job
 
@@ -99,7 +103,11 @@ async def get_result(job_id: str, request: Request,
         raise ApiError(404, "NotFound", f"job {job_id!r} was not submitted through the job API; it has no result here")
     if not await wait_finished(job, timeout=wait):
         return JSONResponse(job_status(job, True).model_dump(), status_code=202)
-    return await run_in_threadpool(call.finish, job)
+    try:
+        return await run_in_threadpool(call.finish, job)
+    finally:
+        # An error answer (a failed job) is the result too: either way the client has it now.
+        request.app.state.api_calls.mark_collected(job_id)
 
 
 @router.delete("/{job_id}", response_model=JobStatus,
