@@ -82,6 +82,13 @@ class GenerationRequest:
     # script selected in the script dropdown and its args
     script_name: str = ""
     script_args: tuple[Any, ...] = ()
+    # Per-image prompts and seeds, when a script decided them (A1111's p.all_prompts, p.all_seeds):
+    # empty = derived from prompt/seed (styles applied, image i gets seed + i). When set they are final:
+    # styles are not applied again, and there is one entry per image (batch_size * n_iter).
+    all_prompts: tuple[str, ...] = ()
+    all_negative_prompts: tuple[str, ...] = ()
+    all_seeds: tuple[int, ...] = ()
+    all_subseeds: tuple[int, ...] = ()
     save_images: bool = True
     do_not_save_grid: bool = False
 

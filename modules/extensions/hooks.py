@@ -5,14 +5,18 @@ and skipped, so one broken extension never breaks a generation. The exception is
 for that extension by name (its values are in `request.extensions`): then the job fails with a message
 naming the extension, because silently dropping what the user asked for would be worse.
 
-Hook points (what each callable gets, what it may return):
+Hook points (what each callable gets, what it may return); `info` is the job's GenerationInfo:
 - before_generation(request, info) -> GenerationRequest | None   a changed request replaces it
-- process_prompts(prompts, info) -> None                         edit prompts in place (a PromptBatch)
+- run_job(request, info, run) -> GenerationResult | None         wraps the whole job; `run(request)` is
+                                                                 the normal generation (A1111's Script.run)
 - patch_pipeline(pipe, request, info) -> context manager | None  entered for the whole job, then exited
+- before_batch(batch, info) -> None                              edit batch.prompts / seeds in place
 - on_step(step, info) -> None                                    after each denoising step
+- after_batch(batch, images, info) -> None                       images is a list; replace items in place
 - after_image(image, info) -> Image | None                       a returned image replaces it
-- before_save(image, info) -> None                               info.params may be edited (infotext)
+- before_save(save, info) -> None                                save.image / save.infotext may change
 - after_save(path, info) -> None                                 the file is written
+- after_generation(result, info) -> None                         the finished GenerationResult
 """
 from __future__ import annotations
 
@@ -28,12 +32,15 @@ log = logging.getLogger("webui.extensions")
 
 HOOK_POINTS: tuple[str, ...] = (
     "before_generation",
-    "process_prompts",
+    "run_job",
     "patch_pipeline",
+    "before_batch",
     "on_step",
+    "after_batch",
     "after_image",
     "before_save",
     "after_save",
+    "after_generation",
 )
 
 
@@ -88,6 +95,66 @@ def describe_exception(exc: BaseException) -> str:
         last = frames[-1]
         where = f" (at {last.filename}:{last.lineno})"
     return f"{type(exc).__name__}: {text}{where}" if text else f"{type(exc).__name__}{where}"
+
+
+@dataclass
+class GenerationInfo:
+    """What every hook of one job sees: the request as it runs, the model, and what hooks add back.
+
+    `params` are extra `Label: value` pairs written into every image's infotext (A1111's
+    extra_generation_params); `warnings` are shown to the user with the result; `state` is scratch
+    space per extension for the job's duration (`info.state.setdefault(name, {})`).
+    """
+
+    request: Any
+    model: Any = None
+    job: Any = None  # the JobContext (progress, interrupt checks), None outside the queue
+    params: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def args(self, extension: str) -> list[Any]:
+        """The always-on section values for `extension` (UI section or API alwayson_scripts), [] if none."""
+        entry = (getattr(self.request, "extensions", None) or {}).get(extension)
+        if isinstance(entry, dict):
+            return list(entry.get("args") or [])
+        return list(entry) if isinstance(entry, (list, tuple)) else []
+
+    @property
+    def requested(self) -> set[str]:
+        """Extensions the request named (their failure fails the job instead of being skipped)."""
+        return set(getattr(self.request, "extensions", None) or {})
+
+
+@dataclass
+class BatchInfo:
+    """One image batch: its index and the per-image prompts and seeds (hooks may edit the lists)."""
+
+    index: int
+    prompts: list[str]
+    negative_prompts: list[str]
+    seeds: list[int]
+    subseeds: list[int]
+
+
+@dataclass
+class ImageInfo:
+    """One finished image: its index in the job, seed, prompts and infotext parameters."""
+
+    index: int
+    seed: int
+    prompt: str
+    negative_prompt: str
+    batch_index: int = 0
+
+
+@dataclass
+class SaveInfo:
+    """An image about to be saved: hooks may change `image` or `infotext` (A1111's ImageSaveParams)."""
+
+    image: Any
+    infotext: str
+    path: str = ""
 
 
 class HookRegistry:
@@ -149,6 +216,38 @@ class HookRegistry:
             if changed is not None:
                 value = changed
         return value
+
+    def run_wrapped(self, request: Any, info: Any, run: Callable[[Any], Any]) -> Any:
+        """Run `run(request)` through every run_job wrapper (first registered is outermost).
+
+        A wrapper returns a result, or None to let the normal generation run. A wrapper that raises is
+        reported and bypassed (unless the request named its extension), so the user still gets images.
+        """
+        call = run
+        for hook in reversed(self.hooks("run_job")):
+            call = self._wrap(hook, call, info)
+        return call(request)
+
+    def _wrap(self, hook: Hook, inner: Callable[[Any], Any], info: Any) -> Callable[[Any], Any]:
+        def call(request):
+            ran: list[Any] = []  # the inner result, once the wrapper called run_next
+
+            def run_next(req=None):
+                ran.append(inner(request if req is None else req))
+                return ran[-1]
+
+            try:
+                result = hook.fn(request, info, run_next)
+            except Exception as exc:
+                self._failed(hook, exc, getattr(info, "requested", set()))
+                if ran:  # the images exist but the wrapper broke afterwards: say so, do not run twice
+                    raise ExtensionHookError(f"extension {hook.extension!r} failed in run_job after "
+                                             f"generating: {describe_exception(exc)}") from None
+                return inner(request)
+            if result is None:
+                return ran[-1] if ran else inner(request)
+            return result
+        return call
 
     @contextlib.contextmanager
     def patched(self, point: str, *args: Any, required: Iterable[str] = ()):

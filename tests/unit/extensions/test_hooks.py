@@ -103,3 +103,38 @@ def test_describe_exception_survives_a_raising_str():
             raise RuntimeError("no str for you")
 
     assert describe_exception(Nasty()) == "Nasty: <unprintable>"
+
+
+def test_run_job_wrappers_nest_first_registered_outermost_and_a_broken_one_is_bypassed():
+    from modules.extensions.hooks import GenerationInfo
+
+    hooks = HookRegistry()
+    trail = []
+
+    def outer(request, info, run):
+        trail.append("outer")
+        return run(request + "+outer")
+
+    def inner(request, info, run):
+        trail.append("inner")
+        return None  # let the normal generation run
+
+    def broken(request, info, run):
+        raise RuntimeError("nope")
+
+    hooks.add("run_job", "a", outer)
+    hooks.add("run_job", "b", broken)
+    hooks.add("run_job", "c", inner)
+    info = GenerationInfo(request="req")
+    assert hooks.run_wrapped("req", info, lambda r: f"generated({r})") == "generated(req+outer)"
+    assert trail == ["outer", "inner"] and "nope" in hooks.errors.of("b")[0]
+
+
+def test_generation_info_args_and_requested():
+    from modules.extensions.hooks import GenerationInfo
+    from modules.types import GenerationRequest
+
+    request = GenerationRequest(extensions={"cn": {"args": [1, 2]}, "old": [3]})
+    info = GenerationInfo(request=request)
+    assert info.args("cn") == [1, 2] and info.args("old") == [3] and info.args("none") == []
+    assert info.requested == {"cn", "old"}
