@@ -36,6 +36,7 @@ def create_app(ctx: AppContext):
         from webui.api.app import install_api
 
         install_api(app, ctx)
+    install_guards(app, ctx)
     if not ctx.flags.nowebui:
         import gradio as gr
 
@@ -47,6 +48,22 @@ def create_app(ctx: AppContext):
                             theme=None, footer_links=["api"] if ctx.flags.api_enabled else [],
                             server_name=ctx.flags.server_host, server_port=ctx.flags.server_port)
     return app
+
+
+def install_guards(app, ctx: AppContext) -> None:
+    """Guards in front of everything the app serves (API and UI); the last one added runs first."""
+    from webui.api.guards import BodyLimit
+    from webui.api.limits import BODY_SETTING, SETTINGS
+
+    default_mb = next(spec.default for spec in SETTINGS if spec.key == BODY_SETTING)
+
+    def body_limit() -> int:
+        try:
+            return int(ctx.settings.get(BODY_SETTING)) * 2**20
+        except ValueError:  # the API (which registers the setting) is off: its default still guards the UI
+            return default_mb * 2**20
+
+    app.add_middleware(BodyLimit, limit_bytes=body_limit)
 
 
 def serve(flags: Flags, project_root: Path) -> int:

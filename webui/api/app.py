@@ -12,7 +12,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Mount
 
 from modules.flags import parse_auth
-from modules.settings import SettingSpec
 from modules.types import UserInputError
 from webui.api.errors import ApiError, error_response
 
@@ -44,10 +43,9 @@ def install_api(app: FastAPI, ctx) -> None:
         routes_progress,
     )
     from webui.api.calls import ApiCalls
-    from webui.api.image_input import URL_SETTING
+    from webui.api.limits import register_settings
 
-    ctx.settings.register(SettingSpec(URL_SETTING, False, "API: allow http(s) URLs as input images "
-                                      "(never to local addresses)", "api"))
+    register_settings(ctx.settings)
     app.state.api_calls = ApiCalls()
     app.openapi_tags = OPENAPI_TAGS
 
@@ -70,7 +68,9 @@ def install_api(app: FastAPI, ctx) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
         fields = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors())
-        return error_response(422, "ValidationError", fields, errors=str(exc.errors()))
+        # Without the refused input: echoing a client's (maybe huge) value back helps nobody.
+        errors = [{k: v for k, v in e.items() if k in ("type", "loc", "msg")} for e in exc.errors()]
+        return error_response(422, "ValidationError", fields, errors=str(errors))
 
     @app.exception_handler(UserInputError)
     async def user_error(request: Request, exc: UserInputError):

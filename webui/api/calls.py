@@ -18,6 +18,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from modules.generation.service import submit_generation
+from modules.images.checked import ImageTooLarge
 from modules.generation.validation import validate_request
 from modules.postprocessing import ExtrasRequest, registry_for, run_extras, validate_extras
 from modules.samplers import resolve_sampler_or_default
@@ -25,12 +26,22 @@ from modules.types import GenerationRequest, GenerationResult, UserInputError
 from webui.api import convert
 from webui.api.errors import ApiError
 from webui.api.image_input import URL_SETTING, decode_image
+from webui.api.limits import (
+    IMAGES_SETTING,
+    MAX_NAME_LENGTH,
+    ApiLimits,
+    check_count,
+    check_length,
+    check_text_fields,
+)
 from webui.api.schemas import (
     ExtrasBatchImagesResponse,
     ExtrasSingleImageResponse,
     ImageResponse,
 )
 
+# Request fields that carry images (base64 or URLs): checked by the body limit and the decoder, not as text.
+IMAGE_FIELDS = ("init_images", "mask", "latent_mask", "image")
 # Seconds between checks of a waited-for job: short first (tiny jobs end in ms), then at most 0.1 s.
 _POLL_MIN, _POLL_MAX = 0.005, 0.1
 
@@ -144,17 +155,26 @@ def check_script(body) -> None:
 
 
 def submit_txt2img(ctx, body) -> ApiCall:
+    limits = ApiLimits.from_settings(ctx.settings)
+    check_text_fields(body, limits)
     return _submit_generation(ctx, body, "txt2img")
 
 
 def submit_img2img(ctx, body) -> ApiCall:
-    """Decode the input images (blocking: may fetch URLs), then submit; 404 when there is none."""
+    """Check sizes, decode the input images (blocking: may fetch URLs), then submit; 404 when there is none."""
+    limits = ApiLimits.from_settings(ctx.settings)
+    check_text_fields(body, limits, long_fields=IMAGE_FIELDS)
     if not body.init_images:
         raise ApiError(404, "HTTPException", "Init image not found")
-    allow_urls = bool(ctx.settings.get(URL_SETTING))
-    images = [decode_image(v, f"init_images[{i}]", allow_urls=allow_urls) for i, v in enumerate(body.init_images)]
-    mask = decode_image(body.mask, "mask", allow_urls=allow_urls) if body.mask else None
+    check_count(len(body.init_images), limits.max_images, "init_images", IMAGES_SETTING)
+    images = [_decode(ctx, limits, v, f"init_images[{i}]") for i, v in enumerate(body.init_images)]
+    mask = _decode(ctx, limits, body.mask, "mask") if body.mask else None
     return _submit_generation(ctx, body, "img2img", images, mask)
+
+
+def _decode(ctx, limits: ApiLimits, value: str, field: str):
+    return decode_image(value, field, allow_urls=bool(ctx.settings.get(URL_SETTING)),
+                        max_pixels=limits.max_image_pixels)
 
 
 def _submit_generation(ctx, body, mode: str, init_images=(), mask=None) -> ApiCall:
@@ -206,30 +226,39 @@ def extras_request(ctx, body, images: list[tuple[str, Any]]) -> ExtrasRequest:
 
 
 def submit_extras_single(ctx, body) -> ApiCall:
-    allow_urls = bool(ctx.settings.get(URL_SETTING))
-    image = decode_image(body.image, "image", allow_urls=allow_urls)
+    limits = ApiLimits.from_settings(ctx.settings)
+    check_text_fields(body, limits, long_fields=IMAGE_FIELDS)
+    image = _decode(ctx, limits, body.image, "image")
     request = extras_request(ctx, body, [("image", image)])
     job = ctx.jobs.submit("extras", lambda job_ctx: run_extras(ctx, request, job_ctx), description="extras")
     return ApiCall(job, lambda done: _finish_extras(done, single=True))
 
 
 def submit_extras_batch(ctx, body) -> ApiCall:
-    allow_urls = bool(ctx.settings.get(URL_SETTING))
-    images = [(f.name, decode_image(f.data, f"imageList[{i}].data", allow_urls=allow_urls))
-              for i, f in enumerate(body.imageList)]
+    """Decode the batch; an image over the pixel limit is skipped and named in html_info, not fatal."""
+    limits = ApiLimits.from_settings(ctx.settings)
+    check_text_fields(body, limits)
+    check_count(len(body.imageList), limits.max_images, "imageList", IMAGES_SETTING)
+    images, skipped = [], []
+    for i, item in enumerate(body.imageList):
+        check_length(item.name, MAX_NAME_LENGTH, f"imageList[{i}].name")
+        try:
+            images.append((item.name, _decode(ctx, limits, item.data, f"imageList[{i}].data")))
+        except ImageTooLarge as exc:
+            skipped.append(f"skipped {item.name}: {exc}")
     if not images:
-        raise UserInputError("no images given", field="imageList")
+        raise UserInputError("; ".join(skipped) or "no images given", field="imageList")
     request = extras_request(ctx, body, images)
     job = ctx.jobs.submit("extras", lambda job_ctx: run_extras(ctx, request, job_ctx), description="extras batch")
-    return ApiCall(job, lambda done: _finish_extras(done, single=False))
+    return ApiCall(job, lambda done: _finish_extras(done, single=False, notes=skipped))
 
 
-def _finish_extras(job, *, single: bool):
+def _finish_extras(job, *, single: bool, notes: list[str] = ()):
     raise_for_job(job)
     result = job.result if isinstance(job.result, GenerationResult) else GenerationResult()
     encoded = [convert.encode_png_base64(img, img.info.get("parameters", ""), {"extras": img.info.get("extras", "")})
                for img in result.images]
-    lines = [result.infotexts[0] if result.infotexts else "", *result.warnings]
+    lines = [result.infotexts[0] if result.infotexts else "", *result.warnings, *notes]
     html_info = "".join(f"<p>{html.escape(line)}</p>" for line in lines if line)
     if single:
         if not encoded:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import http.client
-import io
 import ipaddress
 import socket
 import ssl
@@ -18,17 +17,22 @@ from urllib.parse import urljoin, urlsplit
 
 from PIL import Image
 
+from modules.images.checked import open_image_checked
 from modules.types import UserInputError
 
 URL_SETTING = "api_enable_requests"
+PIXELS_SETTING = "api_max_image_pixels"
 MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
 MAX_REDIRECTS = 3
 TIMEOUT_S = 20
 USER_AGENT = "sd-webui-diffusers"
 
 
-def decode_image(value: str, field: str, *, allow_urls: bool = False) -> Image.Image:
-    """A fully decoded PIL image from an API string; raises UserInputError naming `field` when it is bad."""
+def decode_image(value: str, field: str, *, allow_urls: bool = False, max_pixels: int = 0) -> Image.Image:
+    """A fully decoded PIL image from an API string; raises UserInputError naming `field` when it is bad.
+
+    `max_pixels` (0 = no limit) is checked from the image header, before anything is decoded.
+    """
     text = (value or "").strip()
     if not text:
         raise UserInputError("empty image data", field=field)
@@ -39,12 +43,7 @@ def decode_image(value: str, field: str, *, allow_urls: bool = False) -> Image.I
         data = fetch_url(text, field)
     else:
         data = decode_base64(text, field)
-    try:
-        image = Image.open(io.BytesIO(data))
-        image.load()  # decode now: a truncated file fails here, not on the worker
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise UserInputError(f"not a readable image ({exc})", field=field) from None
-    return image
+    return open_image_checked(data, max_pixels, field, setting=PIXELS_SETTING)
 
 
 def decode_base64(text: str, field: str) -> bytes:

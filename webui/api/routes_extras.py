@@ -8,6 +8,7 @@ from modules.images.infotext import parse_infotext
 from modules.images.saving import read_image_info
 from webui.api.calls import answer, submit_extras_batch, submit_extras_single
 from webui.api.image_input import URL_SETTING, decode_image
+from webui.api.limits import INFOTEXT_SETTING, ApiLimits, check_length
 from webui.api.schemas import (
     ExtrasBatchImagesRequest,
     ExtrasBatchImagesResponse,
@@ -37,7 +38,11 @@ def png_info(body: PNGInfoRequest, request: Request):
     # Reading text chunks needs no model: answered at once, not queued.
     if not body.image.strip():
         return PNGInfoResponse(info="", items={}, parameters={})
-    allow_urls = bool(request.app.state.ctx.settings.get(URL_SETTING))
-    image = decode_image(body.image, "image", allow_urls=allow_urls)
+    settings = request.app.state.ctx.settings
+    limits = ApiLimits.from_settings(settings)
+    image = decode_image(body.image, "image", allow_urls=bool(settings.get(URL_SETTING)),
+                         max_pixels=limits.max_image_pixels)
     text, items = read_image_info(image)
+    # The parameters chunk is the client's text too: the infotext limit applies before parsing it.
+    check_length(text, limits.max_infotext_length, "image", INFOTEXT_SETTING)
     return PNGInfoResponse(info=text or "", items=items, parameters=parse_infotext(text) if text else {})

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from modules.context import switch_model
 from webui.api.calls import raise_for_job, wait_finished
 from webui.api.errors import ApiError
+from webui.api.limits import LOCKED_SETTINGS
 
 router = APIRouter()
 MODEL_KEY = "sd_model_checkpoint"
@@ -58,9 +59,13 @@ def _validate_and_submit(ctx, body: dict[str, Any]):
     changes = {k: v for k, v in body.items() if k in specs and k != MODEL_KEY}
     for key, value in changes.items():
         try:
-            ctx.settings.coerce(key, value)
+            coerced = ctx.settings.coerce(key, value)
         except ValueError as exc:
             raise ApiError(422, "UserInputError", str(exc)) from None
+        # Posting back an unchanged value is fine (clients send all they read); changing one is not.
+        if key in LOCKED_SETTINGS and coerced != ctx.settings.get(key):
+            raise ApiError(403, "Forbidden", f"{key} cannot be changed through the API; set it in the UI's "
+                                             "Settings tab or in config.json (see SECURITY.md)")
 
     query = body.get(MODEL_KEY)
     if not query:
