@@ -1,4 +1,4 @@
-"""Under tests/run.sh nothing the README promises is skipped: missing tools fail, and so does a failed install."""
+"""Under tests/run.sh nothing the README promises is skipped: missing tools fail, as does a failed install."""
 from __future__ import annotations
 
 import os
@@ -41,7 +41,8 @@ def _run_script(tmp_path: Path, apt_rc: int, environ: dict[str, str] | None = No
     bin_dir.mkdir()
     report = tmp_path / "pytest-env.txt"
     # python: launch.py and pip succeed; `-m pytest` records the strict flag it was given.
-    _fake_tool(bin_dir, "python", f'if [ "$2" = pytest ]; then echo "strict=$WEBUI_TESTS_STRICT" > {report}; fi')
+    record = f'echo "strict=$WEBUI_TESTS_STRICT" > {report}'
+    _fake_tool(bin_dir, "python", f'if [ "$2" = pytest ]; then {record}; fi')
     _fake_tool(bin_dir, "dpkg", "exit 1")
     _fake_tool(bin_dir, "apt-get", f"exit {apt_rc}")
     _fake_tool(bin_dir, "sudo", '"$@"')

@@ -69,7 +69,8 @@ def test_all_on_device_casts_each_component_and_keeps_the_vae_dtype_apart(pipe):
 def test_model_offload_hooks_every_component_for_the_policys_gpu(pipe):
     from accelerate.hooks import CpuOffload
 
-    apply_memory_policy(pipe, MemoryPolicy(device="cuda:0", dtype="float16", offload="model", vae_slicing=True))
+    policy = MemoryPolicy(device="cuda:0", dtype="float16", offload="model", vae_slicing=True)
+    apply_memory_policy(pipe, policy)
     for name in COMPONENTS:
         component = getattr(pipe, name)
         assert isinstance(component._hf_hook, CpuOffload), name
@@ -90,13 +91,15 @@ def test_model_offload_through_the_hooks_generates_the_same_image(pipe):
 def test_sequential_offload_keeps_every_weight_off_the_device_between_layer_calls(pipe):
     from accelerate.hooks import AlignDevicesHook
 
-    apply_memory_policy(pipe, MemoryPolicy(device="cpu", offload="sequential", vae_slicing=True, vae_tiling=True))
+    policy = MemoryPolicy(device="cpu", offload="sequential", vae_slicing=True, vae_tiling=True)
+    apply_memory_policy(pipe, policy)
     for name in COMPONENTS:
         component = getattr(pipe, name)
         assert devices_of(component) == {"meta"}, name
         # each module owning weights loads them onto the execution device for its own forward
         owners = [m for m in component.modules() if any(True for _ in m.parameters(recurse=False))]
-        assert owners and all(isinstance(getattr(m, "_hf_hook", None), AlignDevicesHook) for m in owners), name
+        hooks = [getattr(m, "_hf_hook", None) for m in owners]
+        assert owners and all(isinstance(h, AlignDevicesHook) for h in hooks), name
         assert {m._hf_hook.execution_device for m in owners} == {torch.device("cpu", 0)}, name
     assert execution_device(pipe) == torch.device("cpu", 0)
     assert pipe.vae.use_slicing and pipe.vae.use_tiling
