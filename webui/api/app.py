@@ -63,7 +63,9 @@ def install_api(app: FastAPI, ctx) -> None:
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError):
-        return error_response(exc.status, exc.error, exc.detail)
+        response = error_response(exc.status, exc.error, exc.detail)
+        response.headers.update(exc.headers)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):

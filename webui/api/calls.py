@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import html
+import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
 
 from modules.generation.service import submit_generation
 from modules.images.checked import ImageTooLarge
@@ -29,6 +31,7 @@ from webui.api.image_input import URL_SETTING, decode_image
 from webui.api.limits import (
     IMAGES_SETTING,
     MAX_NAME_LENGTH,
+    QUEUE_SETTING,
     ApiLimits,
     check_count,
     check_length,
@@ -40,8 +43,13 @@ from webui.api.schemas import (
     ImageResponse,
 )
 
+log = logging.getLogger("webui.api")
+
 # Request fields that carry images (base64 or URLs): checked by the body limit and the decoder, not as text.
 IMAGE_FIELDS = ("init_images", "mask", "latent_mask", "image")
+# nginx's "client closed request": logged by uvicorn, received by nobody.
+CLIENT_CLOSED = 499
+RETRY_AFTER_S = 10
 # Seconds between checks of a waited-for job: short first (tiny jobs end in ms), then at most 0.1 s.
 _POLL_MIN, _POLL_MAX = 0.005, 0.1
 
@@ -115,23 +123,51 @@ class ApiCalls:
             self._collected_at.pop(job_id, None)
 
 
-async def wait_finished(job, timeout: float | None = None) -> bool:
-    """Wait for the job without holding a thread (many clients may wait at once); True when finished."""
+async def wait_finished(job, timeout: float | None = None, stop: Callable[[], Awaitable[bool]] | None = None
+                        ) -> bool:
+    """Wait for the job without holding a thread (many clients may wait at once); True when finished.
+
+    False after `timeout` seconds, or as soon as `stop()` (e.g. the client disconnected) says True.
+    """
     loop = asyncio.get_running_loop()
     deadline = None if timeout is None else loop.time() + timeout
     delay = _POLL_MIN
     while not job.finished:
         if deadline is not None and loop.time() >= deadline:
             return False
+        if stop is not None and await stop():
+            return False
         await asyncio.sleep(delay)
         delay = min(_POLL_MAX, delay * 1.5)
     return True
 
 
-async def answer(call: ApiCall):
-    """Wait for the call's job and build its answer (PNG encoding runs off the event loop)."""
-    await wait_finished(call.job)
+async def answer(call: ApiCall, request):
+    """Wait for the call's job and build its answer (PNG encoding runs off the event loop).
+
+    A client that disconnects while waiting (setting api_cancel_on_disconnect) cancels its job: a queued
+    one is removed, a running one stops after its current step, and nothing is encoded for nobody.
+    """
+    ctx = request.app.state.ctx
+    watch = ApiLimits.from_settings(ctx.settings).cancel_on_disconnect
+    gone = request.is_disconnected if watch else None
+    if not await wait_finished(call.job, stop=gone) or (gone is not None and await gone()):
+        if not call.job.finished:
+            ctx.jobs.cancel(call.job.id)
+            log.info("client of job %s disconnected: job cancelled", call.job.id)
+        return Response(status_code=CLIENT_CLOSED)
     return await run_in_threadpool(call.finish, call.job)
+
+
+def check_queue(ctx, limits: ApiLimits) -> None:
+    """503 while the queue holds `limits.queue_limit` waiting jobs (UI jobs count too): a clear answer now
+    beats a wait that grows without end. Checked before submitting; concurrent requests may overshoot the
+    limit by a few, never without bound."""
+    waiting = ctx.jobs.pending
+    if 0 < limits.queue_limit <= waiting:
+        raise ApiError(503, "QueueFull", f"the queue is full: {waiting} jobs are waiting (limit {limits.queue_limit}, "
+                                         f"setting {QUEUE_SETTING}); try again later",
+                       headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 def raise_for_job(job) -> None:
@@ -156,6 +192,7 @@ def check_script(body) -> None:
 
 def submit_txt2img(ctx, body) -> ApiCall:
     limits = ApiLimits.from_settings(ctx.settings)
+    check_queue(ctx, limits)
     check_text_fields(body, limits)
     return _submit_generation(ctx, body, "txt2img")
 
@@ -163,6 +200,7 @@ def submit_txt2img(ctx, body) -> ApiCall:
 def submit_img2img(ctx, body) -> ApiCall:
     """Check sizes, decode the input images (blocking: may fetch URLs), then submit; 404 when there is none."""
     limits = ApiLimits.from_settings(ctx.settings)
+    check_queue(ctx, limits)
     check_text_fields(body, limits, long_fields=IMAGE_FIELDS)
     if not body.init_images:
         raise ApiError(404, "HTTPException", "Init image not found")
@@ -227,6 +265,7 @@ def extras_request(ctx, body, images: list[tuple[str, Any]]) -> ExtrasRequest:
 
 def submit_extras_single(ctx, body) -> ApiCall:
     limits = ApiLimits.from_settings(ctx.settings)
+    check_queue(ctx, limits)
     check_text_fields(body, limits, long_fields=IMAGE_FIELDS)
     image = _decode(ctx, limits, body.image, "image")
     request = extras_request(ctx, body, [("image", image)])
@@ -237,6 +276,7 @@ def submit_extras_single(ctx, body) -> ApiCall:
 def submit_extras_batch(ctx, body) -> ApiCall:
     """Decode the batch; an image over the pixel limit is skipped and named in html_info, not fatal."""
     limits = ApiLimits.from_settings(ctx.settings)
+    check_queue(ctx, limits)
     check_text_fields(body, limits)
     check_count(len(body.imageList), limits.max_images, "imageList", IMAGES_SETTING)
     images, skipped = [], []

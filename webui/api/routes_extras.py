@@ -24,13 +24,13 @@ router = APIRouter()
 @router.post("/extra-single-image", response_model=ExtrasSingleImageResponse)
 async def extra_single_image(body: ExtrasSingleImageRequest, request: Request):
     call = await run_in_threadpool(submit_extras_single, request.app.state.ctx, body)
-    return await answer(call)
+    return await answer(call, request)
 
 
 @router.post("/extra-batch-images", response_model=ExtrasBatchImagesResponse)
 async def extra_batch_images(body: ExtrasBatchImagesRequest, request: Request):
     call = await run_in_threadpool(submit_extras_batch, request.app.state.ctx, body)
-    return await answer(call)
+    return await answer(call, request)
 
 
 @router.post("/png-info", response_model=PNGInfoResponse)

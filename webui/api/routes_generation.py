@@ -16,7 +16,7 @@ async def txt2img(body: Txt2ImgRequest, request: Request, response: Response):
     # Parsing the infotext and checking the request is CPU work: off the event loop, like img2img's decoding.
     call = await run_in_threadpool(submit_txt2img, request.app.state.ctx, body)
     response.headers[JOB_HEADER] = call.job.id
-    return await answer(call)
+    return await answer(call, request)
 
 
 @router.post("/img2img", response_model=ImageResponse)
@@ -24,4 +24,4 @@ async def img2img(body: Img2ImgRequest, request: Request, response: Response):
     # Decoding (and maybe fetching) the input images blocks: keep it off the event loop.
     call = await run_in_threadpool(submit_img2img, request.app.state.ctx, body)
     response.headers[JOB_HEADER] = call.job.id
-    return await answer(call)
+    return await answer(call, request)

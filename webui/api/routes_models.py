@@ -7,7 +7,8 @@ from fastapi import APIRouter, Request
 
 from modules.context import load_initial_model
 from modules.pipelines.registry import list_vae_files
-from webui.api.calls import raise_for_job, wait_finished
+from webui.api.calls import check_queue, raise_for_job, wait_finished
+from webui.api.limits import ApiLimits
 from webui.api.schemas import EmbeddingItem, EmbeddingsResponse, HypernetworkItem, SDModelItem, SDVaeItem
 
 router = APIRouter()
@@ -45,6 +46,7 @@ def refresh_vae(request: Request):
 async def unload_checkpoint(request: Request):
     """Free the loaded model (through the queue: a running job finishes first)."""
     ctx = request.app.state.ctx
+    check_queue(ctx, ApiLimits.from_settings(ctx.settings))
     job = ctx.jobs.submit("unload-model", lambda job_ctx: ctx.pipelines.unload(), description="unload checkpoint")
     await wait_finished(job)
     raise_for_job(job)
@@ -62,6 +64,7 @@ async def reload_checkpoint(request: Request):
         else:
             ctx.pipelines.reload()
 
+    check_queue(ctx, ApiLimits.from_settings(ctx.settings))
     job = ctx.jobs.submit("load-model", reload, description="reload checkpoint")
     await wait_finished(job)
     raise_for_job(job)

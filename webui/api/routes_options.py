@@ -8,9 +8,9 @@ from fastapi import APIRouter, Body, Request
 from starlette.concurrency import run_in_threadpool
 
 from modules.context import switch_model
-from webui.api.calls import raise_for_job, wait_finished
+from webui.api.calls import check_queue, raise_for_job, wait_finished
 from webui.api.errors import ApiError
-from webui.api.limits import LOCKED_SETTINGS
+from webui.api.limits import LOCKED_SETTINGS, ApiLimits
 
 router = APIRouter()
 MODEL_KEY = "sd_model_checkpoint"
@@ -73,6 +73,7 @@ def _validate_and_submit(ctx, body: dict[str, Any]):
     info = ctx.checkpoints.find(str(query), compute_hashes=True)
     if info is None:
         raise ApiError(422, "UserInputError", f"{MODEL_KEY}: no checkpoint matches {str(query)!r}")
+    check_queue(ctx, ApiLimits.from_settings(ctx.settings))
     job = ctx.jobs.submit("load-model", lambda job_ctx: switch_model(ctx, info.name), description=f"load {info.name}")
     return changes, job
 
