@@ -93,3 +93,64 @@ def test_url_fetch_connects_to_the_checked_address(local_site):
 def test_redirect_to_a_local_address_is_refused(local_site):
     with pytest.raises(UserInputError, match="local address"):
         decode_image(f"http://public.test:{local_site}/redirect", "image", allow_urls=True)
+
+
+@pytest.mark.parametrize("url", ["http://[64:ff9b::7f00:1]/x.png",  # NAT64 of 127.0.0.1
+                                 "http://[64:ff9b::a01:203]/x.png",  # NAT64 of 10.1.2.3
+                                 "http://[2002:7f00:1::1]/x.png",  # 6to4 around 127.0.0.1
+                                 "http://[fec0::1]/x.png",  # deprecated site-local
+                                 "http://[::7f00:1]/x.png", "http://[::10.0.0.1]/x.png"])  # IPv4-compatible
+def test_ipv6_forms_that_reach_ipv4_or_site_networks_are_refused(url, no_network):
+    with pytest.raises(UserInputError, match="local address"):
+        decode_image(url, "image", allow_urls=True)
+
+
+@pytest.fixture(params=["headers", "body"])
+def drip_site(request, monkeypatch):
+    """A server that sends one byte every 0.2 s for 8 s, in its headers or in its body: a slow-loris that
+    no per-read timeout catches."""
+    import socket
+    import time
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+    if request.param == "headers":
+        head = b"HTTP/1.1 200 OK\r\nX-Padding: "  # a header line that never ends
+    else:
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 100000\r\n\r\n"
+
+    def serve():
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.recv(65536)
+            conn.sendall(head)
+            ends = time.monotonic() + 8
+            while time.monotonic() < ends and not stop.is_set():
+                try:
+                    conn.sendall(b"x")
+                except OSError:
+                    break
+                time.sleep(0.2)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    real_check = image_input.public_address
+    monkeypatch.setattr(image_input, "public_address",
+                        lambda host, port, field: "127.0.0.1" if host == "slow.test" else real_check(host, port, field))
+    monkeypatch.setattr(image_input, "FETCH_DEADLINE_S", 1.0, raising=False)
+    yield listener.getsockname()[1]
+    stop.set()
+    listener.close()
+    thread.join(10)
+
+
+def test_a_slow_server_is_cut_off_at_the_overall_deadline(drip_site):
+    import time
+
+    started = time.monotonic()
+    with pytest.raises(UserInputError, match="1 seconds"):
+        decode_image(f"http://slow.test:{drip_site}/image.png", "image", allow_urls=True)
+    assert time.monotonic() - started < 3

@@ -1,8 +1,9 @@
 """Input images of API requests: raw base64, `data:` URIs, and http(s) URLs when the setting allows them.
 
-URLs are off by default (setting `api_enable_requests`) and, even when allowed, never reach local addresses
-(loopback, private, link-local, ...): a client of the API must not be able to make the server read its own
-network. The address is checked after DNS resolution and the connection goes to the checked address, so a
+URLs are off by default (setting `api_enable_requests`, which the UI's Settings tab or config.json change,
+never POST /options) and, even when allowed, never reach local addresses (loopback, private, link-local,
+site-local, and IPv6 forms that embed an IPv4 address: NAT64, 6to4, ::a.b.c.d): a client of the API must not
+be able to make the server read its own network. A whole fetch has a deadline (FETCH_DEADLINE_S). The address is checked after DNS resolution and the connection goes to the checked address, so a
 name that resolves differently a moment later (DNS rebinding) gains nothing; redirects are checked too.
 """
 from __future__ import annotations
@@ -13,6 +14,8 @@ import http.client
 import ipaddress
 import socket
 import ssl
+import threading
+import time
 from urllib.parse import urljoin, urlsplit
 
 from PIL import Image
@@ -24,7 +27,15 @@ URL_SETTING = "api_enable_requests"
 PIXELS_SETTING = "api_max_image_pixels"
 MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
 MAX_REDIRECTS = 3
-TIMEOUT_S = 20
+TIMEOUT_S = 20  # per network operation
+FETCH_DEADLINE_S = 30.0  # the whole fetch, redirects included: a server dripping bytes gains nothing
+# IPv6 forms that lead to IPv4 or site networks although Python calls them global.
+_REFUSED_NETWORKS = tuple(ipaddress.ip_network(net) for net in (
+    "::/96",  # IPv4-compatible ::a.b.c.d (with :: and ::1)
+    "64:ff9b::/96", "64:ff9b:1::/48",  # NAT64: a gateway turns these into the IPv4 address they embed
+    "2002::/16",  # 6to4: embeds an IPv4 address
+    "fec0::/10",  # site-local (deprecated, still routed on some networks)
+))
 USER_AGENT = "sd-webui-diffusers"
 
 
@@ -79,7 +90,7 @@ def public_address(host: str, port: int, field: str) -> str:
         mapped = getattr(ip, "ipv4_mapped", None)
         if mapped is not None:
             ip = mapped
-        if not ip.is_global or ip.is_multicast:
+        if not ip.is_global or ip.is_multicast or any(ip in net for net in _REFUSED_NETWORKS if ip.version == 6):
             raise UserInputError(f"{host!r} is a local address ({ip}); the API does not fetch from those",
                                  field=field)
     if not addresses:
@@ -110,7 +121,10 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
 
 
 def fetch_url(url: str, field: str) -> bytes:
-    """GET an http(s) URL on a public address (redirects re-checked), at most MAX_DOWNLOAD_BYTES."""
+    """GET an http(s) URL on a public address (redirects re-checked), at most MAX_DOWNLOAD_BYTES, all of it
+    within FETCH_DEADLINE_S seconds."""
+    deadline_s = FETCH_DEADLINE_S
+    deadline = time.monotonic() + deadline_s
     for _ in range(MAX_REDIRECTS + 1):
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -119,7 +133,11 @@ def fetch_url(url: str, field: str) -> bytes:
         port = parts.port or (443 if https else 80)
         address = public_address(parts.hostname, port, field)
         cls = _PinnedHTTPSConnection if https else _PinnedHTTPConnection
-        conn = cls(parts.hostname, port, address, timeout=TIMEOUT_S)
+        conn = cls(parts.hostname, port, address, timeout=min(TIMEOUT_S, max(0.1, deadline - time.monotonic())))
+        # Per-operation timeouts restart with every byte; this timer ends the whole exchange at the deadline.
+        watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), _abort, args=(conn,))
+        watchdog.daemon = True
+        watchdog.start()
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         try:
             conn.request("GET", path, headers={"User-Agent": USER_AGENT, "Accept": "image/*"})
@@ -130,11 +148,27 @@ def fetch_url(url: str, field: str) -> bytes:
             if response.status != 200:
                 raise UserInputError(f"{parts.hostname} answered HTTP {response.status}", field=field)
             data = response.read(MAX_DOWNLOAD_BYTES + 1)
+            if time.monotonic() >= deadline:
+                raise OSError("deadline")
         except (OSError, http.client.HTTPException) as exc:
+            if time.monotonic() >= deadline:
+                raise UserInputError(f"{parts.hostname} did not send the image within {deadline_s:g} seconds",
+                                     field=field) from None
             raise UserInputError(f"could not fetch the image ({exc})", field=field) from None
         finally:
+            watchdog.cancel()
             conn.close()
         if len(data) > MAX_DOWNLOAD_BYTES:
             raise UserInputError(f"image is larger than {MAX_DOWNLOAD_BYTES // 2**20} MB", field=field)
         return data
     raise UserInputError(f"more than {MAX_REDIRECTS} redirects", field=field)
+
+
+def _abort(conn: http.client.HTTPConnection) -> None:
+    """Shut the connection's socket from another thread: a blocked read returns at once."""
+    sock = conn.sock
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
