@@ -13,7 +13,7 @@ Hook points (what each callable gets, what it may return); `info` is the job's G
 - before_batch(batch, info) -> None                              edit batch.prompts / seeds in place
 - on_step(step, info) -> None                                    after each denoising step
 - after_batch(batch, images, info) -> None                       images is a list; replace items in place
-- after_image(image, info) -> Image | None                       a returned image replaces it
+- after_image(image, image_info, info) -> Image | None           a returned image replaces it
 - before_save(save, info) -> None                                save.image / save.infotext may change
 - after_save(path, info) -> None                                 the file is written
 - after_generation(result, info) -> None                         the finished GenerationResult
