@@ -100,7 +100,9 @@ def discover(roots: Iterable[ExtensionRoot], *, disabled: Iterable[str] = (), di
 
 def _describe(folder: Path, builtin_root: bool) -> ExtensionInfo:
     kind = classify(folder)
-    info = ExtensionInfo(name=folder.name, path=folder, kind=kind, builtin=builtin_root)
+    # Built in: shipped in the project's folder *and* saying so in its manifest (a user's clone in the
+    # same folder is not built in, so it can be deleted).
+    info = ExtensionInfo(name=folder.name, path=folder, kind=kind, builtin=False)
     if kind == "native":
         try:
             info.manifest = read_manifest(folder)
@@ -108,6 +110,8 @@ def _describe(folder: Path, builtin_root: bool) -> ExtensionInfo:
             info.status, info.error = "failed", str(exc)
             return info
         info.builtin = builtin_root and info.manifest.builtin
+        if info.manifest.style == "a1111":
+            info.kind = "a1111"
     elif kind == "unknown":
         info.notes.append("no extension.toml and no scripts/ folder: not an extension")
     return info

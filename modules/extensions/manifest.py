@@ -12,6 +12,7 @@ with the standard library, so listing extensions never imports their code.
     min_app_version = "0.1.0"
     api_version = 1                    # the ExtensionApi major version it was written for
     builtin = true                     # only for the folders this project ships
+    style = "native"                   # or "a1111": scripts/ loaded by the A1111 adapter, metadata from here
 """
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ class Manifest:
     min_app_version: str = ""
     api_version: int = 1
     builtin: bool = False
+    style: str = "native"
 
     @property
     def entry_module(self) -> str:
@@ -100,7 +102,14 @@ def parse_manifest(text: str, *, source: str = MANIFEST_NAME, default_name: str 
         min_app_version=field("min_app_version", str, ""),
         api_version=field("api_version", int, 1),
         builtin=field("builtin", bool, False),
+        style=_style(field("style", str, "native"), source),
     )
+
+
+def _style(value: str, source: str) -> str:
+    if value not in ("native", "a1111"):
+        raise ManifestError(f"{source}: 'style' must be \"native\" or \"a1111\", not {value!r}")
+    return value
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
