@@ -318,6 +318,11 @@ def build_scheduler(base_scheduler_config: Mapping[str, Any], sampler: SamplerSp
     overrides = dict(sampler.options)
     if schedule is not None and schedule_supported(sampler, schedule):
         overrides.update(schedule.options)
+        if any(overrides.get(k) for k in SCHEDULE_KEYS) and "timestep_spacing" in keys:
+            # Several diffusers classes (Euler, LMS, Heun, DPM2, DPM++ SDE) take the ends of a sigma
+            # formula from the spaced timesteps: with SD's "leading" spacing, 10 Karras steps would start
+            # at sigma 8.4 instead of 14.6. A1111 spans the whole trained range; "linspace" reaches both ends.
+            overrides["timestep_spacing"] = "linspace"
     if "noise_sampler_seed" in keys:
         # The Brownian tree of DPM++ SDE draws its own noise: seed it or runs are not repeatable.
         overrides["noise_sampler_seed"] = seed

@@ -156,6 +156,156 @@ def test_approximations_are_reported():
     assert resolve_sampler("DPM++ 2M")[2] == []
 
 
+# ---- an independent expectation: what each A1111 name must build ------------------------------
+# Written by hand from A1111's sampler list (1.9+: Schedule type split out, each sampler's default
+# schedule) and diffusers' "A1111/k-diffusion -> diffusers" scheduler table, not read from SAMPLERS.
+# (The diffusers table pairs "DPM++ SDE" with the single-step solver; A1111's DPM++ SDE is k-diffusion's
+# stochastic sampler with a Brownian tree, which is diffusers' DPMSolverSDEScheduler.)
+# name -> (class name, options the built scheduler's config must have with the sampler's default schedule)
+EXPECTED_ROWS = {
+    "DPM++ 2M": ("DPMSolverMultistepScheduler",
+                 {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": True}),
+    "DPM++ SDE": ("DPMSolverSDEScheduler", {"use_karras_sigmas": True}),
+    "DPM++ 2M SDE": ("DPMSolverMultistepScheduler",
+                     {"algorithm_type": "sde-dpmsolver++", "solver_order": 2, "solver_type": "midpoint",
+                      "use_exponential_sigmas": True, "use_karras_sigmas": False}),
+    "DPM++ 2M SDE Heun": ("DPMSolverMultistepScheduler",
+                          {"algorithm_type": "sde-dpmsolver++", "solver_order": 2, "solver_type": "heun",
+                           "use_exponential_sigmas": True}),
+    "DPM++ 2S a": ("DPMSolverSinglestepScheduler",
+                   {"algorithm_type": "sde-dpmsolver++", "solver_order": 2, "use_karras_sigmas": True}),
+    "DPM++ 3M SDE": ("DPMSolverMultistepScheduler",
+                     {"algorithm_type": "sde-dpmsolver++", "solver_order": 3, "use_exponential_sigmas": True}),
+    "Euler a": ("EulerAncestralDiscreteScheduler", {}),
+    "Euler": ("EulerDiscreteScheduler",
+              {"use_karras_sigmas": False, "use_exponential_sigmas": False, "use_beta_sigmas": False}),
+    "LMS": ("LMSDiscreteScheduler", {"use_karras_sigmas": False}),
+    "Heun": ("HeunDiscreteScheduler", {"use_karras_sigmas": False}),
+    "DPM2": ("KDPM2DiscreteScheduler", {"use_karras_sigmas": True}),
+    "DPM2 a": ("KDPM2AncestralDiscreteScheduler", {"use_karras_sigmas": True}),
+    "DPM fast": ("DPMSolverSinglestepScheduler", {"use_karras_sigmas": False}),
+    "DPM adaptive": ("DPMSolverSinglestepScheduler", {"use_karras_sigmas": False}),
+    "Restart": ("HeunDiscreteScheduler", {"use_karras_sigmas": True}),
+    "DDIM": ("DDIMScheduler", {}),
+    "DDIM CFG++": ("DDIMScheduler", {}),
+    "PLMS": ("PNDMScheduler", {"skip_prk_steps": True}),
+    "UniPC": ("UniPCMultistepScheduler", {"solver_order": 3, "solver_type": "bh1"}),
+    "LCM": ("LCMScheduler", {}),
+}
+# Rows diffusers cannot express exactly ("N/A" in the diffusers table): they must say so.
+EXPECTED_APPROXIMATED = {"DPM++ 2S a", "DPM fast", "DPM adaptive", "Restart", "DDIM CFG++"}
+# (sampler, schedule type) -> options an explicit Schedule type must set
+EXPECTED_SCHEDULES = {
+    ("Euler", "Karras"): {"use_karras_sigmas": True, "use_exponential_sigmas": False},
+    ("Euler", "Exponential"): {"use_exponential_sigmas": True, "use_karras_sigmas": False},
+    ("Euler", "Beta"): {"use_beta_sigmas": True, "use_karras_sigmas": False},
+    ("Euler", "SGM Uniform"): {"timestep_spacing": "trailing", "use_karras_sigmas": False},
+    ("Euler", "Uniform"): {"timestep_spacing": "linspace"},
+    ("DPM++ 2M", "Exponential"): {"use_exponential_sigmas": True, "use_karras_sigmas": False},
+    ("DPM++ 2M SDE", "Karras"): {"algorithm_type": "sde-dpmsolver++", "use_karras_sigmas": True,
+                                 "use_exponential_sigmas": False},
+    ("DPM++ 2M", "Automatic"): {"use_karras_sigmas": True},  # Automatic = the sampler's default
+    ("LMS", "Karras"): {"use_karras_sigmas": True},
+    ("Heun", "Exponential"): {"use_exponential_sigmas": True},
+}
+
+
+def test_the_table_covers_exactly_a1111s_samplers():
+    assert set(EXPECTED_ROWS) == set(A1111_ORDER)
+
+
+@pytest.mark.parametrize("name", list(EXPECTED_ROWS))
+def test_each_name_builds_the_expected_scheduler(name):
+    cls_name, options = EXPECTED_ROWS[name]
+    sampler, schedule, warnings = resolve_sampler(name)
+    built = build_scheduler(scheduler_config("sd15"), sampler, schedule, seed=1)
+    assert type(built).__name__ == cls_name
+    assert {k: built.config.get(k) for k in options} == options
+    assert sampler.approximated == (name in EXPECTED_APPROXIMATED)
+    assert any("approximated" in w for w in warnings) == (name in EXPECTED_APPROXIMATED)
+
+
+@pytest.mark.parametrize("sampler_name, schedule_name", list(EXPECTED_SCHEDULES))
+def test_each_schedule_type_sets_the_expected_options(sampler_name, schedule_name):
+    sampler, schedule, _ = resolve_sampler(sampler_name, schedule_name)
+    built = build_scheduler(scheduler_config("sd15"), sampler, schedule)
+    expected = EXPECTED_SCHEDULES[(sampler_name, schedule_name)]
+    assert {k: built.config.get(k) for k in expected} == expected
+
+
+def _training_sigmas() -> np.ndarray:
+    """SD's trained noise levels from its betas (scaled_linear 0.00085..0.012 over 1000 steps)."""
+    betas = np.linspace(0.00085**0.5, 0.012**0.5, 1000) ** 2
+    alphas = np.cumprod(1 - betas)
+    return np.sqrt((1 - alphas) / alphas)
+
+
+def test_karras_sigmas_follow_the_karras_formula():
+    # Karras et al. (2022), rho 7, between the model's smallest and largest trained sigma.
+    trained = _training_sigmas()
+    lo, hi, n, rho = trained[0], trained[-1], 10, 7.0
+    ramp = np.linspace(0, 1, n)
+    want = (hi ** (1 / rho) + ramp * (lo ** (1 / rho) - hi ** (1 / rho))) ** rho
+    built = build_scheduler(scheduler_config("sd15"), *resolve_sampler("Euler", "Karras")[:2])
+    built.set_timesteps(n)
+    np.testing.assert_allclose(built.sigmas[:-1].numpy(), want, rtol=1e-3)
+    assert float(built.sigmas[-1]) == 0.0
+
+
+SIGMA_SCHEDULES = ("Karras", "Exponential", "Beta")
+
+
+@pytest.mark.parametrize("schedule_name", SIGMA_SCHEDULES)
+@pytest.mark.parametrize("arch", ["sd15", "sdxl-base"])
+def test_sigma_schedules_span_the_whole_trained_range_for_every_sampler(schedule_name, arch):
+    # A1111 (k-diffusion) runs these formulas from the model's largest trained sigma to its smallest,
+    # whatever timestep spacing the model's own scheduler config uses ("leading" for SD1.5 and SDXL).
+    trained = _training_sigmas()
+    checked = 0
+    for spec in SAMPLERS:
+        sampler, schedule, _ = resolve_sampler(spec.name, schedule_name)
+        if schedule.name != schedule_name:
+            continue  # the sampler cannot take this schedule (Euler a, DDIM, ...): warned, Automatic
+        built = build_scheduler(scheduler_config(arch), sampler, schedule, seed=1)
+        built.set_timesteps(10)
+        sigmas = built.sigmas.numpy()
+        used = sigmas[sigmas > 0]
+        assert used.max() == pytest.approx(trained[-1], rel=1e-3), spec.name
+        assert used.min() == pytest.approx(trained[0], rel=1e-3), spec.name
+        checked += 1
+    assert checked >= 10
+
+
+def test_exponential_sigmas_are_evenly_spaced_in_log():
+    trained = _training_sigmas()
+    built = build_scheduler(scheduler_config("sd15"), *resolve_sampler("DPM++ 2M SDE")[:2])
+    built.set_timesteps(8)
+    got = built.sigmas[:-1].numpy()
+    np.testing.assert_allclose(got, np.exp(np.linspace(np.log(trained[-1]), np.log(trained[0]), 8)),
+                               rtol=1e-3)
+
+
+def test_sgm_uniform_timesteps_are_trailing():
+    built = build_scheduler(scheduler_config("sd15"), *resolve_sampler("Euler", "SGM Uniform")[:2])
+    built.set_timesteps(4)
+    # trailing: from the last trained step down in equal strides, never reaching 0
+    assert [round(float(t)) for t in built.timesteps] == [999, 749, 499, 249]
+
+
+def test_two_samplers_give_two_different_images(tiny_sd15_pipe):
+    from modules.generation.txt2img import generate_txt2img
+    from modules.pipelines.manager import LoadedModel
+    from modules.types import GenerationRequest
+    from tests.unit.generation.conftest import loaded
+
+    model: LoadedModel = loaded(tiny_sd15_pipe, "tiny-sd15", "sd15")
+    request = GenerationRequest(prompt="a cat", width=64, height=64, steps=4, seed=3)
+    images = {name: np.asarray(generate_txt2img(model, request.with_changes(sampler_name=name)).images[0],
+                               dtype=np.int16) for name in ("Euler", "Euler a", "DPM++ 2M")}
+    assert np.abs(images["Euler"] - images["Euler a"]).mean() > 1
+    assert np.abs(images["Euler"] - images["DPM++ 2M"]).mean() > 1
+
+
 # ---- building schedulers from the model's config ------------------------------------------
 def test_v_prediction_and_model_config_are_kept():
     base = scheduler_config("sd2-v")
@@ -171,8 +321,9 @@ def test_v_prediction_and_model_config_are_kept():
 
 @pytest.mark.parametrize("spacing", ["leading", "trailing"])
 def test_sdxl_timestep_spacing_is_kept(spacing):
+    # (sigma formulas - Karras, Exponential, Beta - span the full range instead: see below)
     base = {**scheduler_config("sdxl-base"), "timestep_spacing": spacing}
-    for name in ("Euler", "Euler a", "DPM++ 2M", "DDIM", "LMS"):
+    for name in ("Euler", "Euler a", "DDIM", "LMS", "UniPC"):
         sampler, schedule, _ = resolve_sampler(name)
         assert build_scheduler(base, sampler, schedule).config.timestep_spacing == spacing
 
@@ -199,7 +350,9 @@ def test_karras_and_automatic_give_different_sigmas():
     karras.set_timesteps(10)
     assert automatic.sigmas.shape == karras.sigmas.shape
     assert not torch.allclose(automatic.sigmas, karras.sigmas)
-    assert karras.sigmas[0] == pytest.approx(float(automatic.sigmas[0]), rel=0.05)
+    # Karras starts from the largest trained sigma (A1111), not from the first "leading" timestep
+    assert float(karras.sigmas[0]) == pytest.approx(_training_sigmas()[-1], rel=1e-3)
+    assert float(automatic.sigmas[0]) < float(karras.sigmas[0])
 
 
 def test_dpmpp_sde_gets_the_seed():
