@@ -105,7 +105,9 @@ def build_context(flags: Flags, project_root: Path) -> AppContext:
 
     ctx = AppContext(
         flags=flags, paths=paths, device=device, settings=settings, checkpoints=checkpoints,
-        pipelines=None, jobs=JobQueue(preview_every_n_steps=live_preview_steps(settings)), notices=notices,
+        pipelines=None, notices=notices,
+        jobs=JobQueue(preview_every_n_steps=live_preview_steps(settings),
+                      after_failure=lambda job: after_job_failure(ctx)),
     )
     from modules.prompts.styles import StyleDatabase
 
@@ -119,6 +121,12 @@ def build_context(flags: Flags, project_root: Path) -> AppContext:
                                     vae_for=lambda checkpoint: vae_for_checkpoint(ctx, checkpoint))
     settings.on_change(lambda key, value: _apply_setting(ctx, key))
     return ctx
+
+
+def after_job_failure(ctx: AppContext) -> None:
+    """A failed job (a CUDA OOM, say) may leave offload hooks mid-way and memory cached: reset and free."""
+    if ctx.pipelines is not None:
+        ctx.pipelines.after_failure()
 
 
 def live_preview_steps(settings: Settings) -> int:

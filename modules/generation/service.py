@@ -14,6 +14,7 @@ from modules.generation.info import model_identity
 from modules.generation.runtime import GenerationEnv
 from modules.generation.txt2img import generate_txt2img
 from modules.images.saving import SaveOptions, make_grid, save_generation
+from modules.jobs.failure import detach_traceback, safe_str
 from modules.types import GenerationRequest, GenerationResult, UserInputError
 
 log = logging.getLogger(__name__)
@@ -71,24 +72,66 @@ def run_generation(ctx, request: GenerationRequest, job_ctx=None) -> GenerationR
                         styles=getattr(ctx, "styles", None), embeddings=getattr(ctx, "embeddings", None))
 
     # 2. The model: the one the request names, for this job only (A1111's restore-afterwards default).
-    previous = ctx.pipelines.current
+    #    Only the checkpoint to go back to is kept: holding its LoadedModel would keep that model in memory
+    #    while the job's own model loads and runs.
+    back = _current_checkpoint(ctx)
     model = model_for(ctx, request)
+    switched = back is not None and str(model.checkpoint.path) != str(back.path)
     if getattr(model.checkpoint, "hash", True) is None and hasattr(ctx.checkpoints, "ensure_hash"):
         # Infotext names the model by hash as A1111 does: hashed once per file, then cached by the registry.
         model.checkpoint = ctx.checkpoints.ensure_hash(model.checkpoint)
+    if not switched:
+        return _generate_and_save(ctx, request, job_ctx, env, settings, model)
     try:
-        # 3. Generate.
-        generate = generate_txt2img if request.mode == "txt2img" else generate_img2img
-        result = generate(model, request, progress=job_ctx, env=env)
-        if settings.ignored:
-            result.warnings.append(f"override_settings: ignored unknown settings {', '.join(settings.ignored)}")
-
-        # 4. Grid and files.
-        save_result(ctx, request, result, settings, model)
-    finally:
-        if previous is not None and model is not previous:
-            ctx.pipelines.load(previous.checkpoint)
+        result = _generate_and_save(ctx, request, job_ctx, env, settings, model)
+    except BaseException as exc:
+        # The traceback's frames hold the job's model (and its activations after an OOM): free them, or
+        # the way back would load beside them. The text stays on the exception for the log.
+        _note(exc, f"Traceback before {back.title} was loaded back:\n{detach_traceback(exc)}")
+        del model
+        _load_back(ctx, back)
+        raise
+    del model
+    warning = _load_back(ctx, back)
+    if warning:
+        result.warnings.append(warning)
     return result
+
+
+def _generate_and_save(ctx, request: GenerationRequest, job_ctx, env, settings, model) -> GenerationResult:
+    # 3. Generate.
+    generate = generate_txt2img if request.mode == "txt2img" else generate_img2img
+    result = generate(model, request, progress=job_ctx, env=env)
+    if settings.ignored:
+        result.warnings.append(f"override_settings: ignored unknown settings {', '.join(settings.ignored)}")
+    # 4. Grid and files.
+    save_result(ctx, request, result, settings, model)
+    return result
+
+
+def _current_checkpoint(ctx):
+    current = ctx.pipelines.current
+    return current.checkpoint if current is not None else None
+
+
+def _load_back(ctx, checkpoint) -> str | None:
+    """Make `checkpoint` current again after a job on another model; a warning when that fails."""
+    try:
+        ctx.pipelines.load(checkpoint)
+    except Exception as exc:  # noqa: BLE001 - the job's own result or error is what the caller gets
+        detach_traceback(exc)
+        warning = f"could not load {checkpoint.title} back after this job: {safe_str(exc)}"
+        log.error(warning)
+        return warning
+    return None
+
+
+def _note(exc: BaseException, text: str) -> None:
+    add_note = getattr(exc, "add_note", None)  # Python 3.11+
+    if add_note is not None:
+        add_note(text)
+    else:
+        log.error("%s", text)
 
 
 def model_for(ctx, request: GenerationRequest):
@@ -100,6 +143,7 @@ def model_for(ctx, request: GenerationRequest):
         if info is None:
             raise UserInputError(f"no checkpoint matches {query!r}", field="sd_model_checkpoint")
         if current is None or str(current.checkpoint.path) != str(info.path):
+            del current  # not kept alive by this frame while the other one loads
             log.info("Loading checkpoint %s for one job", query)
             return ctx.pipelines.load(info)
         return current

@@ -5,8 +5,11 @@ never race for the same pipeline or VRAM. The queue is an object owned by the Ap
 nothing here is module-level state.
 
 A job's function gets a `JobContext` (progress, previews, interrupt/skip checks). Whatever it raises is
-kept on the Job (`error` text + `exception`), and the worker goes on with the next job. Finished jobs stay
-in a bounded history so the API can still fetch a result after the job ended.
+kept on the Job as `error` (text), `error_type`, `traceback` (text) and `exception` (the object, its frames
+freed), and the worker goes on with the next job. Finished jobs stay in a bounded history so the API can
+still fetch a result after the job ended; they keep no frames and no function, so a failed generation's
+tensors are freed at once. `after_failure(job)` (the AppContext passes: release offload hooks, free
+memory) runs after every failure, before the job is marked finished.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from modules.jobs.failure import detach_traceback, safe_str, safe_type_name
 from modules.jobs.progress import JobContext, JobState, JobStopped, ProgressSnapshot
 
 log = logging.getLogger("webui.jobs")
@@ -32,7 +36,7 @@ class Job:
 
     id: str
     kind: str
-    fn: Callable[[JobContext], Any] = field(repr=False)
+    fn: Callable[[JobContext], Any] | None = field(repr=False)  # None once finished
     context: JobContext = field(repr=False)
     description: str = ""
     state: JobState = "queued"
@@ -44,6 +48,9 @@ class Job:
     finished_at: float | None = None
     result: Any = None
     error: str | None = None
+    error_type: str | None = None  # the exception's class name, e.g. "OutOfMemoryError"
+    traceback: str | None = field(default=None, repr=False)  # formatted when it failed
+    # The exception with its frames freed (type checks and attributes like UserInputError.field work).
     exception: BaseException | None = field(default=None, repr=False)
     _finished: threading.Event = field(default_factory=threading.Event, repr=False)
 
@@ -77,12 +84,14 @@ class JobQueue:
     """FIFO job queue with one worker thread; interrupt/skip act on the running job only."""
 
     def __init__(self, *, history_size: int = 100, preview_every_n_steps: int = 0, preview_scale: int = 1,
-                 id_length: int = 12, name: str = "jobs-worker"):
+                 id_length: int = 12, name: str = "jobs-worker",
+                 after_failure: Callable[[Job], None] | None = None):
         # Read when each job starts, so a settings change applies from the next job on.
         self.preview_every_n_steps = preview_every_n_steps
         self.preview_scale = preview_scale
         self._history_size = max(0, history_size)
         self._id_length = id_length
+        self._after_failure = after_failure
         # One condition guards the queue, the running job and the history: they change together.
         self._cond = threading.Condition()
         self._queued: deque[Job] = deque()
@@ -219,29 +228,50 @@ class JobQueue:
                 job.started_at = time.time()
                 job.context._set_state("running")
                 self._renumber()
-            state, result, exception = self._execute(job)
+            state, result = self._execute(job)
             with self._cond:
                 self._current = None
                 job.result = result
-                if exception is not None:
-                    job.exception = exception
-                    job.error = str(exception) or type(exception).__name__
                 self._finish(job, state)
                 self._renumber()
 
-    def _execute(self, job: Job) -> tuple[JobState, Any, BaseException | None]:
+    def _execute(self, job: Job) -> tuple[JobState, Any]:
         """Run the job's function; never raises, so no job can kill the worker."""
         try:
             result = job.fn(job.context)
         except JobStopped:
             # An interrupt the job did not catch, or a skip outside any batch scope (nothing after it
             # ran): either way the job's work is partial.
-            return "interrupted", None, None
+            return "interrupted", None
         except BaseException as exc:  # even SystemExit from a job must not end the worker
-            log.exception("Job %s (%s) failed", job.id, job.kind)
-            return "failed", None, exc
-        # A job that caught the interrupt itself and returned its finished images is still "interrupted".
-        return ("interrupted" if job.context.interrupted else "done"), result, None
+            failure = exc
+        else:
+            # A job that caught the interrupt itself and returned its finished images is still "interrupted".
+            return ("interrupted" if job.context.interrupted else "done"), result
+        # Outside the except block, so the interpreter no longer holds the traceback either.
+        self._record_failure(job, failure)
+        del failure
+        self._cleanup_after_failure(job)
+        return "failed", None
+
+    def _record_failure(self, job: Job, exc: BaseException) -> None:
+        # The traceback goes into the log as text: a log record holding exc_info would keep the frames.
+        try:
+            job.traceback = detach_traceback(exc)
+            job.error_type = safe_type_name(exc)
+            job.error = safe_str(exc) or job.error_type
+            job.exception = exc
+            log.error("Job %s (%s) failed\n%s", job.id, job.kind, job.traceback.rstrip())
+        except BaseException:  # noqa: BLE001 - e.g. MemoryError while formatting: still a failed job
+            job.error = job.error or "the job failed (its error could not be recorded)"
+
+    def _cleanup_after_failure(self, job: Job) -> None:
+        if self._after_failure is None:
+            return
+        try:
+            self._after_failure(job)
+        except Exception as exc:  # noqa: BLE001 - cleanup is best effort and must not stop the worker
+            log.warning("Cleanup after job %s failed: %s", job.id, safe_str(exc))
 
     def _finish(self, job: Job, state: JobState) -> None:
         # Caller holds the lock.
@@ -249,6 +279,7 @@ class JobQueue:
         job.finished_at = time.time()
         job.position = None
         job.context._set_state(state)
+        job.fn = None  # its closure holds the request (init images, masks): no use once finished
         self._active.pop(job.id, None)
         self._history[job.id] = job
         while len(self._history) > self._history_size:

@@ -2,6 +2,12 @@
 
 Only the job worker calls `load`/`pipeline_for` while generating, but the API and UI may ask for the
 current model at any time, so state changes happen under one lock.
+
+A switch never holds two models: the old one is freed (or parked in the RAM cache, on the CPU) before the
+new one loads, so peak memory is one model, not two. A load that fails brings the previous model back
+(from the cache when it is there, else from disk), so one bad file never leaves the server without a
+model. A safetensors file whose header is unreadable or of an unknown architecture is refused before
+anything is freed, which saves that reload for the most common bad file.
 """
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from modules.devices import MemoryPolicy, ModelFamily
+from modules.jobs.failure import detach_traceback, safe_str
 from modules.pipelines.memory import apply_memory_policy, torch_dtype
 
 log = logging.getLogger(__name__)
@@ -28,6 +35,7 @@ class LoadedModel:
     family: ModelFamily
     architecture: str
     policy: MemoryPolicy
+    config_dir: Path | None = None  # the config folder it was loaded with (None: chosen automatically)
 
     @property
     def is_sdxl(self) -> bool:
@@ -44,7 +52,8 @@ class PipelineManager:
 
     def __init__(self, policy_for: Callable[[ModelFamily], MemoryPolicy], cache_size: int = 0,
                  loader: Callable[..., tuple[Any, Any]] | None = None,
-                 vae_for: Callable[[Any], Path | None] | None = None):
+                 vae_for: Callable[[Any], Path | None] | None = None,
+                 precheck: Callable[[Path], None] | None = None):
         self._policy_for = policy_for
         self._vae_for = vae_for
         self.vae_warning: str | None = None
@@ -53,8 +62,13 @@ class PipelineManager:
         self._current: LoadedModel | None = None
         self._derived: dict[str, Any] = {}
         self._lock = threading.RLock()
+        # `precheck(path)` raises for a file that cannot load, before the current model is let go. Our
+        # loader's rules come with it; another loader (tests, extensions) brings its own check or none.
         if loader is None:
             from modules.pipelines.loading import load_pipeline as loader
+
+            precheck = precheck or check_header
+        self._precheck = precheck
         self._loader = loader
 
     @property
@@ -64,21 +78,41 @@ class PipelineManager:
     def set_cache_size(self, n: int) -> None:
         with self._lock:
             self._cache_size = max(0, int(n))
-            self._trim_cache()
+            if self._trim_cache():
+                free_memory()
 
     def load(self, checkpoint, config_dir: Path | None = None) -> LoadedModel:
-        """Make `checkpoint` (a registry CheckpointInfo) current; raises CheckpointError on a bad file."""
+        """Make `checkpoint` (a registry CheckpointInfo) current; raises CheckpointError on a bad file.
+
+        On failure the previous model is current again (when it can be brought back) and the error is raised.
+        """
         with self._lock:
             key = str(checkpoint.path)
             if self._current is not None and str(self._current.checkpoint.path) == key:
                 return self._current
-            cached = self._cache.pop(key, None)
-            previous, self._current, self._derived = self._current, None, {}
+            if self._precheck is not None and key not in self._cache:
+                self._precheck(Path(checkpoint.path))  # a bad header: nothing freed, nothing to bring back
+            # Taken out first: parking the current model in a full cache could evict it.
+            model = self._cache.pop(key, None)
+            # 1. Let go of the current model first (freed, or parked on the CPU in the cache).
+            previous = self._current
+            self._current, self._derived = None, {}
+            back = (previous.checkpoint, previous.config_dir) if previous is not None else None
             self._retire(previous)
-            if cached is None:
-                cached = self._load_fresh(checkpoint, config_dir)
-            self._current = cached
-            return cached
+            del previous  # this frame must not keep it alive while the next one loads
+            # 2. The new one, from the cache or from disk.
+            try:
+                if model is not None:
+                    _unpark(model)
+                else:
+                    model = self._load_fresh(checkpoint, config_dir)
+            except BaseException as exc:
+                model = None
+                # 3. It failed: the previous model comes back, so the server keeps working.
+                self._bring_back(back, exc)
+                raise
+            self._current = model
+            return model
 
     def reload(self) -> LoadedModel | None:
         """Load the current checkpoint again from disk (after the VAE choice changed, for instance)."""
@@ -91,6 +125,15 @@ class PipelineManager:
             free_memory()
             self._current = self._load_fresh(checkpoint, None)
             return self._current
+
+    def after_failure(self) -> None:
+        """After a failed job: put the pipelines back at rest (offload hooks) and free unreferenced memory."""
+        with self._lock:
+            pipes = [self._current.pipe] if self._current is not None else []
+            pipes += list(self._derived.values())
+        for pipe in pipes:
+            _release_offload_hooks(pipe)
+        free_memory()
 
     def unload(self) -> None:
         """Free the current model (A1111 unload-checkpoint); the cache is dropped too."""
@@ -125,7 +168,30 @@ class PipelineManager:
         pipe.set_progress_bar_config(disable=True)
         architecture = getattr(info, "architecture", family)
         log.info("Loaded %s (%s) on %s", checkpoint.title, architecture, policy.label)
-        return LoadedModel(checkpoint, pipe, family, architecture, policy)
+        return LoadedModel(checkpoint, pipe, family, architecture, policy, config_dir)
+
+    def _bring_back(self, back: tuple[Any, Path | None] | None, failure: BaseException) -> None:
+        """Make the model that was current before a failed load current again (cache first, then disk)."""
+        # The failed load's frames may hold a half-built pipeline: free them before loading again.
+        detail = detach_traceback(failure)
+        log.debug("Failed load:\n%s", detail)
+        free_memory()
+        if back is None:
+            return
+        checkpoint, config_dir = back
+        log.warning("Loading failed (%s); bringing back %s", safe_str(failure), checkpoint.title)
+        try:
+            model = self._cache.pop(str(checkpoint.path), None)
+            if model is not None:
+                _unpark(model)
+            else:
+                model = self._load_fresh(checkpoint, config_dir)
+        except Exception as exc:  # noqa: BLE001 - the first error is the one to report
+            detach_traceback(exc)
+            log.error("Could not bring back %s either: %s", checkpoint.title, safe_str(exc))
+            free_memory()
+            return
+        self._current = model
 
     def _apply_vae_choice(self, pipe, checkpoint) -> None:
         """Swap in the chosen VAE file; a VAE that does not fit keeps the checkpoint's own, with a warning."""
@@ -143,17 +209,66 @@ class PipelineManager:
             log.warning(self.vae_warning)
 
     def _retire(self, model: LoadedModel | None) -> None:
+        """Park `model` in the RAM cache (on the CPU, as the setting promises) or let it go; free memory."""
         if model is None:
             return
         if self._cache_size > 0:
+            _park_on_cpu(model)
             self._cache[str(model.checkpoint.path)] = model
             self._trim_cache()
         del model
         free_memory()
 
-    def _trim_cache(self) -> None:
+    def _trim_cache(self) -> bool:
+        """Drop the oldest cached models beyond the cache size; True when any was dropped."""
+        dropped = False
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
+            dropped = True
+        return dropped
+
+
+def _park_on_cpu(model: LoadedModel) -> None:
+    """Move a model that is about to wait in the cache off the GPU."""
+    if model.policy.offload != "none":
+        _release_offload_hooks(model.pipe)  # at rest, offload hooks keep every part on the CPU
+    elif model.policy.device != "cpu":
+        model.pipe.to("cpu")
+
+
+def _unpark(model: LoadedModel) -> None:
+    """A model taken back from the cache goes where its policy puts it (offloaded ones stay on the CPU)."""
+    if model.policy.offload == "none" and model.policy.device != "cpu":
+        model.pipe.to(model.policy.device)
+
+
+def _release_offload_hooks(pipe) -> None:
+    free = getattr(pipe, "maybe_free_model_hooks", None)
+    if free is None:
+        return
+    try:
+        free()
+    except Exception as exc:  # noqa: BLE001 - best effort: a pipeline in a broken state must not stop us
+        log.warning("Could not release offload hooks of %s: %s", type(pipe).__name__, safe_str(exc))
+
+
+def check_header(path: Path) -> None:
+    """Refuse a safetensors file whose header is unreadable or of an unknown architecture (reads no weights).
+
+    Folders and pickles are left to the loader (their check would read the weights).
+    """
+    from modules.pipelines.loading import (
+        SAFETENSORS_SUFFIXES,
+        CheckpointError,
+        detect_architecture,
+        read_key_shapes,
+    )
+
+    if path.is_dir() or path.suffix.lower() not in SAFETENSORS_SUFFIXES:
+        return
+    if not path.exists():
+        raise CheckpointError(f"{path.name}: file not found ({path})")
+    detect_architecture(read_key_shapes(path), path.name)
 
 
 def free_memory() -> None:

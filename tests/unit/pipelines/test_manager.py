@@ -1,15 +1,18 @@
-"""The pipeline manager: switching frees the old model, the RAM cache keeps N, the VAE choice applies."""
+"""The pipeline manager: switching frees the old model before loading the next, the RAM cache keeps N on
+the CPU, a failed load brings the previous model back, the VAE choice applies."""
 from __future__ import annotations
 
 import gc
 import weakref
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
 
-from modules.devices import DeviceFlags, DeviceInfo, choose_policy
+from modules.devices import DeviceFlags, DeviceInfo, MemoryPolicy, choose_policy
+from modules.pipelines.loading import CheckpointError
 from modules.pipelines.manager import PipelineManager
 from modules.pipelines.registry import CheckpointInfo
 from tests.fixtures.checkpoints import write_single_file
@@ -95,3 +98,159 @@ def test_a_vae_that_does_not_fit_keeps_the_checkpoint_vae(two_checkpoints, tmp_p
     out = loaded.pipe(prompt_embeds=torch.zeros(1, 77, 32), negative_prompt_embeds=torch.zeros(1, 77, 32),
                       num_inference_steps=1, height=64, width=64, output_type="np").images
     assert np.isfinite(out).all()
+
+
+# ---- live pipelines while loading, the RAM cache's placement, failed loads (fake loader) ----------
+
+class FakePipe:
+    """What the manager and apply_memory_policy touch of a diffusers pipeline, and where it was put."""
+
+    text_encoder_2 = None
+    vae = None
+    unet = None
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.device = "cpu"
+        self.hooks_released = 0
+
+    def to(self, device=None, dtype=None):
+        if device is not None:
+            self.device = str(device)
+        return self
+
+    def set_progress_bar_config(self, **kwargs):
+        pass
+
+    def maybe_free_model_hooks(self):
+        self.hooks_released += 1
+
+
+class CountingLoader:
+    """Makes FakePipes; at each load records how many pipelines it made are still alive (after gc)."""
+
+    def __init__(self, bad: tuple[str, ...] = (), pipe_class: type = FakePipe):
+        self.pipe_class = pipe_class
+        self.made: list[weakref.ref] = []
+        self.live_at_load: list[int] = []
+        self.loads: list[str] = []
+        self.bad = set(bad)
+
+    def live(self) -> list[FakePipe]:
+        gc.collect()
+        return [pipe for ref in self.made if (pipe := ref()) is not None]
+
+    def __call__(self, path, config_dir=None, dtype=None):
+        self.live_at_load.append(len(self.live()))
+        self.loads.append(Path(path).stem)
+        pipe = self.pipe_class(Path(path))
+        self.made.append(weakref.ref(pipe))
+        if Path(path).stem in self.bad:
+            # A loader failing halfway: its frame (in the traceback) still holds the half-built pipeline.
+            raise CheckpointError(f"{Path(path).name}: could not be loaded (half-built {pipe.path.name})")
+        return pipe, None
+
+
+def fake_checkpoint(name: str) -> CheckpointInfo:
+    path = Path(f"/models/{name}.safetensors")
+    return CheckpointInfo(path, path.name, name)
+
+
+GPU = MemoryPolicy(device="cuda:0", dtype="float16", vae_dtype="float16")
+
+
+def gpu_policy(family):
+    return GPU
+
+
+A, B, C = (fake_checkpoint(n) for n in ("model-a", "model-b", "model-c"))
+
+
+def test_a_switch_frees_the_old_pipeline_before_loading_the_new_one():
+    loader = CountingLoader()
+    manager = PipelineManager(gpu_policy, loader=loader)
+    for checkpoint in (A, B, C, A):
+        manager.load(checkpoint)
+    assert loader.live_at_load == [0, 0, 0, 0]  # never two models in memory at once
+    assert [p.path.stem for p in loader.live()] == ["model-a"]
+
+
+def test_cached_models_wait_on_the_cpu_and_come_back_to_the_policy_device():
+    loader = CountingLoader()
+    manager = PipelineManager(gpu_policy, cache_size=2, loader=loader)
+    first = manager.load(A)
+    assert first.pipe.device == "cuda:0"
+    manager.load(B)
+    assert first.pipe.device == "cpu"  # the setting says RAM: cached, it leaves the GPU
+    manager.load(C)
+    assert {p.path.stem: p.device for p in loader.live()} == {"model-a": "cpu", "model-b": "cpu",
+                                                               "model-c": "cuda:0"}
+    again = manager.load(A)
+    assert again is first and again.pipe.device == "cuda:0"
+    assert loader.loads == ["model-a", "model-b", "model-c"]  # taken back from the cache, not from disk
+
+
+def test_offloaded_models_release_their_hooks_when_cached():
+    offload = MemoryPolicy(device="cuda:0", offload="model")
+
+    class OffloadPipe(FakePipe):
+        def enable_model_cpu_offload(self, device=None):
+            self.device = "cpu"  # the hooks move each part to the GPU only while it runs
+
+    manager = PipelineManager(lambda family: offload, cache_size=1,
+                              loader=CountingLoader(pipe_class=OffloadPipe))
+    first = manager.load(A)
+    manager.load(B)
+    assert first.pipe.hooks_released == 1 and first.pipe.device == "cpu"
+
+
+def test_a_failed_load_keeps_the_previous_model_reloaded_from_disk():
+    loader = CountingLoader(bad=("model-b",))
+    manager = PipelineManager(gpu_policy, loader=loader)
+    manager.load(A)
+    with pytest.raises(CheckpointError, match="model-b.safetensors"):
+        manager.load(B)
+    current = manager.current
+    assert current is not None and current.checkpoint.path == A.path and current.pipe.device == "cuda:0"
+    assert loader.loads == ["model-a", "model-b", "model-a"]
+    # Neither the freed model nor the failed one's half-built pipeline was alive while the next loaded.
+    assert loader.live_at_load == [0, 0, 0]
+    assert [p.path.stem for p in loader.live()] == ["model-a"]
+
+
+def test_a_failed_load_takes_the_previous_model_back_from_the_cache():
+    loader = CountingLoader(bad=("model-b",))
+    manager = PipelineManager(gpu_policy, cache_size=1, loader=loader)
+    first = manager.load(A)
+    with pytest.raises(CheckpointError):
+        manager.load(B)
+    assert manager.current is first and first.pipe.device == "cuda:0"
+    assert loader.loads == ["model-a", "model-b"]  # no second read of model-a
+
+
+def test_when_the_previous_model_cannot_come_back_either_nothing_is_loaded_and_the_first_error_is_raised():
+    loader = CountingLoader(bad=("model-b",))
+    manager = PipelineManager(gpu_policy, loader=loader)
+    manager.load(A)
+    loader.bad.add("model-a")  # e.g. its file was deleted meanwhile
+    with pytest.raises(CheckpointError, match="model-b.safetensors"):
+        manager.load(B)
+    assert manager.current is None
+
+
+def test_a_broken_file_is_refused_before_the_current_model_is_touched(two_checkpoints, tmp_path):
+    bad = tmp_path / "broken.safetensors"
+    bad.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00not json")
+    manager = PipelineManager(cpu_policy)
+    loaded = manager.load(two_checkpoints[0])
+    with pytest.raises(CheckpointError, match="broken.safetensors"):
+        manager.load(CheckpointInfo(bad, bad.name, bad.stem))
+    assert manager.current is loaded  # the header check failed first: nothing was freed or reloaded
+
+
+def test_after_failure_releases_offload_hooks_of_every_pipeline():
+    loader = CountingLoader()
+    manager = PipelineManager(gpu_policy, loader=loader)
+    loaded = manager.load(A)
+    manager.after_failure()
+    assert loaded.pipe.hooks_released == 1
