@@ -60,11 +60,67 @@ def test_prelaunch_code_is_stdlib_only(rel):
     assert not bad, f"{rel} imports non-stdlib {bad}"
 
 
-def test_extensions_use_only_the_public_api():
-    for path in python_files("extensions"):
+# Native extensions: the built-ins in extensions/ and the documented example(s) a third party copies.
+EXTENSION_ROOTS = ("extensions", "docs/examples")
+PUBLIC_FOR_EXTENSIONS = ("modules.extensions.api", "modules.types")
+
+
+def extension_import_violations(root: Path) -> tuple[list[Path], list[str]]:
+    """(python files checked, "file imports module" for each import of the core beyond the public API)."""
+    files = sorted(root.rglob("*.py"))
+    bad = []
+    for path in files:
         for m in imported_modules(path):
-            if m.startswith("modules") and not m.startswith("modules.extensions.api") and m != "modules.types":
-                pytest.fail(f"{path.relative_to(ROOT)} imports {m}; extensions may use modules.extensions.api only")
+            if m.split(".")[0] == "modules" and m not in PUBLIC_FOR_EXTENSIONS \
+                    and not m.startswith("modules.extensions.api."):
+                bad.append(f"{path.relative_to(root)} imports {m}")
+    return files, bad
+
+
+def check_extension_roots(base: Path, names: tuple[str, ...]) -> list[Path]:
+    """Assert every existing root holds Python files and none imports the core beyond the public API."""
+    checked: list[Path] = []
+    for name in names:
+        root = base / name
+        if not root.exists():
+            continue
+        files, bad = extension_import_violations(root)
+        # an extensions folder without code would make the check pass while checking nothing
+        assert files, f"{name}/ holds no Python files to check"
+        assert not bad, f"extensions may import {', '.join(PUBLIC_FOR_EXTENSIONS)} only: {bad}"
+        checked += files
+    assert checked, f"none of {', '.join(names)} holds extension code to check"
+    return checked
+
+
+def test_extensions_use_only_the_public_api():
+    checked = check_extension_roots(ROOT, EXTENSION_ROOTS)
+    assert ROOT / "docs/examples/hello-extension/__init__.py" in checked
+
+
+def test_the_extension_check_catches_a_violation(tmp_path):
+    # A tree laid out like a real extension: the check must walk into sub-folders and see `from` imports.
+    good = tmp_path / "extensions" / "fine" / "__init__.py"
+    bad = tmp_path / "extensions" / "naughty" / "scripts" / "main.py"
+    for path in (good, bad):
+        path.parent.mkdir(parents=True)
+    good.write_text("from modules.extensions.api import ExtensionApi\n"
+                    "from modules.types import UserInputError\n")
+    assert check_extension_roots(tmp_path, ("extensions",)) == [good]
+    bad.write_text("import os\nfrom modules.pipelines.manager import PipelineManager\n"
+                   "import modules.jobs.queue\n")
+    with pytest.raises(AssertionError) as caught:
+        check_extension_roots(tmp_path, ("extensions",))
+    assert "naughty/scripts/main.py imports modules.pipelines.manager" in str(caught.value)
+    assert "naughty/scripts/main.py imports modules.jobs.queue" in str(caught.value)
+
+
+def test_an_empty_or_missing_extensions_folder_fails_the_check(tmp_path):
+    with pytest.raises(AssertionError, match="none of extensions holds extension code"):
+        check_extension_roots(tmp_path, ("extensions",))
+    (tmp_path / "extensions" / "empty-one").mkdir(parents=True)
+    with pytest.raises(AssertionError, match="extensions/ holds no Python files"):
+        check_extension_roots(tmp_path, ("extensions",))
 
 
 def test_a_violation_would_be_caught(tmp_path):
