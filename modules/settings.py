@@ -1,7 +1,8 @@
 """User settings persisted in `config.json` (A1111 key names), written atomically.
 
 A corrupt config.json is moved aside to `config.json.bad` and the defaults are used, so a bad file
-never stops the app and the user's file is not lost.
+never stops the app and the user's file is not lost. A change is written to the file before it is applied in
+memory: when the write fails (disk full, read-only folder) nothing changes and the error says so.
 """
 from __future__ import annotations
 
@@ -59,6 +60,10 @@ DEFAULT_SPECS: tuple[SettingSpec, ...] = (
 
 class SettingsError(ValueError):
     """A setting key or value the user can fix; the message is shown verbatim."""
+
+
+class SettingsSaveError(SettingsError):
+    """config.json could not be written; the settings in memory are unchanged."""
 
 
 class Settings:
@@ -130,13 +135,18 @@ class Settings:
         return value
 
     def update(self, changes: dict[str, Any], *, save: bool = True) -> list[str]:
-        """Validate all values first, then apply and persist them; returns the keys that changed."""
+        """Validate all values, write them to the file, then apply them; returns the keys that changed.
+
+        Raises SettingsError for a bad value and SettingsSaveError when the file cannot be written; either
+        way nothing changed.
+        """
         with self._lock:
             coerced = {k: self.coerce(k, v) for k, v in changes.items()}
             changed = [k for k, v in coerced.items() if self.get(k) != v]
-            self._values.update(coerced)
+            values = {**self._values, **coerced}
             if save and changed:
-                self.save()
+                self._write(values)
+            self._values = values
         for key in changed:
             for listener in self._listeners:
                 listener(key, coerced[key])
@@ -160,5 +170,14 @@ class Settings:
             self._values = data
 
     def save(self) -> None:
+        """Write the settings to the file; raises SettingsSaveError when that fails."""
         with self._lock:
-            write_json_atomic(self.path, self._values)
+            self._write(self._values)
+
+    def _write(self, values: dict[str, Any]) -> None:
+        try:
+            write_json_atomic(self.path, values)
+        except (OSError, TypeError, ValueError) as exc:  # TypeError/ValueError: a value JSON cannot hold
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise SettingsSaveError(f"could not save settings to {self.path}: {why}; "
+                                    "nothing was changed") from None

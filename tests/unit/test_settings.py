@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from modules.settings import Settings, SettingsError
+from modules.settings import Settings, SettingsError, SettingsSaveError
 
 
 def test_values_persist_across_instances(tmp_path):
@@ -51,3 +51,24 @@ def test_listeners_hear_changes(tmp_path):
     s.update({"sd_vae": "None"})
     s.update({"sd_vae": "None"})
     assert heard == [("sd_vae", "None")]
+
+
+def test_a_failed_write_raises_a_clear_error_and_leaves_memory_as_on_disk(tmp_path):
+    """Disk full or a read-only folder: the file is written first, so memory never disagrees with it."""
+    path = tmp_path / "config.json"
+    s = Settings(path)
+    s.update({"jpeg_quality": 70})
+    heard = []
+    s.on_change(lambda k, v: heard.append((k, v)))
+    path.unlink()
+    path.mkdir()  # a directory where the file goes: the atomic rename fails, as on a full disk
+    with pytest.raises(SettingsSaveError, match="config.json") as failure:
+        s.update({"jpeg_quality": 90, "samples_format": "jpg"})
+    assert isinstance(failure.value, SettingsError)  # the UI shows SettingsErrors verbatim
+    assert "nothing was changed" in str(failure.value)
+    assert (s.get("jpeg_quality"), s.get("samples_format")) == (70, "png")
+    assert heard == []  # listeners (model switch, preview rate) heard nothing that did not happen
+    assert [p.name for p in tmp_path.iterdir()] == ["config.json"]  # no temp file left behind
+    path.rmdir()
+    assert s.update({"jpeg_quality": 90}) == ["jpeg_quality"]
+    assert Settings(path).get("jpeg_quality") == 90
