@@ -53,12 +53,25 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--device-id", type=int, default=None, help="CUDA device index to use")
 
     srv = p.add_argument_group("server")
-    srv.add_argument("--listen", action="store_true", help="listen on 0.0.0.0 instead of 127.0.0.1")
+    srv.add_argument("--listen", action="store_true",
+                     help="listen on 0.0.0.0 instead of 127.0.0.1: anyone who reaches this machine can use it, "
+                     "so set --auth too (without --listen, requests naming another host are refused)")
     srv.add_argument("--port", type=int, default=None, help=f"port (default {DEFAULT_PORT}; {DEFAULT_API_ONLY_PORT} with --nowebui)")
     srv.add_argument("--api", action="store_true", help="serve the /sdapi/v1 HTTP API beside the UI")
     srv.add_argument("--nowebui", action="store_true", help="serve only the API (no Gradio UI)")
-    srv.add_argument("--gradio-auth", default=None, metavar="USER:PASS[,USER:PASS]", help="password-protect the UI")
-    srv.add_argument("--api-auth", default=None, metavar="USER:PASS[,USER:PASS]", help="HTTP Basic auth on every API route")
+    srv.add_argument("--auth", default=None, metavar="USER:PASS[,USER:PASS]",
+                     help="password-protect both the UI and the API (the same as --gradio-auth plus --api-auth)")
+    srv.add_argument("--auth-path", default=None, metavar="FILE",
+                     help="--auth with the USER:PASS entries read from FILE (one or more a line, comma-separated)")
+    srv.add_argument("--gradio-auth", default=None, metavar="USER:PASS[,USER:PASS]",
+                     help="password-protect the UI only (the API stays open: see --auth)")
+    srv.add_argument("--gradio-auth-path", default=None, metavar="FILE", help="--gradio-auth entries read from FILE")
+    srv.add_argument("--api-auth", default=None, metavar="USER:PASS[,USER:PASS]",
+                     help="HTTP Basic auth on every API route only (the UI stays open: see --auth)")
+    srv.add_argument("--api-auth-path", default=None, metavar="FILE", help="--api-auth entries read from FILE")
+    srv.add_argument("--cors-allow-origins", default=None, metavar="ORIGIN[,ORIGIN]",
+                     help="web pages at these origins (e.g. http://localhost:3000) may call the API from a browser; "
+                     "other sites' pages are refused")
     srv.add_argument("--enable-insecure-extension-access", action="store_true",
                      help="allow installing extensions even with --listen")
     srv.add_argument("--autolaunch", action="store_true", help="open the UI in the system browser once started")
@@ -103,8 +116,13 @@ class Flags:
     port: int | None = None
     api: bool = False
     nowebui: bool = False
+    auth: str | None = None
+    auth_path: str | None = None
     gradio_auth: str | None = None
+    gradio_auth_path: str | None = None
     api_auth: str | None = None
+    api_auth_path: str | None = None
+    cors_allow_origins: str | None = None
     enable_insecure_extension_access: bool = False
     autolaunch: bool = False
     theme: str | None = None
@@ -151,17 +169,74 @@ def parse_flags(argv: Sequence[str], environ: dict[str, str] | None = None) -> F
     return Flags(**{k: v for k, v in values.items() if k in known})
 
 
-def parse_auth(spec: str | None) -> list[tuple[str, str]]:
-    """'u:p,u2:p2' -> [(u, p), (u2, p2)]; raises ValueError naming the bad entry."""
+Credential = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Who may use the UI and who the API, from every auth flag and file together; empty = open."""
+
+    ui: tuple[Credential, ...] = ()
+    api: tuple[Credential, ...] = ()
+
+
+def parse_auth(spec: str | None, source: str = "credentials") -> list[Credential]:
+    """'u:p,u2:p2' -> [(u, p), (u2, p2)]; raises ValueError naming `source` and the entry's number.
+
+    The message never repeats the entry: a mistyped one is often the password itself.
+    """
     if not spec:
         return []
     pairs = []
-    for entry in spec.split(","):
-        entry = entry.strip()
+    for number, entry in enumerate((e.strip() for e in spec.split(",")), start=1):
         if not entry:
             continue
-        user, sep, password = entry.partition(":")
-        if not sep or not user:
-            raise ValueError(f"bad credentials {entry!r}: expected USER:PASS")
-        pairs.append((user, password))
+        pairs.append(_credential(entry, f"{source}: entry {number}"))
     return pairs
+
+
+def read_auth_file(path: str, source: str) -> list[Credential]:
+    """USER:PASS entries of a file, one or more a line (comma-separated); blank and '#' lines skipped."""
+    try:
+        text = Path(path).expanduser().read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"{source} {path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{source} {path}: cannot read it ({type(exc).__name__})") from None
+    pairs = []
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        for number, entry in enumerate((e.strip() for e in line.split(",")), start=1):
+            if entry:
+                pairs.append(_credential(entry, f"{source} {path}: line {line_no}, entry {number}"))
+    return pairs
+
+
+def _credential(entry: str, where: str) -> Credential:
+    user, sep, password = entry.partition(":")
+    if not sep:
+        raise ValueError(f"{where} is not USER:PASS (no ':' in it)")
+    if not user:
+        raise ValueError(f"{where} has an empty user name (expected USER:PASS)")
+    return user, password
+
+
+def resolve_credentials(flags: Flags) -> Credentials:
+    """All credentials of the flags and their files; raises ValueError (one line, no password) when bad."""
+    both = parse_auth(flags.auth, "--auth")
+    if flags.auth_path:
+        both += read_auth_file(flags.auth_path, "--auth-path")
+    ui = parse_auth(flags.gradio_auth, "--gradio-auth")
+    if flags.gradio_auth_path:
+        ui += read_auth_file(flags.gradio_auth_path, "--gradio-auth-path")
+    api = parse_auth(flags.api_auth, "--api-auth")
+    if flags.api_auth_path:
+        api += read_auth_file(flags.api_auth_path, "--api-auth-path")
+    return Credentials(ui=tuple(dict.fromkeys(ui + both)), api=tuple(dict.fromkeys(api + both)))
+
+
+def allowed_origins(flags: Flags) -> tuple[str, ...]:
+    """--cors-allow-origins as a tuple of origins without a trailing slash."""
+    return tuple(o.strip().rstrip("/") for o in (flags.cors_allow_origins or "").split(",") if o.strip())

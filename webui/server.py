@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 from modules.context import AppContext, StartupError, build_context, load_initial_model
-from modules.flags import Flags, parse_auth
+from modules.flags import Credentials, Flags, allowed_origins, resolve_credentials
 
 log = logging.getLogger("webui")
 
@@ -43,7 +43,7 @@ def create_app(ctx: AppContext):
         from webui.ui.app import build_ui, ui_css, ui_js
 
         blocks = build_ui(ctx)
-        auth = parse_auth(ctx.flags.gradio_auth) or None
+        auth = list(resolve_credentials(ctx.flags).ui) or None
         gr.mount_gradio_app(app, blocks, path="/", auth=auth, ssr_mode=False, css=ui_css(ctx), js=ui_js(ctx),
                             theme=None, footer_links=["api"] if ctx.flags.api_enabled else [],
                             server_name=ctx.flags.server_host, server_port=ctx.flags.server_port)
@@ -51,8 +51,11 @@ def create_app(ctx: AppContext):
 
 
 def install_guards(app, ctx: AppContext) -> None:
-    """Guards in front of everything the app serves (API and UI); the last one added runs first."""
-    from webui.api.guards import BodyLimit
+    """Guards in front of everything the app serves (API and UI); the last one added runs first:
+    Host, then cross-site origin (and CORS for --cors-allow-origins), then the body size."""
+    from starlette.middleware.cors import CORSMiddleware
+
+    from webui.api.guards import BodyLimit, CrossSiteGuard, HostGuard
     from webui.api.limits import BODY_SETTING, SETTINGS
 
     default_mb = next(spec.default for spec in SETTINGS if spec.key == BODY_SETTING)
@@ -64,6 +67,31 @@ def install_guards(app, ctx: AppContext) -> None:
             return default_mb * 2**20
 
     app.add_middleware(BodyLimit, limit_bytes=body_limit)
+    origins = allowed_origins(ctx.flags)
+    app.add_middleware(CrossSiteGuard, allowed=origins)
+    if origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(origins), allow_methods=["*"], allow_headers=["*"],
+                           allow_credentials=True, expose_headers=["X-Job-Id", "Location", "Retry-After"])
+    app.add_middleware(HostGuard, enabled=not ctx.flags.listen)
+
+
+def security_warnings(flags: Flags, credentials: Credentials) -> list[str]:
+    """What the start-up log should say about who can reach an unprotected UI or API."""
+    ui = not flags.nowebui
+    api = flags.api_enabled
+    open_ui = ui and not credentials.ui
+    open_api = api and not credentials.api
+    if not flags.listen:
+        return []
+    if (not ui or open_ui) and (not api or open_api):
+        return ["--listen without a password: anyone who can reach this machine can generate, change settings "
+                "and switch models; set --auth USER:PASS (see SECURITY.md)"]
+    if open_ui:
+        return ["--api-auth protects the API only: the UI is open to the network; use --auth to protect both"]
+    if open_api:
+        return ["--gradio-auth protects the UI only: the API (/sdapi/v1) is open to the network; "
+                "use --auth to protect both"]
+    return []
 
 
 def serve(flags: Flags, project_root: Path) -> int:
@@ -73,13 +101,12 @@ def serve(flags: Flags, project_root: Path) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     try:
-        parse_auth(flags.gradio_auth)
-        parse_auth(flags.api_auth)
+        credentials = resolve_credentials(flags)
         ctx = build_context(flags, project_root)
     except (StartupError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    for notice in ctx.notices:
+    for notice in [*ctx.notices, *security_warnings(flags, credentials)]:
         log.warning(notice)
     # The model loads in the job worker, so requests that arrive meanwhile queue behind it.
     ctx.jobs.submit("load-model", lambda job_ctx: load_initial_model(ctx), description="load checkpoint")

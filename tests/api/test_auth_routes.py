@@ -22,7 +22,8 @@ def client(tmp_path_factory):
     app.add_api_route("/myextension/ping", lambda: {"pong": True}, methods=["GET"])
     # Mounted apps are matched in order: move the extension route before Gradio's catch-all mount at "/".
     app.router.routes.insert(0, app.router.routes.pop())
-    with TestClient(app) as test_client:
+    # A local name: without --listen the app refuses TestClient's default Host ("testserver").
+    with TestClient(app, base_url="http://127.0.0.1:7860") as test_client:
         yield test_client
     ctx.close()
 

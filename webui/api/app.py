@@ -5,15 +5,16 @@ import base64
 import binascii
 import logging
 import secrets
+import uuid
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Mount
 
-from modules.flags import parse_auth
+from modules.flags import resolve_credentials
 from modules.types import UserInputError
-from webui.api.errors import ApiError, error_response
+from webui.api.errors import INTERNAL_ERROR, ApiError, error_response, internal_error_detail
 
 log = logging.getLogger("webui.api")
 
@@ -49,7 +50,7 @@ def install_api(app: FastAPI, ctx) -> None:
     app.state.api_calls = ApiCalls()
     app.openapi_tags = OPENAPI_TAGS
 
-    credentials = parse_auth(ctx.flags.api_auth)
+    credentials = list(resolve_credentials(ctx.flags).api)
     if credentials:
         api_only = bool(ctx.flags.nowebui)
 
@@ -87,9 +88,10 @@ def install_api(app: FastAPI, ctx) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception):
-        # Never a bare "Internal Server Error": clients get the shape they parse, the log gets the trace.
-        log.exception("API error on %s", request.url.path)
-        return error_response(500, type(exc).__name__, str(exc))
+        # Clients get the shape they parse and an id; the exception's text (paths, internals) stays in the log.
+        error_id = uuid.uuid4().hex[:12]
+        log.error("API error %s on %s", error_id, request.url.path, exc_info=exc)
+        return error_response(500, INTERNAL_ERROR, internal_error_detail(error_id))
 
     for module in (routes_models, routes_generation, routes_extras, routes_progress, routes_options,
                    routes_info):

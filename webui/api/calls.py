@@ -26,7 +26,7 @@ from modules.postprocessing import ExtrasRequest, registry_for, run_extras, vali
 from modules.samplers import resolve_sampler_or_default
 from modules.types import GenerationRequest, GenerationResult, UserInputError
 from webui.api import convert
-from webui.api.errors import ApiError
+from webui.api.errors import INTERNAL_ERROR, USER_ERRORS, ApiError, public_job_error
 from webui.api.image_input import URL_SETTING, decode_image
 from webui.api.limits import (
     IMAGES_SETTING,
@@ -171,13 +171,16 @@ def check_queue(ctx, limits: ApiLimits) -> None:
 
 
 def raise_for_job(job) -> None:
-    """A failed job as the error answer: a bad value is 422, anything else 500."""
+    """A failed job as the error answer: a bad value is 422, anything else 500; only user errors keep their
+    text (see errors.public_job_error)."""
     if job.error is None:
         return
     exc = job.exception
     if isinstance(exc, UserInputError):
         raise ApiError(422, "UserInputError", str(exc))
-    raise ApiError(500, type(exc).__name__ if exc else "Error", job.error)
+    if isinstance(exc, USER_ERRORS):
+        raise ApiError(500, type(exc).__name__, job.error)
+    raise ApiError(500, INTERNAL_ERROR, public_job_error(job))
 
 
 # ---- generation ----------

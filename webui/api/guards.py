@@ -1,12 +1,15 @@
-"""ASGI guards in front of the whole app (API and UI): request body size.
+"""ASGI guards in front of the whole app (API and UI): the Host a request names (DNS rebinding), requests
+from other sites' pages (cross-site request forgery), request body size.
 
 Plain ASGI, not BaseHTTPMiddleware: the body limit must count a streamed body as it arrives, and nothing
 here should buffer a response or hide a client's disconnect from the routes.
 """
 from __future__ import annotations
 
+import ipaddress
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from urllib.parse import urlsplit
 
 # Gradio checks uploads itself (mount_gradio_app's max_file_size); its limit, not ours, applies there.
 UPLOAD_SUFFIX = "/gradio_api/upload"
@@ -19,6 +22,106 @@ async def send_error(send, status: int, error: str, detail: str, headers: dict[s
     raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
+
+
+# Methods that change nothing (CORS preflights included): a page of another site may send them.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class HostGuard:
+    """Without --listen, only requests that name this machine by a local name get through.
+
+    A page on attacker.example can make its own name resolve to 127.0.0.1 (DNS rebinding) and then talk to
+    a local server as if it were its own origin; the Host header still says attacker.example.
+    """
+
+    def __init__(self, app, enabled: bool = True):
+        self.app = app
+        self.enabled = enabled
+
+    async def __call__(self, scope, receive, send):
+        if not self.enabled or scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        host = _header(scope, b"host")
+        if host is None or is_local_host(host):
+            return await self.app(scope, receive, send)
+        if scope["type"] == "websocket":
+            return await send({"type": "websocket.close", "code": 1008})
+        await send_error(send, 403, "Forbidden", f"Host {host[:100]!r} is not this server: without --listen it "
+                                                 "answers only to localhost and 127.0.0.1")
+
+
+def is_local_host(host: str) -> bool:
+    """True for localhost, *.localhost and loopback addresses, with or without a port."""
+    name = host.strip().lower()
+    if name.startswith("["):  # [::1]:7860
+        name = name[1:].partition("]")[0]
+    elif name.count(":") == 1:
+        name = name.partition(":")[0]
+    name = name.rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+class CrossSiteGuard:
+    """Refuse state-changing requests that a browser sent from another site's page.
+
+    Browsers mark such requests with Origin (and Sec-Fetch-Site); curl, requests and the webuiapi client
+    send neither, so they pass. A body-less POST such as /interrupt needs no CORS preflight, so without
+    this any web page could send it. Origins in `allowed` (--cors-allow-origins) pass too.
+    """
+
+    def __init__(self, app, allowed: Iterable[str] = ()):
+        self.app = app
+        self.allowed = frozenset(o.lower() for o in allowed)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope.get("method", "GET") in SAFE_METHODS:
+            return await self.app(scope, receive, send)
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        reason = self.refusal(scope)
+        if reason is None:
+            return await self.app(scope, receive, send)
+        if scope["type"] == "websocket":
+            return await send({"type": "websocket.close", "code": 1008})
+        await send_error(send, 403, "Forbidden", f"cross-site request refused: {reason} (a page of another site "
+                                                 "cannot use this server; see --cors-allow-origins)")
+
+    def refusal(self, scope) -> str | None:
+        origin = _header(scope, b"origin")
+        if origin is not None:
+            origin = origin.strip().lower().rstrip("/")
+            if origin in self.allowed or _same_origin(origin, _header(scope, b"host"), scope):
+                return None
+            return f"Origin {origin[:100]!r} is not this server"
+        site = (_header(scope, b"sec-fetch-site") or "").strip().lower()
+        if site in ("cross-site", "same-site"):
+            return f"Sec-Fetch-Site is {site}"
+        return None
+
+
+def _same_origin(origin: str, host: str | None, scope) -> bool:
+    if origin == "null" or host is None:
+        return False
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return False
+    default = {"http": 80, "https": 443}[parts.scheme]
+    return _netloc(parts.netloc, default) == _netloc(host.lower(), default)
+
+
+def _netloc(netloc: str, default_port: int) -> tuple[str, int]:
+    parts = urlsplit("//" + netloc)
+    try:
+        port = parts.port or default_port
+    except ValueError:
+        port = -1
+    return (parts.hostname or ""), port
 
 
 class BodyLimit:

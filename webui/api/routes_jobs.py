@@ -8,7 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from webui.api.calls import ApiCall, submit_extras_single, submit_img2img, submit_txt2img, wait_finished
 from webui.api.convert import encode_png_base64
-from webui.api.errors import ApiError
+from webui.api.errors import ApiError, public_job_error
 from webui.api.schemas import (
     ExtrasSingleImageRequest,
     ExtrasSingleImageResponse,
@@ -29,7 +29,7 @@ def job_status(job, has_result: bool) -> JobStatus:
         created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
         progress=snap.progress, eta_relative=snap.eta_relative, sampling_step=snap.step,
         sampling_steps=snap.steps_total, job_no=snap.image_index, job_count=snap.images_total,
-        textinfo=snap.textinfo, preview_id=snap.preview_id, error=job.error, has_result=has_result,
+        textinfo=snap.textinfo, preview_id=snap.preview_id, error=public_job_error(job), has_result=has_result,
     )
 
 

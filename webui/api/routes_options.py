@@ -17,7 +17,7 @@ MODEL_KEY = "sd_model_checkpoint"
 # Keys GET /options reports that describe state rather than settings; a client posting back what it
 # read must not fail on them.
 READ_ONLY = frozenset({"sd_checkpoint_hash"})
-SECRET_FLAGS = ("api_auth", "gradio_auth")
+SECRET_FLAGS = ("auth", "api_auth", "gradio_auth")
 
 
 @router.get("/options")
