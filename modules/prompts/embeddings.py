@@ -8,12 +8,17 @@ The trigger word is the file stem, matched as a token sequence (longest first) i
 An embedding whose width does not fit the loaded model is listed in `skipped` with the reason, not raised.
 `shorthash` is what A1111 writes into infotext as `TI hashes: "name: shorthash, ..."`: the first 10 hex
 digits of the SHA-256 of the whole file.
+
+One `EmbeddingDatabase` (ctx.embeddings) serves generation and the API alike. A reload reads the folder into
+a new `EmbeddingFolder` and swaps it in at once, so readers on other threads always see one whole reading.
 """
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from pathlib import Path
 from typing import Any
 
@@ -98,34 +103,61 @@ class EmbeddingSet:
 
 
 class EmbeddingDatabase:
-    """All embedding files under a folder (recursive); `reload()` reads the folder again."""
+    """All embedding files under a folder (recursive); `reload()` reads the folder again. Thread-safe."""
 
     def __init__(self, directory: str | Path | None):
         self.directory = Path(directory) if directory else None
-        self.embeddings: dict[str, Embedding] = {}
-        self.failed: dict[str, str] = {}  # name -> why the file could not be read
-        self.duplicates: dict[str, str] = {}  # relative path -> the file used instead (same stem)
+        self._lock = threading.Lock()  # guards the swap of `_folder`
+        self._reload_lock = threading.Lock()  # one reload at a time; readers never wait for one
+        self._folder = EmbeddingFolder()
         self.reload()
+
+    def snapshot(self) -> EmbeddingFolder:
+        """The current reading of the folder (immutable: a later reload does not change it)."""
+        with self._lock:
+            return self._folder
+
+    @property
+    def embeddings(self) -> Mapping[str, Embedding]:
+        return self.snapshot().embeddings
+
+    @property
+    def failed(self) -> Mapping[str, str]:
+        """name -> why the file could not be read."""
+        return self.snapshot().failed
+
+    @property
+    def duplicates(self) -> Mapping[str, str]:
+        """relative path -> the file used instead (same stem)."""
+        return self.snapshot().duplicates
+
+    def get(self, name: str) -> Embedding | None:
+        return self.snapshot().embeddings.get(name)
+
+    def for_model(self, widths: Sequence[int] | None) -> EmbeddingSet:
+        """Split by fit with a model whose text encoders have these token widths (None: accept all)."""
+        return self.snapshot().for_model(widths)
+
+    def listing(self, widths: Sequence[int] | None) -> EmbeddingListing:
+        """What `/sdapi/v1/embeddings` shows, from one reading: the split for the model and every file."""
+        folder = self.snapshot()
+        return EmbeddingListing(usable=folder.for_model(widths), files=folder.embeddings)
 
     def reload(self) -> None:
         """Read every .pt/.bin/.safetensors file (hidden files and folders left out), first name wins."""
-        self.embeddings, self.failed, self.duplicates = {}, {}, {}
-        if self.directory is None or not self.directory.is_dir():
-            return
-        for path in sorted(self.directory.rglob("*")):
-            rel = path.relative_to(self.directory)
-            if path.suffix.lower() not in EMBEDDING_SUFFIXES or any(p.startswith(".") for p in rel.parts):
-                continue
-            if not path.is_file():
-                continue
-            name = path.stem
-            if name in self.embeddings or name in self.failed:
-                self.duplicates[str(rel)] = f"duplicate name {name!r}, the first file of that name is used"
-                continue
-            try:
-                self.embeddings[name] = load_embedding(path)
-            except Exception as exc:  # noqa: BLE001 - a bad file must never stop the others from loading
-                self.failed[name] = f"could not load {rel}: {exc}"
+        with self._reload_lock:
+            folder = read_folder(self.directory)
+            with self._lock:
+                self._folder = folder
+
+
+@dataclass(frozen=True)
+class EmbeddingFolder:
+    """One reading of the embeddings folder."""
+
+    embeddings: Mapping[str, Embedding] = field(default_factory=lambda: MappingProxyType({}))
+    failed: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    duplicates: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def for_model(self, widths: Sequence[int] | None) -> EmbeddingSet:
         """Split by fit with a model whose text encoders have these token widths (None: accept all)."""
@@ -139,6 +171,37 @@ class EmbeddingDatabase:
             else:
                 result.skipped[name] = reason
         return result
+
+
+@dataclass(frozen=True)
+class EmbeddingListing:
+    """`usable`: loaded/skipped for the current model; `files`: every readable embedding by name."""
+
+    usable: EmbeddingSet
+    files: Mapping[str, Embedding]
+
+
+def read_folder(directory: Path | None) -> EmbeddingFolder:
+    """Read the embeddings under `directory` (None or missing: none); bad files are listed, not raised."""
+    embeddings: dict[str, Embedding] = {}
+    failed: dict[str, str] = {}
+    duplicates: dict[str, str] = {}
+    if directory is not None and directory.is_dir():
+        for path in sorted(directory.rglob("*")):
+            rel = path.relative_to(directory)
+            if path.suffix.lower() not in EMBEDDING_SUFFIXES or any(p.startswith(".") for p in rel.parts):
+                continue
+            if not path.is_file():
+                continue
+            name = path.stem
+            if name in embeddings or name in failed:
+                duplicates[str(rel)] = f"duplicate name {name!r}, the first file of that name is used"
+                continue
+            try:
+                embeddings[name] = load_embedding(path)
+            except Exception as exc:  # noqa: BLE001 - a bad file must never stop the others from loading
+                failed[name] = f"could not load {rel}: {exc}"
+    return EmbeddingFolder(MappingProxyType(embeddings), MappingProxyType(failed), MappingProxyType(duplicates))
 
 
 def width_mismatch(embedding: Embedding, widths: Sequence[int]) -> str | None:

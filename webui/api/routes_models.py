@@ -80,11 +80,11 @@ def hypernetworks(request: Request):
 def _embedding_db(request: Request, reload: bool = False):
     from modules.prompts.embeddings import EmbeddingDatabase
 
-    state = request.app.state
+    ctx = request.app.state.ctx  # the database generation uses, so a refresh reaches the next job
     with _EMBEDDINGS_LOCK:
-        db = getattr(state, "embedding_db", None)
+        db = ctx.embeddings
         if db is None:
-            db = state.embedding_db = EmbeddingDatabase(request.app.state.ctx.paths.embeddings_dir)
+            db = ctx.embeddings = EmbeddingDatabase(ctx.paths.embeddings_dir)
         elif reload:
             db.reload()
     return db
@@ -101,11 +101,11 @@ def _model_widths(ctx) -> tuple[int, ...] | None:
 @router.get("/embeddings", response_model=EmbeddingsResponse)
 def embeddings(request: Request):
     """Textual-inversion embeddings usable with the loaded model (`loaded`) and the others (`skipped`)."""
-    db = _embedding_db(request)
-    split = db.for_model(_model_widths(request.app.state.ctx))
+    listing = _embedding_db(request).listing(_model_widths(request.app.state.ctx))  # one consistent reading
+    split = listing.usable
 
     def item(name: str) -> EmbeddingItem:
-        emb = db.embeddings.get(name)
+        emb = listing.files.get(name)
         if emb is None:  # a file that could not be read
             return EmbeddingItem(shape=0, vectors=0)
         return EmbeddingItem(shape=max(emb.widths.values()), vectors=emb.vector_count)

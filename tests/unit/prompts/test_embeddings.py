@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
 import torch
@@ -107,3 +108,39 @@ def test_token_counter_counts_embedding_vectors(tiny_sd15_pipe, database):
     assert count_tokens("a bigdog " * 30, tiny_sd15_pipe.tokenizer, embeddings=database) == (90, 150)
     assert count_tokens("a cat bigdog", tiny_sd15_pipe.tokenizer, embeddings=database) == (4, 75)
     assert count_tokens("a cat bigdog", tiny_sd15_pipe.tokenizer) == (4, 75)  # as words: a, cat, big, dog
+
+
+def test_readers_see_the_previous_folder_while_a_reload_is_half_way(tmp_path, monkeypatch):
+    """`/embeddings` and generation read from other threads while a refresh reads the folder: each read is
+    one whole reading of the folder, never a half-filled one."""
+    import modules.prompts.embeddings as embeddings_module
+
+    for i in range(6):
+        save_file({"emb_params": torch.full((1, 32), float(i))}, tmp_path / f"emb{i}.safetensors")
+    db = EmbeddingDatabase(tmp_path)
+    save_file({"emb_params": torch.zeros(2, 32)}, tmp_path / "newcomer.safetensors")
+    seen = []
+    real_load = embeddings_module.load_embedding
+
+    def load_and_look(path):
+        if Path(path).stem == "emb3":  # half-way through the folder, a request thread looks
+            split = db.for_model((32,))
+            seen.append((sorted(split.loaded), sorted(db.embeddings)))
+        return real_load(path)
+
+    monkeypatch.setattr(embeddings_module, "load_embedding", load_and_look)
+    db.reload()
+    old = sorted(f"emb{i}" for i in range(6))
+    assert seen == [(old, old)]
+    assert sorted(db.for_model((32,)).loaded) == sorted([*old, "newcomer"])
+    assert db.get("newcomer").vector_count == 2 and db.get("missing") is None
+
+
+def test_a_listing_is_one_consistent_reading(tmp_path):
+    save_file({"emb_params": torch.zeros(3, 32)}, tmp_path / "three.safetensors")
+    save_file({"emb_params": torch.zeros(1, 768)}, tmp_path / "wide.safetensors")
+    (tmp_path / "bad.pt").write_bytes(b"nope")
+    listing = EmbeddingDatabase(tmp_path).listing((32,))
+    assert {n: (e.vector_count, max(e.widths.values())) for n, e in listing.files.items()} == {
+        "three": (3, 32), "wide": (1, 768)}
+    assert set(listing.usable.loaded) == {"three"} and set(listing.usable.skipped) == {"wide", "bad"}
