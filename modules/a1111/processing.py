@@ -237,13 +237,22 @@ def processed_from_result(p, result: GenerationResult) -> Processed:
 
 
 def result_from_processed(processed: Processed, warnings: list[str] | None = None) -> GenerationResult:
-    """Our result for what a script's run() returned (a grid first when the script made one)."""
+    """Our result for what a script's run() returned. A1111 scripts put their grid first and say so with
+    `index_of_first_image = 1`: that image becomes `result.grid` (so the service makes no second grid) and
+    its infotext `result.extra["grid_infotext"]`; `images` and `infotexts` are the rest. A1111's
+    process_images gives the grid no all_prompts / all_seeds entry, so those are kept as they are."""
     images = list(processed.images)
     infotexts = list(processed.infotexts)
     while len(infotexts) < len(images):
         infotexts.append(processed.info)
-    return GenerationResult(images=images, infotexts=infotexts[:len(images)],
-                            all_prompts=list(processed.all_prompts), all_negative_prompts=list(processed.all_negative_prompts),
+    grid, extra = None, {}
+    if int(processed.index_of_first_image or 0) > 0 and images:
+        grid, images = images[0], images[1:]
+        extra["grid_infotext"] = infotexts[0]
+        infotexts = infotexts[1:]
+    return GenerationResult(images=images, infotexts=infotexts[:len(images)], grid=grid, extra=extra,
+                            all_prompts=list(processed.all_prompts),
+                            all_negative_prompts=list(processed.all_negative_prompts),
                             all_seeds=[int(s) for s in processed.all_seeds if s is not None],
                             all_subseeds=[int(s) for s in processed.all_subseeds if s is not None],
                             warnings=list(warnings or []))
