@@ -9,8 +9,17 @@ import json
 import socket
 
 import pytest
+from PIL import Image
 
-from tests.api.inprocess import ThreadedServer, blocked_queue, build_app, build_ctx, local_client, wait_until
+from tests.api.inprocess import (
+    ThreadedServer,
+    blocked_queue,
+    build_app,
+    build_ctx,
+    local_client,
+    png_b64,
+    wait_until,
+)
 
 SMALL = {"width": 64, "height": 64, "steps": 1}
 LONG = {"prompt": "long", "width": 64, "height": 64, "steps": 1000}
@@ -60,9 +69,6 @@ def test_a_running_request_whose_client_left_is_interrupted(served):
 
 
 def test_img2img_and_extras_cancel_too_and_the_setting_turns_it_off(served):
-    from tests.api.inprocess import png_b64
-    from PIL import Image
-
     server, ctx = served
     image = png_b64(Image.new("RGB", (64, 64)))
     with blocked_queue(ctx):

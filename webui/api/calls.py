@@ -20,8 +20,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from modules.generation.service import submit_generation
-from modules.images.checked import ImageTooLarge
 from modules.generation.validation import validate_request
+from modules.images.checked import ImageTooLarge
 from modules.postprocessing import ExtrasRequest, registry_for, run_extras, validate_extras
 from modules.samplers import resolve_sampler_or_default
 from modules.types import GenerationRequest, GenerationResult, UserInputError
