@@ -34,11 +34,11 @@ def served(tmp_path_factory):
     ctx.close()
 
 
-def open_request(port: int, path: str, body: dict) -> socket.socket:
+def open_request(port: int, path: str, body: dict, headers: str = "") -> socket.socket:
     """Send a POST on a raw socket and leave it open, as a client waiting for its answer."""
     data = json.dumps(body).encode()
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+    sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n{headers}"
                  f"Content-Length: {len(data)}\r\n\r\n".encode() + data)
     return sock
 
@@ -89,6 +89,21 @@ def test_img2img_and_extras_cancel_too_and_the_setting_turns_it_off(served):
             ctx.settings.update({"api_cancel_on_disconnect": True})
     wait_until(lambda: job.finished, timeout=30)
     assert job.state == "done"  # with the setting off, the job ran for its departed client
+
+
+def test_a_disconnect_is_seen_behind_api_auth(tmp_path):
+    import base64
+
+    ctx = build_ctx(tmp_path, api_auth="u:p")
+    try:
+        with ThreadedServer(build_app(ctx)) as server, blocked_queue(ctx):
+            token = base64.b64encode(b"u:p").decode()
+            sock = open_request(server.port, "/sdapi/v1/txt2img", SMALL, headers=f"Authorization: Basic {token}\r\n")
+            job = wait_until(lambda: job_of(ctx, "txt2img", "queued"))
+            sock.close()
+            wait_until(lambda: job.state == "cancelled", timeout=5)
+    finally:
+        ctx.close()
 
 
 def test_a_full_queue_is_503_with_a_clear_message(tmp_path):

@@ -52,15 +52,7 @@ def install_api(app: FastAPI, ctx) -> None:
 
     credentials = list(resolve_credentials(ctx.flags).api)
     if credentials:
-        api_only = bool(ctx.flags.nowebui)
-
-        @app.middleware("http")
-        async def basic_auth(request: Request, call_next):
-            if (api_only or is_api_path(app, request)) and not _authorized(request, credentials):
-                response = error_response(401, "Unauthorized", "Incorrect username or password")
-                response.headers["WWW-Authenticate"] = "Basic"
-                return response
-            return await call_next(request)
+        app.add_middleware(BasicAuth, credentials=credentials, api_only=bool(ctx.flags.nowebui))
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError):
@@ -97,6 +89,26 @@ def install_api(app: FastAPI, ctx) -> None:
                    routes_info):
         app.include_router(module.router, prefix=API_PREFIX, tags=[API_TAG])
     app.include_router(routes_jobs.router, prefix=API_PREFIX, tags=[JOBS_TAG])
+
+
+class BasicAuth:
+    """HTTP Basic auth on the API's paths (every path with --nowebui). Plain ASGI: BaseHTTPMiddleware
+    would hide a client's disconnect from the routes, which cancel the job of a client that left."""
+
+    def __init__(self, app, credentials: list[tuple[str, str]], api_only: bool):
+        self.app = app
+        self.credentials = credentials
+        self.api_only = api_only
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        request = Request(scope)
+        if (self.api_only or is_api_path(scope["app"], request)) and not _authorized(request, self.credentials):
+            response = error_response(401, "Unauthorized", "Incorrect username or password")
+            response.headers["WWW-Authenticate"] = "Basic"
+            return await response(scope, receive, send)
+        return await self.app(scope, receive, send)
 
 
 def is_api_path(app: FastAPI, request: Request) -> bool:
