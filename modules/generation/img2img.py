@@ -16,7 +16,7 @@ from modules.generation.inpaint import run_inpaint_batch
 from modules.generation.masks import mask_from_request, read_image, resize_image
 from modules.generation.passes import decode_latents, encode_images, img2img_inputs, run_batches, run_pass
 from modules.generation.prompting import ConditioningFactory, default_conditioning_factory, prepare
-from modules.generation.runtime import GenerationEnv
+from modules.generation.runtime import GenerationEnv, seamless_tiling
 from modules.generation.seeds import fresh_generators, job_seeds
 from modules.generation.txt2img import JobPlan, collect_images, new_result, plan_job
 from modules.generation.validation import validate_request
@@ -54,11 +54,14 @@ def generate_img2img(model, request: GenerationRequest, *, progress=None,
     # 4. The batches.
     def run_batch(index: int, batch: slice) -> None:
         batch_inits = [inits[i % len(inits)] for i in range(batch.start, batch.stop)]
-        if mask is not None:
-            images, cond = run_inpaint_batch(model, plan, batch_inits, mask, seeds[batch], factory, env,
-                                             progress)
-        else:
-            images, cond = run_img2img_batch(model, plan, batch_inits, seeds[batch], factory, env, progress)
+        # Tiling covers the VAE's encode and decode as well as sampling (as A1111).
+        with seamless_tiling(model.pipe, request.tiling):
+            if mask is not None:
+                images, cond = run_inpaint_batch(model, plan, batch_inits, mask, seeds[batch], factory, env,
+                                                 progress)
+            else:
+                images, cond = run_img2img_batch(model, plan, batch_inits, seeds[batch], factory, env,
+                                                 progress)
         collect_images(result, model, plan, images, seeds[batch], subseeds[batch], cond)
 
     result.interrupted = run_batches(request.n_iter, request.batch_size, progress, run_batch)

@@ -2,8 +2,8 @@
 
 A pass = scheduler for the chosen sampler, the conditioning's kwargs/patch/step callback, progress and
 interrupt/skip through the job context, optional seamless tiling. Stopping uses the jobs module's "flag"
-mode: diffusers skips the remaining steps and still decodes, so a stopped batch returns its images as they
-are (A1111 does the same), and the caller asks `stop_requested` whether to run further passes.
+mode: diffusers skips the remaining steps, and the pass hands back the denoised prediction of the step it
+stopped at (A1111's interrupted image), and the caller asks `stop_requested` whether to run further passes.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from modules.generation.denoised import denoised_trace, stopped_early
 from modules.generation.prompting import tensor_inputs
 from modules.generation.runtime import (
     callback_tensor_names,
@@ -81,8 +82,14 @@ def run_pass(pipe, cond, spec: PassSpec, progress=None, **call_kwargs):
     if callback is not None:
         call_kwargs["callback_on_step_end"] = callback
         call_kwargs["callback_on_step_end_tensor_inputs"] = callback_tensor_names(pipe, tensor_inputs(cond))
-    with scheduler_swapped(pipe, scheduler), seamless_tiling(pipe, spec.tiling), cond.patch:
-        return pipe(**cond.pipe_kwargs, **call_kwargs)
+    with scheduler_swapped(pipe, scheduler), seamless_tiling(pipe, spec.tiling), cond.patch, \
+            denoised_trace(scheduler) as trace:
+        output = pipe(**cond.pipe_kwargs, **call_kwargs)
+    # Stopped part-way: hand back the last step's denoised prediction, as A1111 does, not the noisy latents.
+    if (call_kwargs.get("output_type") == "latent" and trace.latest is not None
+            and stopped_early(pipe, trace)):
+        output.images = trace.latest.to(output.images.dtype)
+    return output
 
 
 def decode_latents(pipe, latents: torch.Tensor) -> list:

@@ -31,7 +31,7 @@ from modules.generation.prompting import (
     strip_comments,
 )
 from modules.generation.refiner import Refiner, load_refiner
-from modules.generation.runtime import GenerationEnv, derived_pipeline, unet_dtype
+from modules.generation.runtime import GenerationEnv, derived_pipeline, seamless_tiling, unet_dtype
 from modules.generation.seeds import create_latents, fresh_generators, job_seeds, step_generators
 from modules.generation.validation import validate_request
 from modules.pipelines.memory import execution_device
@@ -82,8 +82,10 @@ def generate_txt2img(model, request: GenerationRequest, *, progress=None,
     pipe = derived_pipeline(model, "inpaint" if is_inpaint_unet(model.pipe) else "txt2img", env)
 
     def run_batch(index: int, batch: slice) -> None:
-        images, cond = run_txt2img_batch(model, pipe, plan, seeds[batch], subseeds[batch], factory, env,
-                                         progress)
+        # Tiling covers the whole batch, VAE decodes between and after the passes too (as A1111).
+        with seamless_tiling(model.pipe, request.tiling):
+            images, cond = run_txt2img_batch(model, pipe, plan, seeds[batch], subseeds[batch], factory, env,
+                                             progress)
         collect_images(result, model, plan, images, seeds[batch], subseeds[batch], cond)
 
     try:
