@@ -71,7 +71,7 @@ class ApiCalls:
     dropped: the API's queue limit bounds how many there can be.
     """
 
-    def __init__(self, *, max_finished: int = 1000, retention_s: float = 3600.0, collected_grace_s: float = 300.0,
+    def __init__(self, *, max_finished: int = 256, retention_s: float = 3600.0, collected_grace_s: float = 300.0,
                  clock: Callable[[], float] = time.monotonic):
         self._max_finished = max(0, max_finished)
         self._retention_s = retention_s
