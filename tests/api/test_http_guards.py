@@ -32,7 +32,7 @@ def test_a_foreign_host_is_refused_without_listen(client, host):
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1:7860", "localhost:7860", "localhost", "[::1]:7860", "127.0.0.2",
-                                  "app.localhost:7860"])
+                                  "0.0.0.0:7860", "app.localhost:7860"])
 def test_local_host_names_are_served(client, host):
     assert client.get("/sdapi/v1/samplers", headers={"Host": host}).status_code == 200
 

@@ -52,7 +52,8 @@ class HostGuard:
 
 
 def is_local_host(host: str) -> bool:
-    """True for localhost, *.localhost and loopback addresses, with or without a port."""
+    """True for localhost, *.localhost, loopback addresses and 0.0.0.0 (which reaches this machine), with or
+    without a port: names no other site can own."""
     name = host.strip().lower()
     if name.startswith("["):  # [::1]:7860
         name = name[1:].partition("]")[0]
@@ -62,9 +63,10 @@ def is_local_host(host: str) -> bool:
     if name == "localhost" or name.endswith(".localhost"):
         return True
     try:
-        return ipaddress.ip_address(name).is_loopback
+        ip = ipaddress.ip_address(name)
     except ValueError:
         return False
+    return ip.is_loopback or ip.is_unspecified
 
 
 class CrossSiteGuard:
@@ -96,7 +98,7 @@ class CrossSiteGuard:
         origin = _header(scope, b"origin")
         if origin is not None:
             origin = origin.strip().lower().rstrip("/")
-            if origin in self.allowed or _same_origin(origin, _header(scope, b"host"), scope):
+            if origin in self.allowed or _same_origin(origin, _header(scope, b"host")):
                 return None
             return f"Origin {origin[:100]!r} is not this server"
         site = (_header(scope, b"sec-fetch-site") or "").strip().lower()
@@ -105,7 +107,7 @@ class CrossSiteGuard:
         return None
 
 
-def _same_origin(origin: str, host: str | None, scope) -> bool:
+def _same_origin(origin: str, host: str | None) -> bool:
     if origin == "null" or host is None:
         return False
     parts = urlsplit(origin)
@@ -169,7 +171,7 @@ class BodyLimit:
                 await send_error(send, 413, "PayloadTooLarge", detail)
 
         await self.app(scope, counting_receive, guarded_send)
-        if too_large and not answered:
+        if too_large and not answered and not started:
             await send_error(send, 413, "PayloadTooLarge", detail)
 
 
