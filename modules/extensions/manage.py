@@ -53,8 +53,16 @@ def install_dir(paths) -> Path:
     return Path(paths.extensions_dir)
 
 
+def disabled_names(settings) -> list[str]:
+    """The disabled_extensions setting ([] before the extension system registered it)."""
+    try:
+        return list(settings.get(DISABLED_SETTING) or [])
+    except ValueError:  # SettingsError: not registered in this context
+        return []
+
+
 def list_extensions(paths, settings, flags) -> list[ExtensionInfo]:
-    return discover(extension_roots(paths), disabled=settings.get(DISABLED_SETTING) or [],
+    return discover(extension_roots(paths), disabled=disabled_names(settings),
                     disable_all=bool(getattr(flags, "disable_all_extensions", False)),
                     disable_extra=bool(getattr(flags, "disable_extra_extensions", False)))
 
@@ -150,6 +158,10 @@ def delete(paths, settings, flags, name: str) -> str:
 
 def set_disabled(settings, names: list[str]) -> None:
     """Persist the disabled set (takes effect on the next start, as A1111's Apply and restart)."""
+    if DISABLED_SETTING not in {spec.key for spec in settings.specs()}:
+        from modules.extensions.system import register_settings
+
+        register_settings(settings)
     settings.update({DISABLED_SETTING: sorted(set(names))})
 
 

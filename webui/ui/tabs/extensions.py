@@ -138,7 +138,7 @@ def _restart(ctx) -> bool:
 # -- Available -------------------------------------------------------------------------------------
 def _available(ctx) -> None:
     with gr.Row():
-        source = gr.Textbox(ctx.settings.get("extensions_index_url") or "", label="Index URL (empty: bundled list)",
+        source = gr.Textbox(_setting(ctx, "extensions_index_url"), label="Index URL (empty: bundled list)",
                             elem_id="extensions_index_url", scale=4)
         load = gr.Button("Load from:", elem_id="extensions_load_available")
     with gr.Row():
@@ -173,6 +173,13 @@ def _available(ctx) -> None:
     search.change(on_filter, [entries, search, hide_installed], [table, pick], show_progress="hidden")
     hide_installed.change(on_filter, [entries, search, hide_installed], [table, pick], show_progress="hidden")
     install.click(on_install, [entries, pick], result, show_progress="full")
+
+
+def _setting(ctx, key: str) -> str:
+    try:
+        return str(ctx.settings.get(key) or "")
+    except ValueError:  # not registered (no extension system in this context)
+        return ""
 
 
 def _installed_urls(ctx) -> set[str]:
