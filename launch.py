@@ -14,7 +14,7 @@ from modules.flags import parse_flags  # noqa: E402  (stdlib only)
 
 
 def main(argv: list[str]) -> int:
-    flags = parse_flags(argv)
+    flags = parse_flags(argv, project_root=ROOT)
     if not flags.skip_prepare_environment:
         # 1. Our own venv, unless the user already runs inside one or said not to.
         if not (install.in_virtualenv() or flags.skip_venv):

@@ -6,7 +6,7 @@ import os
 import shlex
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 DEFAULT_PORT = 7860
 DEFAULT_API_ONLY_PORT = 7861
@@ -87,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     paths.add_argument("--embeddings-dir", default=None, help="textual inversion folder (default: DATA_DIR/embeddings)")
     paths.add_argument("--controlnet-dir", default=None, help="ControlNet folder (default: models/ControlNet)")
 
+    ext = p.add_argument_group("extensions")
+    ext.add_argument("--disable-all-extensions", action="store_true",
+                     help="load no extension at all, built-in ones included")
+    ext.add_argument("--disable-extra-extensions", action="store_true",
+                     help="load only the built-in extensions")
+
     misc = p.add_argument_group("other")
     misc.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log verbosity")
     return p
@@ -134,7 +140,14 @@ class Flags:
     lora_dir: str | None = None
     embeddings_dir: str | None = None
     controlnet_dir: str | None = None
+    disable_all_extensions: bool = False
+    disable_extra_extensions: bool = False
     log_level: str = "INFO"
+    # Flags that extensions' preload.py added, by attribute name (read-only pairs, so Flags stays frozen).
+    extension_flags: tuple[tuple[str, Any], ...] = ()
+
+    def extension_flag(self, name: str, default: Any = None) -> Any:
+        return dict(self.extension_flags).get(name, default)
 
     @property
     def server_port(self) -> int:
@@ -160,13 +173,26 @@ def full_argv(argv: Sequence[str], environ: dict[str, str] | None = None) -> lis
     return list(argv) + shlex.split(env.get("COMMANDLINE_ARGS", ""))
 
 
-def parse_flags(argv: Sequence[str], environ: dict[str, str] | None = None) -> Flags:
-    """Parse argv (+ COMMANDLINE_ARGS); an unknown flag exits with a one-line error and status 2."""
-    ns = build_parser().parse_args(full_argv(argv, environ))
+def parse_flags(argv: Sequence[str], environ: dict[str, str] | None = None,
+                project_root: Path | None = None) -> Flags:
+    """Parse argv (+ COMMANDLINE_ARGS); an unknown flag exits with a one-line error and status 2.
+
+    With `project_root`, extensions' preload.py files add their flags first (A1111's preload), so
+    `--some-extension-flag` is accepted and lands in `Flags.extension_flags`.
+    """
+    args = full_argv(argv, environ)
+    parser = build_parser()
+    added: list[str] = []
+    if project_root is not None:
+        from modules.preload import add_extension_flags
+
+        added = add_extension_flags(parser, Path(project_root), args)
+    ns = parser.parse_args(args)
     values = vars(ns)
     values["use_cpu"] = tuple(v.lower() for v in values.get("use_cpu") or ())
     known = {f.name for f in fields(Flags)}
-    return Flags(**{k: v for k, v in values.items() if k in known})
+    extra = tuple((name, values[name]) for name in added if name in values and name not in known)
+    return Flags(**{k: v for k, v in values.items() if k in known}, extension_flags=extra)
 
 
 Credential = tuple[str, str]

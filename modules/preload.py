@@ -55,11 +55,38 @@ def preload_files(project_root: Path, argv: Sequence[str]) -> list[Path]:
     return found
 
 
+def _preload_imports(project_root: Path, argv: Sequence[str]):
+    """A1111's path modules for preload.py files (`from modules import paths` is common in them)."""
+    import types
+
+    from modules.a1111.importer import A1111Imports
+
+    known = _prescan(argv)
+    data_dir = Path(known.data_dir).expanduser().resolve() if known.data_dir else Path(project_root)
+
+    def paths_module(name: str):
+        mod = types.ModuleType(name)
+        mod.script_path = str(project_root)
+        mod.data_path = str(data_dir)
+        mod.models_path = str(data_dir / "models")
+        mod.extensions_dir = str(data_dir / "extensions")
+        mod.extensions_builtin_dir = str(Path(project_root) / "extensions")
+        return mod
+
+    imports = A1111Imports("preload.py runs before the app exists; only modules.paths is available there")
+    imports.provide("modules.paths", lambda: paths_module("modules.paths"))
+    imports.provide("modules.paths_internal", lambda: paths_module("modules.paths_internal"))
+    return imports
+
+
 def add_extension_flags(parser: argparse.ArgumentParser, project_root: Path, argv: Sequence[str]) -> list[str]:
     """Run each preload(parser); returns the names (dests) of the flags extensions added."""
     before = {action.dest for action in parser._actions}
-    for path in preload_files(project_root, argv):
-        namespace = {"__file__": str(path), "__name__": f"preload_{path.parent.name}"}
+    files = preload_files(project_root, argv)
+    imports = _preload_imports(project_root, argv) if files else None
+    for path in files:
+        namespace = {"__file__": str(path), "__name__": f"preload_{path.parent.name}",
+                     "__builtins__": imports.builtins}
         try:
             code = compile(path.read_text(encoding="utf-8"), str(path), "exec")
             exec(code, namespace)  # noqa: S102 - the user installed this extension to run its code
