@@ -40,7 +40,8 @@ def arg_spec(component) -> ScriptArgSpec:
         choices = [c[1] if isinstance(c, (tuple, list)) and len(c) == 2 else c for c in choices]
     return ScriptArgSpec(label=getattr(component, "label", None), value=getattr(component, "value", None),
                          minimum=getattr(component, "minimum", None), maximum=getattr(component, "maximum", None),
-                         step=getattr(component, "step", None), choices=list(choices) if choices else None)
+                         step=getattr(component, "step", None),
+                         choices=[str(c) for c in choices] if choices else None)
 
 
 def collect_defaults(compat) -> None:

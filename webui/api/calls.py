@@ -37,6 +37,7 @@ from webui.api.limits import (
     check_length,
     check_text_fields,
 )
+from webui.api.scripts import check_scripts
 from webui.api.schemas import (
     ExtrasBatchImagesResponse,
     ExtrasSingleImageResponse,
@@ -186,13 +187,6 @@ def raise_for_job(job) -> None:
 # ---- generation ----------
 
 
-def check_script(body) -> None:
-    """A1111 answers 422 for a script it does not have; this build has no selectable scripts yet."""
-    if body.script_name:
-        raise UserInputError(f"script {body.script_name!r} not found (this build has no scripts)",
-                             field="script_name")
-
-
 def submit_txt2img(ctx, body) -> ApiCall:
     limits = ApiLimits.from_settings(ctx.settings)
     check_queue(ctx, limits)
@@ -223,7 +217,7 @@ def _submit_generation(ctx, body, mode: str, init_images=(), mask=None) -> ApiCa
     #    names ("DPM++ 2M Karras") are split, an unknown one falls back to Euler and says so in `info`.
     body, notes = convert.apply_infotext(body, lambda name: ctx.checkpoints.find(name) is not None,
                                          {spec.key for spec in ctx.settings.specs()})
-    check_script(body)
+    body = check_scripts(ctx, body, mode)
     sampler, schedule, warnings = resolve_sampler_or_default(body.sampler_name or body.sampler_index,
                                                              body.scheduler)
     warnings = [*notes, *warnings]

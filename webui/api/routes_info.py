@@ -8,6 +8,8 @@ from modules.generation.hires import LATENT_UPSCALERS
 from modules.postprocessing import registry_for
 from modules.postprocessing.realesrgan import list_models as realesrgan_models_of
 from modules.samplers import list_samplers, list_schedulers
+from webui.api.scripts import extensions_list, scripts_list
+from webui.api.scripts import script_info as script_info_rows
 from webui.api.schemas import (
     ExtensionItem,
     FaceRestorerItem,
@@ -66,21 +68,19 @@ def prompt_styles(request: Request):
 
 
 @router.get("/scripts", response_model=ScriptsList)
-def scripts():
-    # Selectable scripts (X/Y/Z plot, ...) are not in this build; always-on extensions take alwayson_scripts.
-    return ScriptsList()
+def scripts(request: Request):
+    """Selectable scripts per tab, lower-case titles (A1111)."""
+    return ScriptsList(**scripts_list(request.app.state.ctx))
 
 
 @router.get("/script-info", response_model=list[ScriptInfo])
-def script_info():
-    return []
+def script_info(request: Request):
+    return [ScriptInfo(**row) for row in script_info_rows(request.app.state.ctx)]
 
 
 @router.get("/extensions", response_model=list[ExtensionItem])
 def extensions(request: Request):
-    found = getattr(request.app.state.ctx, "extensions", None) or []
-    return [ExtensionItem(name=getattr(e, "name", str(e)), enabled=bool(getattr(e, "enabled", True)))
-            for e in found]
+    return [ExtensionItem(**row) for row in extensions_list(request.app.state.ctx)]
 
 
 @router.get("/memory", response_model=MemoryResponse)
