@@ -173,6 +173,8 @@ def build_sd_samplers(compat) -> types.ModuleType:
     mod.all_samplers = [A1111SamplerData(r["name"], list(r.get("aliases") or []), dict(r.get("options") or {}))
                         for r in rows]
     mod.all_samplers_map = {s.name: s for s in mod.all_samplers}
+    # lower-case name or alias -> name: how A1111 scripts check and normalise a sampler a user typed
+    mod.samplers_map = {alias.lower(): s.name for s in mod.all_samplers for alias in (s.name, *s.aliases)}
     mod.samplers = mod.samplers_for_img2img = list(mod.all_samplers)
     mod.visible_sampler_names = lambda: [s.name for s in mod.all_samplers]
     mod.find_sampler_config = lambda name: mod.all_samplers_map.get(name)
@@ -209,14 +211,151 @@ def build_images(compat) -> types.ModuleType:
         text, items = read_image_info(image)
         return text, items
 
+    def check_grid_size(imgs) -> bool:
+        """A1111: False when a grid of `imgs` would pass the img_max_size_mp setting (megapixels)."""
+        megapixels = round(sum(im.width * im.height for im in imgs) / 1_000_000)
+        return megapixels <= grid_limit_megapixels(compat.opts)
+
     mod.save_image = save_image
     mod.resize_image = resize_image
     mod.image_grid = image_grid
     mod.read_info_from_image = read_info_from_image
+    mod.check_grid_size = check_grid_size
+    mod.GridAnnotation = GridAnnotation
+    mod.draw_grid_annotations = draw_grid_annotations
+    mod.draw_prompt_matrix = draw_prompt_matrix
     mod.Image = Image
     mod.LANCZOS = Image.Resampling.LANCZOS
     mod.NEAREST = Image.Resampling.NEAREST
     return mod
+
+
+def grid_limit_megapixels(opts) -> float:
+    """A1111's img_max_size_mp (default 200): the largest grid, in megapixels, scripts may build."""
+    return float(getattr(opts, "img_max_size_mp", 200) or 200)
+
+
+# -- modules.images: labelled grids (A1111's GridAnnotation / draw_grid_annotations) ---------------
+# Behaviour kept from A1111: labels are centred above each column and left of each row in black on
+# white, wrapped to fit, with a left pad of 3/4 of a cell when any row has a label; the font size
+# follows the cell size; `margin` pixels separate the cells; inactive labels (prompt matrix) are grey
+# and struck through. Pillow's built-in font, so no font file is needed.
+LABEL_ACTIVE = (0, 0, 0)
+LABEL_INACTIVE = (153, 153, 153)
+
+
+class GridAnnotation:
+    """One label line of a grid column or row."""
+
+    def __init__(self, text: str = "", is_active: bool = True):
+        self.text = str(text)
+        self.is_active = bool(is_active)
+        self.size: tuple[int, int] = (0, 0)
+        self.font = None
+        self.wrapped = self.text
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    return ImageFont.load_default(size=max(1, int(size)))
+
+
+def _wrap(draw, text: str, font, max_width: float) -> str:
+    """Greedy word wrap, so a long label stays inside its column."""
+    lines = []
+    for paragraph in text.split("\n"):
+        line = ""
+        for word in paragraph.split(" "):
+            trial = f"{line} {word}" if line else word
+            if line and draw.textlength(trial, font=font) > max_width:
+                lines.append(line)
+                line = word
+            else:
+                line = trial
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _fit_labels(draw, labels: list[GridAnnotation], fontsize: int, max_width: float) -> int:
+    """Wrap each label to `max_width` (shrinking the font for words that still do not fit); returns the
+    height of the block of labels, `spacing` between lines included."""
+    spacing = fontsize // 2
+    for label in labels:
+        size = fontsize
+        while True:
+            font = _font(size)
+            wrapped = _wrap(draw, label.text, font, max_width)
+            box = draw.multiline_textbbox((0, 0), wrapped, font=font)
+            if box[2] - box[0] <= max_width or size <= 1:
+                break
+            size -= 1
+        label.font, label.wrapped = font, wrapped
+        label.size = (box[2] - box[0], box[3] - box[1])
+    return sum(label.size[1] for label in labels) + spacing * max(0, len(labels) - 1)
+
+
+def _draw_labels(draw, x: float, y: float, labels: list[GridAnnotation], fontsize: int) -> None:
+    spacing = fontsize // 2
+    for label in labels:
+        colour = LABEL_ACTIVE if label.is_active else LABEL_INACTIVE
+        middle = y + label.size[1] / 2
+        draw.multiline_text((x, middle), label.wrapped, font=label.font, fill=colour, anchor="mm", align="center")
+        if not label.is_active:
+            half = label.size[0] / 2
+            draw.line((x - half, middle, x + half, middle), fill=colour, width=max(1, fontsize // 8))
+        y += label.size[1] + spacing
+
+
+def draw_grid_annotations(im, width, height, hor_texts, ver_texts, margin=0):
+    """A labelled copy of grid `im` made of `width` x `height` cells: `hor_texts[col]` above each column,
+    `ver_texts[row]` left of each row (lists of GridAnnotation), `margin` pixels between cells."""
+    from PIL import Image, ImageDraw
+
+    width, height, margin = int(width), int(height), int(margin or 0)
+    cols, rows = im.width // width, im.height // height
+    if len(hor_texts) != cols or len(ver_texts) != rows:
+        raise ValueError(f"a grid of {cols}x{rows} cells needs {cols} column and {rows} row labels, "
+                         f"got {len(hor_texts)} and {len(ver_texts)}")
+    fontsize = max(1, (width + height) // 25)
+    spacing = fontsize // 2
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    has_row_labels = any(label.text for labels in ver_texts for label in labels)
+    pad_left = width * 3 // 4 if has_row_labels else 0
+    hor_heights = [_fit_labels(measure, labels, fontsize, width) for labels in hor_texts]
+    ver_heights = [_fit_labels(measure, labels, fontsize, pad_left) for labels in ver_texts]
+    has_column_labels = any(label.text for labels in hor_texts for label in labels)
+    pad_top = max(hor_heights) + spacing * 2 if has_column_labels else 0
+
+    result = Image.new("RGB", (im.width + pad_left + margin * (cols - 1),
+                               im.height + pad_top + margin * (rows - 1)), "white")
+    for row in range(rows):
+        for col in range(cols):
+            cell = im.crop((width * col, height * row, width * (col + 1), height * (row + 1)))
+            result.paste(cell, (pad_left + (width + margin) * col, pad_top + (height + margin) * row))
+    draw = ImageDraw.Draw(result)
+    for col, labels in enumerate(hor_texts):
+        x = pad_left + (width + margin) * col + width / 2
+        _draw_labels(draw, x, pad_top / 2 - hor_heights[col] / 2, labels, fontsize)
+    for row, labels in enumerate(ver_texts):
+        y = pad_top + (height + margin) * row + height / 2 - ver_heights[row] / 2
+        _draw_labels(draw, pad_left / 2, y, labels, fontsize)
+    return result
+
+
+def draw_prompt_matrix(im, width, height, all_prompts, margin=0):
+    """A1111's prompt matrix labels: the variable parts (all_prompts[1:]) split between columns (first
+    half) and rows; each column/row lists its parts, grey and struck through where they are left out."""
+    import math
+
+    parts = list(all_prompts[1:])
+    boundary = math.ceil(len(parts) / 2)
+    horizontal, vertical = parts[:boundary], parts[boundary:]
+    hor_texts = [[GridAnnotation(x, is_active=bool(pos & (1 << i))) for i, x in enumerate(horizontal)]
+                 for pos in range(1 << len(horizontal))]
+    ver_texts = [[GridAnnotation(x, is_active=bool(pos & (1 << i))) for i, x in enumerate(vertical)]
+                 for pos in range(1 << len(vertical))]
+    return draw_grid_annotations(im, width, height, hor_texts, ver_texts, margin)
 
 
 # -- launch / modules.launch_utils -----------------------------------------------------------------
