@@ -2,6 +2,10 @@
 
 Layout: prompt line(s), an optional `Negative prompt: ...` block, then one line of `Key: value` pairs.
 Text written here is readable by A1111, and text A1111 writes parses here the way A1111 parses it.
+
+Parsing takes time linear in the text: infotext comes from clients (the API's `infotext` field, a PNG's
+`parameters` chunk), and A1111's backtracking regexes take hours on a megabyte of the wrong characters. The
+scanners below give exactly what those regexes give (a test compares them on random text).
 """
 from __future__ import annotations
 
@@ -17,13 +21,15 @@ from modules.types import INPAINTING_FILL, GenerationRequest
 VERSION = "sd-webui-diffusers 0.1.0"
 NEGATIVE_PREFIX = "Negative prompt:"
 
-# One `Key: value` pair of the params line, the grammar A1111 reads: a key starts with a word character and
-# holds word characters, spaces, '-' and '/'; a value is a JSON string or runs to the next comma.
-_PAIR = re.compile(r"""
-    \s* (?P<key> \w[\w\ \-/]+ ) : \s*
-    (?P<value> "(?:\\.|[^\\"])+" | [^,]* )
-    (?: , | $ )
-""", re.VERBOSE)
+# The params line's grammar, as A1111 reads it: `\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)` found
+# repeatedly. A key starts with a word character and holds word characters, spaces, '-' and '/'; a value is a
+# JSON-quoted string followed by ',' or the end, else it runs to the next comma. `param_pairs` finds the same
+# pairs with these pieces, each of which never looks at a character twice.
+_KEY_TAIL = re.compile(r"[\w \-/]{2}:")  # the last two key characters and the colon
+_KEY_CHARS = re.compile(r"[\w \-/]*")  # matched on the reversed line: the key characters before a colon
+_WORD_CHAR = re.compile(r"\w")
+_SPACES = re.compile(r"\s*")
+_QUOTED_BODY = re.compile(r'(?:\\.|[^\\"])*')  # escape pairs and other characters, up to a bare quote
 _SIZE = re.compile(r"^(\d+)x(\d+)$")
 _VERSION = re.compile(r"v(\d+)\.(\d+)\.(\d+)(?:-RC)?(?:-(\d+))?")
 # A1111 releases whose behaviour changed; infotexts older than these get flags that restore the old behaviour.
@@ -54,14 +60,18 @@ _LATE_DEFAULTS: tuple[tuple[str, Any], ...] = (
 
 # Tokens of A1111's attention syntax, used only to tell whether a prompt uses emphasis at all.
 _ATTENTION_TOKEN = re.compile(r"""
-    (?P<escaped> \\[()\[\]\\] | \\ )
-  | (?P<open> [(\[] )
-  | : \s* (?P<weight> [+-]?[.\d]+ ) \s* \)
-  | (?P<close> [)\]] )
-  | (?P<text> [^\\()\[\]:]+ | : )
+    \\[()\[\]\\] | \\        # an escaped bracket or backslash; a lone backslash is dropped
+  | [(\[]+                   # opening brackets (a run of them opens at the same place)
+  | : \s* [+-]?[.\d]+ \s* \)  # a weight, closing the last '('
+  | [)\]]                    # a closing bracket
+  | [^\\()\[\]:]+ | :        # text
 """, re.VERBOSE)
-_BREAK = re.compile(r"\s*\bBREAK\b\s*")
+_ATTENTION_SYNTAX = re.compile(r"[(\[]")  # no bracket opens: every weight is 1
+_BREAK_WORD = re.compile(r"\bBREAK\b")
 _ROUND, _SQUARE = 1.1, 1 / 1.1
+# Bracket x text-run products computed exactly as A1111 multiplies them, up to this many; beyond (brackets
+# nested thousands deep, where A1111 itself takes minutes), factors are counted instead of multiplied.
+_EXACT_PRODUCTS = 1_000_000
 
 
 # ---- writing ----------
@@ -187,31 +197,33 @@ def _img2img_params(r: GenerationRequest) -> dict[str, Any]:
 # ---- parsing ----------
 
 
-def parse_infotext(text: str, skip_fields: Iterable[str] = ()) -> dict[str, Any]:
+def parse_infotext(text: str | None, skip_fields: Iterable[str] = ()) -> dict[str, Any]:
     """Parse an infotext the way A1111 does: values stay strings, `WxH` values split into `Key-1`/`Key-2`,
-    and keys the text lacks get the defaults A1111 injects (see the shared infotext cases)."""
-    *lines, last = text.strip().split("\n")
+    and keys the text lacks get the defaults A1111 injects (see the shared infotext cases). None (an image
+    without a `parameters` chunk) and "" give those defaults alone, as A1111's PNG Info does."""
+    *lines, last = (text or "").strip().split("\n")
     # The params line is the last line, but only when it looks like one: a prompt may hold a colon or two.
-    if len(_PAIR.findall(last)) < 3:
+    pairs = param_pairs(last)
+    if len(pairs) < 3:
         lines.append(last)
-        last = ""
+        pairs = []
 
-    prompt = negative = ""
+    prompt_lines: list[str] = []
+    negative_lines: list[str] = []
     in_negative = False
     for raw in lines:
         line = raw.strip()
         if line.startswith(NEGATIVE_PREFIX):
             in_negative = True
             line = line[len(NEGATIVE_PREFIX):].strip()
+        target = negative_lines if in_negative else prompt_lines
         # Joining only once something is there drops leading blank lines, as A1111 does.
-        if in_negative:
-            negative = f"{negative}\n{line}" if negative else line
-        else:
-            prompt = f"{prompt}\n{line}" if prompt else line
+        if line or target:
+            target.append(line)
+    prompt, negative = "\n".join(prompt_lines), "\n".join(negative_lines)
 
     res: dict[str, Any] = {}
-    for match in _PAIR.finditer(last):
-        key, value = match.group("key"), match.group("value")
+    for key, value in pairs:
         if not value:
             continue  # A1111 skips empty values
         if len(value) >= 2 and value[0] == value[-1] == '"':
@@ -240,7 +252,7 @@ def parse_infotext(text: str, skip_fields: Iterable[str] = ()) -> dict[str, Any]
         res.setdefault(key, default)
     if res["FP8 weight"] != "Disable":
         res.setdefault("Cache FP16 weight for LoRA", False)
-    if "Emphasis" not in res and uses_emphasis(prompt):
+    if "Emphasis" not in res and (uses_emphasis(prompt) or uses_emphasis(negative)):
         res["Emphasis"] = "Original"
     res.setdefault("Refiner switch by sampling steps", False)
     _version_backcompat(res)
@@ -250,37 +262,152 @@ def parse_infotext(text: str, skip_fields: Iterable[str] = ()) -> dict[str, Any]
 
 
 def uses_emphasis(prompt: str) -> bool:
-    """True when A1111's attention syntax gives any part of `prompt` a weight other than 1."""
-    segments: list[list[Any]] = []  # [text, weight, is_break]
+    """True when A1111's attention syntax gives any part of `prompt` a weight other than 1.
+
+    As A1111: each bracket multiplies the text runs inside it when it closes (unclosed ones at the end,
+    round before square), runs of equal weight merge, and a run that is exactly "BREAK" does not count.
+    """
+    if _ATTENTION_SYNTAX.search(prompt) is None:
+        return False
+    # 1. Text runs (None marks a BREAK) and, in the order A1111 applies them, (first run, end, factor).
+    runs: list[str | None] = []
+    add = runs.append
+    products: list[tuple[int, int, float]] = []
     round_open: list[int] = []
     square_open: list[int] = []
-
-    def scale(start: int, factor: float) -> None:
-        for seg in segments[start:]:
-            seg[1] *= factor
-
-    for m in _ATTENTION_TOKEN.finditer(prompt):
-        if m.group("escaped"):
-            segments.append([m.group("escaped")[1:], 1.0, False])
-        elif m.group("open"):
-            (round_open if m.group("open") == "(" else square_open).append(len(segments))
-        elif m.group("weight") is not None and round_open and _is_float(m.group("weight")):
-            scale(round_open.pop(), float(m.group("weight")))
-        elif m.group("close") == ")" and round_open:
-            scale(round_open.pop(), _ROUND)
-        elif m.group("close") == "]" and square_open:
-            scale(square_open.pop(), _SQUARE)
+    # Token strings (findall) and a dispatch on the first character: a megabyte of brackets stays fast.
+    for token in _ATTENTION_TOKEN.findall(prompt):
+        first = token[0]
+        if first == "(" or first == "[":
+            if len(token) == 1:
+                (round_open if first == "(" else square_open).append(len(runs))
+            else:
+                here = len(runs)
+                round_open.extend([here] * token.count("("))
+                square_open.extend([here] * token.count("["))
+        elif first == ")" and round_open:
+            products.append((round_open.pop(), len(runs), _ROUND))
+        elif first == "]" and square_open:
+            products.append((square_open.pop(), len(runs), _SQUARE))
+        elif first == "\\":
+            add(token[1:])
+        elif first == ":" and len(token) > 1 and round_open and _is_float(token[1:-1].strip()):
+            products.append((round_open.pop(), len(runs), float(token[1:-1].strip())))
+        elif "BREAK" not in token:  # text (also a bracket closing nothing, a weight with no '(' open)
+            add(token)
         else:
-            for i, part in enumerate(_BREAK.split(m.group(0))):
+            for i, part in enumerate(_split_break(token)):
                 if i:
-                    segments.append(["BREAK", -1.0, True])
-                segments.append([part, 1.0, False])
-    # Brackets left open weight everything after them.
-    for start in round_open:
-        scale(start, _ROUND)
-    for start in square_open:
-        scale(start, _SQUARE)
-    return any(not is_break and weight != 1.0 for _, weight, is_break in segments)
+                    add(None)
+                add(part)
+    end = len(runs)
+    products += [(start, end, _ROUND) for start in round_open if start < end]
+    products += [(start, end, _SQUARE) for start in square_open if start < end]
+    if not any(start < stop for start, stop, _ in products):
+        return False
+    # 2. The weights, multiplied in A1111's order (float rounding included), then its test.
+    if sum([stop - start for start, stop, _ in products]) > _EXACT_PRODUCTS:
+        return _uses_emphasis_counted(runs, products)
+    weights = [1.0 if run is not None else -1.0 for run in runs]
+    for start, stop, factor in products:
+        weights[start:stop] = [w * factor for w in weights[start:stop]]
+    return _any_weighted_run(runs, weights)
+
+
+def _any_weighted_run(runs: list[str | None], weights: list[float]) -> bool:
+    """A1111's test after merging equal-weight runs: some merged run is not "BREAK" and not at weight 1."""
+    run_weight: float | None = None
+    run_text = ""  # the merged text while it could still be "BREAK" (5 characters), else a stand-in
+    for run, weight in zip(runs, weights):
+        text = "BREAK" if run is None else run
+        if run_weight is not None and weight == run_weight:
+            run_text = run_text + text if len(run_text) + len(text) <= 5 else "(long)"
+            continue
+        if run_weight is not None and run_weight != 1.0 and run_text != "BREAK":
+            return True
+        run_weight, run_text = weight, (text if len(text) <= 5 else "(long)")
+    return run_weight is not None and run_weight != 1.0 and run_text != "BREAK"
+
+
+def _uses_emphasis_counted(runs: list[str | None], products: list[tuple[int, int, float]]) -> bool:
+    """Linear stand-in for brackets nested thousands deep: a run is weighted when its x1.1 and /1.1
+    brackets do not cancel out or an explicit weight other than 1 covers it."""
+    net = [0] * (len(runs) + 1)
+    explicit = [0] * (len(runs) + 1)
+    for start, stop, factor in products:
+        if factor == _ROUND or factor == _SQUARE:
+            step = 1 if factor == _ROUND else -1
+            net[start] += step
+            net[stop] -= step
+        elif factor != 1.0:
+            explicit[start] += 1
+            explicit[stop] -= 1
+    level = count = 0
+    for i, run in enumerate(runs):
+        level += net[i]
+        count += explicit[i]
+        if run is not None and (level or count):
+            return True
+    return False
+
+
+def _value_ends(line: str, pos: int) -> bool:
+    """`(?:,|$)` at `pos`: a comma, the end of the line, or a newline that is its last character."""
+    return pos == len(line) or line[pos] == "," or (pos == len(line) - 1 and line[pos] == "\n")
+
+
+def _split_break(text: str) -> list[str]:
+    """A1111's split on BREAK (with the whitespace around it) without its regex's rescans of long
+    whitespace runs: `re.split(r"\\s*\\bBREAK\\b\\s*", text)`."""
+    parts: list[str] = []
+    last = 0
+    for m in _BREAK_WORD.finditer(text):
+        lead = text[last:m.start()]
+        parts.append(lead.rstrip())  # the whitespace before BREAK goes with it (never before `last`)
+        last = _SPACES.match(text, m.end()).end()
+    parts.append(text[last:])
+    return parts
+
+
+def param_pairs(line: str) -> list[tuple[str, str]]:
+    """(key, raw value) pairs of a params line, as A1111's regex finds them; time linear in the line."""
+    pairs: list[tuple[str, str]] = []
+    size = len(line)
+    reversed_line = line[::-1]
+    pos = 0
+    scanned = (-1, -1)  # (start, stop) of the last quoted-value scan
+    while True:
+        # 1. The next colon with two key characters before it, and the key: from the first word character
+        #    of the key-character run before that colon (a key never starts before `pos`).
+        tail = _KEY_TAIL.search(line, pos)
+        if tail is None:
+            return pairs
+        colon = tail.end() - 1
+        run = _KEY_CHARS.match(reversed_line, size - colon, size - pos)
+        first = _WORD_CHAR.search(line, colon - (run.end() - run.start()), colon - 1)
+        if first is None:
+            pos = colon + 1  # e.g. "--:": no key ends at this colon
+            continue
+        key = line[first.start():colon]
+        # 2. The value: a quoted string that ends at ',' or the end of the line, else up to the next comma.
+        start = _SPACES.match(line, colon + 1).end()
+        stop = -1
+        if start < size and line[start] == '"':
+            body = start + 1
+            # A scan that starts inside the previous one (after an escaped quote) stops where it stopped.
+            if not scanned[0] <= body <= scanned[1]:
+                scanned = (body, _QUOTED_BODY.match(line, body).end())
+            stop = scanned[1]
+            after = stop + 1
+            closed = stop > body and stop < size and line[stop] == '"'
+            if closed and _value_ends(line, after):
+                pairs.append((key, line[start:after]))
+                pos = after + 1 if after < size and line[after] == "," else after
+                continue
+        comma = line.find(",", start)
+        end = size if comma < 0 else comma
+        pairs.append((key, line[start:end]))
+        pos = size if comma < 0 else comma + 1
 
 
 def _is_float(text: str) -> bool:

@@ -45,4 +45,5 @@ def png_info(body: PNGInfoRequest, request: Request):
     text, items = read_image_info(image)
     # The parameters chunk is the client's text too: the infotext limit applies before parsing it.
     check_length(text, limits.max_infotext_length, "image", INFOTEXT_SETTING)
-    return PNGInfoResponse(info=text or "", items=items, parameters=parse_infotext(text) if text else {})
+    # No or an empty chunk still gets A1111's defaults (Prompt "", Clip skip 1, ...), as A1111 answers.
+    return PNGInfoResponse(info=text or "", items=items, parameters=parse_infotext(text))
