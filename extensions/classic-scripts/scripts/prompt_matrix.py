@@ -76,6 +76,7 @@ class Script(scripts.Script):
             p.prompt = prompts
         else:
             p.negative_prompt = prompts
+        p.all_prompts = p.all_negative_prompts = None  # made again from the prompt lists below
         p.all_seeds = [int(p.seed) + (i if different_seeds else 0) for i in range(len(prompts))]
         p.all_subseeds = [int(p.subseed) + i for i in range(len(prompts))]
         p.prompt_for_display = positive

@@ -429,8 +429,8 @@ class Script(scripts.Script):
         order = [(ix, iy, iz) for iz in range(len(zs)) for iy in range(len(ys)) for ix in range(len(xs))]
         made = [cells[k] for k in order if cells[k].image is not None]
         if not made:
-            if plot.errors:
-                raise RuntimeError(f"{TITLE}: no image was generated: {plot.errors[0]}") from plot.errors[0]
+            if plot.errors:  # every cell failed: the job fails with the first reason, as the core gave it
+                raise plot.errors[0]
             return Processed(p, [])  # interrupted before the first image
         size = made[0].image.size
         for cell in cells.values():  # empty or odd-sized cells (a Size axis) fit the first cell's size

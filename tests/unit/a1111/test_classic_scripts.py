@@ -17,7 +17,7 @@ from modules.a1111.processing import Processed, StableDiffusionProcessingTxt2Img
 from modules.extensions.hooks import GenerationInfo
 from modules.extensions.loader import ExtensionLoader, ExtensionRoot, discover
 from modules.extensions.registry import ExtensionRegistry
-from modules.types import GenerationRequest, GenerationResult
+from modules.types import GenerationRequest, GenerationResult, UserInputError
 
 
 def test_a_processed_grid_first_becomes_the_results_grid():
@@ -113,11 +113,11 @@ class FakeCore:
                                 all_seeds=seeds, all_subseeds=subseeds, infotexts=infotexts)
 
 
-def run_script(compat, title: str, args, **fields):
+def run_script(compat, title: str, args, core=None, **fields):
     """One job through the adapter's run_job wrapper, as the queue runs it: (result, core requests)."""
     fields = {"prompt": "a cat", "width": 32, "height": 32, "seed": 100, "steps": 20, **fields}
     request = GenerationRequest(script_name=title.lower(), script_args=tuple(args), **fields)
-    core = FakeCore()
+    core = core or FakeCore()
     result = compat._run_job(request, GenerationInfo(request), core)
     return result, core.requests
 
@@ -247,6 +247,20 @@ def test_xyz_bad_values_and_types_fail_clearly_before_anything_generates(compat)
     assert core_calls == []
 
 
+def test_xyz_a_failed_cell_is_left_empty_and_reported_and_all_failing_fails_the_job(compat):
+    class PickyCore(FakeCore):
+        def __call__(self, request):
+            if request.steps == 20:
+                raise UserInputError("steps: 20 is not allowed today", field="steps")
+            return super().__call__(request)
+
+    result, requests = run_script(compat, XYZ, xyz_args("Steps", "10,20", draw_legend=False), core=PickyCore())
+    assert result.grid.getpixel((40, 10)) == (0, 0, 0) and result.grid.getpixel((10, 10)) != (0, 0, 0)
+    assert any("20 is not allowed today" in e for e in compat.registry.errors.of("classic-scripts"))
+    with pytest.raises(UserInputError, match="steps: 20 is not allowed today"):  # the core's own error
+        run_script(compat, XYZ, xyz_args("Steps", "20,20"), core=PickyCore())
+
+
 def test_xyz_axis_types_by_a1111_index_as_api_clients_send_them(compat):
     # txt2img indices in A1111's list: 4 Steps, 6 CFG Scale, 7 Prompt S/R, 9 Sampler.
     _, requests = run_script(compat, XYZ, xyz_args(4, "3", 6, "2.5", 9, "Euler a,DDIM", csv_mode=True))
@@ -331,6 +345,10 @@ def test_prompt_matrix_options_start_space_seeds_and_negative(compat):
                              negative_prompt="ugly|blurry")
     assert list(requests[0].all_negative_prompts) == ["ugly", "ugly, blurry"]
     assert list(requests[0].all_prompts) == ["a cat", "a cat"]
+    # Per-image prompts the request already carried are replaced by the matrix's.
+    _, requests = run_script(compat, MATRIX, [False, False, "positive", "comma", 0], prompt="a|b",
+                             all_prompts=("stale",))
+    assert list(requests[0].all_prompts) == ["a", "a, b"]
     with pytest.raises(Exception, match="prompt type must be 'positive' or 'negative'"):
         run_script(compat, MATRIX, [False, False, "sideways", "comma", 0], prompt="a|b")
 
