@@ -212,7 +212,7 @@ def build_images(compat) -> types.ModuleType:
         return text, items
 
     def check_grid_size(imgs) -> bool:
-        """A1111: False when a grid of `imgs` would pass the img_max_size_mp setting (megapixels)."""
+        """A1111: False when a grid of `imgs` would exceed the img_max_size_mp setting (megapixels)."""
         megapixels = round(sum(im.width * im.height for im in imgs) / 1_000_000)
         return megapixels <= grid_limit_megapixels(compat.opts)
 
