@@ -281,8 +281,10 @@ def get_learned_conditioning_prompt_schedules(
 # ---------------------------------------------------------------------------------------------------
 
 _AND = re.compile(r"\bAND\b")
-# A trailing ":number" is the sub-prompt's weight; whitespace before it and at the end is dropped.
-_SUBPROMPT_WEIGHT = re.compile(r"^(.*?)(?:\s*:\s*([-+]?(?:\d+\.?|\d*\.\d+)))?\s*$", re.DOTALL)
+# A trailing ":number" is the sub-prompt's weight; whitespace before it and at the end is dropped. A1111
+# matches `^(.*?)(?:\s*:\s*NUMBER)?\s*$`, whose lazy start retries the rest at every character (hours on a
+# megabyte of spaces); the weight can only follow the last colon, so that is the one place to look.
+_WEIGHT_AFTER_COLON = re.compile(r"\s*([-+]?(?:\d+\.?|\d*\.\d+))\s*")
 
 
 MulticondList = tuple[list[list[tuple[int, float]]], list[str], dict[str, int]]
@@ -296,14 +298,23 @@ def get_multicond_prompt_list(prompts: list[str]) -> MulticondList:
     for prompt in prompts:
         indexes = []
         for sub in _AND.split(prompt):
-            match = _SUBPROMPT_WEIGHT.match(sub)
-            text, weight = (match.group(1), match.group(2)) if match else (sub, None)
+            text, weight = split_subprompt_weight(sub)
             if text not in index_of:
                 index_of[text] = len(flat)
                 flat.append(text)
             indexes.append((index_of[text], float(weight) if weight is not None else 1.0))
         res_indexes.append(indexes)
     return res_indexes, flat, index_of
+
+
+def split_subprompt_weight(sub: str) -> tuple[str, str | None]:
+    """("a cat", "0.5") for "a cat :0.5 "; (text without trailing whitespace, None) without a weight."""
+    colon = sub.rfind(":")
+    if colon >= 0:
+        weight = _WEIGHT_AFTER_COLON.fullmatch(sub, colon + 1)
+        if weight is not None:
+            return sub[:colon].rstrip(), weight.group(1)
+    return sub.rstrip(), None
 
 
 # ---------------------------------------------------------------------------------------------------
