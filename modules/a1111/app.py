@@ -326,9 +326,15 @@ class A1111Compat:
             self._call_alwayson(frame, "before_process", p)
             if p.all_prompts is None:
                 self._setup_prompts(p)
+            count = len(p.all_prompts)
             if p.all_seeds is None:
-                p.all_seeds = [int(p.seed) + i for i in range(len(p.all_prompts))]
-                p.all_subseeds = [int(p.subseed) + i for i in range(len(p.all_prompts))]
+                p.all_seeds = _per_image(p.seed, count)
+            if p.all_subseeds is None:
+                p.all_subseeds = _per_image(p.subseed, count)
+            if isinstance(p.seed, (list, tuple)):
+                p.seed = p.all_seeds[0]
+            if isinstance(p.subseed, (list, tuple)):
+                p.subseed = p.all_subseeds[0]
             self._call_alwayson(frame, "process", p)
             request = processing.request_from_p(p, base=frame.request)
             frame.info.params.update(p.extra_generation_params or {})
@@ -434,13 +440,16 @@ class A1111Compat:
 
     # -- calling scripts ------------------------------------------------------------------------
     def _flat_args(self, runner: ScriptRunner, request: GenerationRequest, selected: LoadedScript | None):
-        """p.script_args as A1111 lays them out: [selected index, *each script's args]."""
-        runner.layout()
+        """p.script_args as A1111 lays them out: [selected index, *each script's args]; sets each
+        script's args_from/args_to to its slice (the given args, padded with the ui() defaults)."""
         flat: list[Any] = [0]
         if selected is not None:
             flat[0] = 1 + [s for s in runner.scripts if not s.alwayson].index(selected)
         for loaded in runner.scripts:
-            flat += self._given_args(loaded, request, selected)
+            args = self._given_args(loaded, request, selected)
+            loaded.script.args_from = len(flat)
+            flat += args
+            loaded.script.args_to = len(flat)
         return flat
 
     def _given_args(self, loaded: LoadedScript, request: GenerationRequest, selected) -> list[Any]:
@@ -481,6 +490,14 @@ class A1111Compat:
             if fail_job or loaded.key in frame.required:
                 raise ExtensionHookError(f"extension {loaded.extension!r} failed in {message}") from None
             return None
+
+
+def _per_image(seed, count: int) -> list[int]:
+    """One seed per image: a list a script set is used as it is, else seed + i (as our core does)."""
+    if isinstance(seed, (list, tuple)):
+        seeds = [int(s) for s in seed][:count]
+        return seeds + [seeds[-1] + i + 1 for i in range(count - len(seeds))] if seeds else list(range(count))
+    return [int(seed) + i for i in range(count)]
 
 
 def _safe(name: str) -> str:

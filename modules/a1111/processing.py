@@ -22,8 +22,11 @@ _REQUEST_FIELDS = tuple(f.name for f in dataclasses.fields(GenerationRequest)
 _DEFAULTS = GenerationRequest()
 
 
-def get_fixed_seed(seed: Any) -> int:
-    """A concrete seed: -1, None and '' become a random one (A1111's range: below 2**32 - 1)."""
+def get_fixed_seed(seed: Any) -> Any:
+    """A concrete seed: -1, None and '' become a random one (A1111's range: below 2**32 - 1); a list of
+    seeds (one per image, as some scripts set) is kept."""
+    if isinstance(seed, (list, tuple)):
+        return [get_fixed_seed(s) for s in seed]
     if seed is None or seed == "" or int(seed) == -1:
         return int(random.randrange(4294967294))
     return int(seed)
