@@ -12,13 +12,22 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from modules.extensions.hooks import BatchInfo
+from modules.generation.hook_calls import begin_batch, end_batch
 from modules.generation.inpaint import run_inpaint_batch
 from modules.generation.masks import mask_from_request, read_image, resize_image
 from modules.generation.passes import decode_latents, encode_images, img2img_inputs, run_batches, run_pass
 from modules.generation.prompting import ConditioningFactory, default_conditioning_factory, prepare
 from modules.generation.runtime import GenerationEnv, seamless_tiling
-from modules.generation.seeds import fresh_generators, job_seeds
-from modules.generation.txt2img import JobPlan, collect_images, new_result, plan_job
+from modules.generation.seeds import fresh_generators
+from modules.generation.txt2img import (
+    JobPlan,
+    collect_images,
+    image_prompts,
+    image_seeds,
+    new_result,
+    plan_job,
+)
 from modules.generation.validation import validate_request
 from modules.types import GenerationRequest, GenerationResult
 
@@ -45,33 +54,34 @@ def generate_img2img(model, request: GenerationRequest, *, progress=None,
     if request.initial_noise_multiplier != 1.0:
         result.warnings.append("Noise multiplier is not applied: diffusers adds the initial noise itself")
 
-    # 3. Seeds of every image: image i gets seed + i.
+    # 3. Prompts and seeds of every image: image i gets seed + i (or what a script decided per image).
     total = request.total_images
-    seeds, subseeds = job_seeds(request.seed, total), job_seeds(request.subseed, total)
+    prompts, negatives = image_prompts(plan, total)
+    seeds, subseeds = image_seeds(request, total)
     if progress is not None:
         progress.set_total(max(plan.first.steps, 1), request.n_iter)
 
     # 4. The batches.
-    def run_batch(index: int, batch: slice) -> None:
-        batch_inits = [inits[i % len(inits)] for i in range(batch.start, batch.stop)]
+    def run_batch(index: int, part: slice) -> None:
+        batch_inits = [inits[i % len(inits)] for i in range(part.start, part.stop)]
+        batch = begin_batch(env, index, prompts[part], negatives[part], seeds[part], subseeds[part])
         # Tiling covers the VAE's encode and decode as well as sampling (as A1111).
         with seamless_tiling(model.pipe, request.tiling):
             if mask is not None:
-                images, cond = run_inpaint_batch(model, plan, batch_inits, mask, seeds[batch], factory, env,
-                                                 progress)
+                images, cond = run_inpaint_batch(model, plan, batch_inits, mask, batch, factory, env, progress)
             else:
-                images, cond = run_img2img_batch(model, plan, batch_inits, seeds[batch], factory, env,
-                                                 progress)
-        collect_images(result, model, plan, images, seeds[batch], subseeds[batch], cond)
+                images, cond = run_img2img_batch(model, plan, batch_inits, batch, factory, env, progress)
+        images = end_batch(env, batch, images)
+        collect_images(result, model, plan, images, batch, cond, env)
 
     result.interrupted = run_batches(request.n_iter, request.batch_size, progress, run_batch)
     return result
 
 
-def run_img2img_batch(model, plan: JobPlan, inits: list[Image.Image], seeds: list[int],
+def run_img2img_batch(model, plan: JobPlan, inits: list[Image.Image], batch: BatchInfo,
                       factory: ConditioningFactory, env: GenerationEnv, progress):
     """One plain img2img batch; returns (images, conditioning)."""
-    request, count = plan.request, len(seeds)
+    request, seeds = plan.request, batch.seeds
     width, height = request.width, request.height
 
     # a. The start images at the requested size (latent mode: encode, then resize the latents).
@@ -84,9 +94,9 @@ def run_img2img_batch(model, plan: JobPlan, inits: list[Image.Image], seeds: lis
     pipe, inputs = img2img_inputs(model, env, start, width, height)
 
     # b. Conditioning and the pass.
-    cond = prepare(factory, pipe, [plan.prompt] * count, [plan.negative] * count, env,
+    cond = prepare(factory, pipe, batch.prompts, batch.negative_prompts, env,
                    steps=plan.first.steps, clip_skip=plan.clip_skip)
-    output = run_pass(pipe, cond, replace(plan.first, seed=seeds[0]), progress,
+    output = run_pass(pipe, cond, replace(plan.first, seed=seeds[0]), progress, env=env,
                       strength=request.denoising_strength, num_inference_steps=request.steps,
                       guidance_scale=request.cfg_scale, eta=plan.eta, generator=fresh_generators(seeds),
                       output_type="latent", **inputs)

@@ -26,10 +26,12 @@ from modules.generation.seeds import fresh_generators
 FILL, ORIGINAL, LATENT_NOISE, LATENT_NOTHING = range(4)  # request.inpainting_fill, A1111's order
 
 
-def run_inpaint_batch(model, plan, inits: list[Image.Image], mask: Image.Image, seeds: list[int], factory,
+def run_inpaint_batch(model, plan, inits: list[Image.Image], mask: Image.Image, batch, factory,
                       env, progress) -> tuple[list[Image.Image], object]:
-    """One inpaint batch; returns (images, conditioning). `mask` is 'L', white = repaint, init-sized."""
-    request, count = plan.request, len(seeds)
+    """One inpaint batch (a BatchInfo: prompts and seeds per image); returns (images, conditioning).
+    `mask` is 'L', white = repaint, init-sized."""
+    request, seeds = plan.request, batch.seeds
+    count = len(seeds)
     width, height = request.width, request.height
     blur_x = request.mask_blur if request.mask_blur_x is None else request.mask_blur_x
     blur_y = request.mask_blur if request.mask_blur_y is None else request.mask_blur_y
@@ -56,10 +58,11 @@ def run_inpaint_batch(model, plan, inits: list[Image.Image], mask: Image.Image, 
     generated = starts
     if plan.first.steps >= 1:
         pipe = derived_pipeline(model, "inpaint", env)
-        cond = prepare(factory, pipe, [plan.prompt] * count, [plan.negative] * count, env,
+        cond = prepare(factory, pipe, batch.prompts, batch.negative_prompts, env,
                        steps=plan.first.steps, clip_skip=plan.clip_skip)
         with masked_content_latents(pipe, request.inpainting_fill, region_mask):
-            generated = run_pass(pipe, cond, replace(plan.first, seed=seeds[0]), progress, image=starts,
+            generated = run_pass(pipe, cond, replace(plan.first, seed=seeds[0]), progress, env=env,
+                                 image=starts,
                                  mask_image=[region_mask] * count, strength=request.denoising_strength,
                                  num_inference_steps=request.steps, guidance_scale=request.cfg_scale,
                                  eta=plan.eta, generator=fresh_generators(seeds), width=width, height=height,

@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from modules.generation.denoised import denoised_trace, stopped_early
+from modules.generation.hook_calls import step_callback
 from modules.generation.prompting import tensor_inputs
 from modules.generation.runtime import (
     callback_tensor_names,
@@ -74,11 +75,13 @@ def progress_callback(progress, spec: PassSpec):
                               pass_steps=spec.steps, on_stop="flag")
 
 
-def run_pass(pipe, cond, spec: PassSpec, progress=None, **call_kwargs):
-    """Call `pipe` once with the pass's scheduler, conditioning and callbacks; returns the pipeline output."""
+def run_pass(pipe, cond, spec: PassSpec, progress=None, *, env=None, **call_kwargs):
+    """Call `pipe` once with the pass's scheduler, conditioning and callbacks; returns the pipeline output.
+    `env` brings the extensions' on_step hooks (they run before progress, which may stop the pass)."""
     base_config = model_scheduler_config(pipe.scheduler)
     scheduler = build_scheduler(base_config, spec.sampler, spec.schedule, seed=spec.seed)
-    callback = chain_callbacks(cond.step_callback, progress_callback(progress, spec))
+    callback = chain_callbacks(cond.step_callback, step_callback(env, spec.steps),
+                               progress_callback(progress, spec))
     if callback is not None:
         call_kwargs["callback_on_step_end"] = callback
         call_kwargs["callback_on_step_end_tensor_inputs"] = callback_tensor_names(pipe, tensor_inputs(cond))

@@ -25,6 +25,8 @@ class GenerationEnv:
     checkpoints: Any = None  # CheckpointRegistry: finds the refiner checkpoint
     styles: Any = None  # prompts.styles store; None = no saved styles
     embeddings: Any = None  # prompts.embeddings.EmbeddingDatabase; None = no textual inversion
+    hooks: Any = None  # extensions.hooks.HookRegistry: batch/image/step hook points; None = no extensions
+    info: Any = None  # extensions.hooks.GenerationInfo of the job the hooks see
 
     def setting(self, key: str) -> Any:
         """The setting's current value, or its default when no store is attached."""

@@ -12,7 +12,9 @@ from typing import Any
 import torch
 from PIL import Image
 
+from modules.extensions.hooks import BatchInfo, ImageInfo
 from modules.generation import hires as hr
+from modules.generation.hook_calls import begin_batch, end_batch, extra_params, image_hook
 from modules.generation.info import image_infotext
 from modules.generation.passes import (
     PassSpec,
@@ -36,7 +38,7 @@ from modules.generation.seeds import create_latents, fresh_generators, job_seeds
 from modules.generation.validation import validate_request
 from modules.pipelines.memory import execution_device
 from modules.samplers import resolve_sampler
-from modules.types import GenerationRequest, GenerationResult
+from modules.types import GenerationRequest, GenerationResult, UserInputError
 
 
 @dataclass
@@ -70,9 +72,11 @@ def generate_txt2img(model, request: GenerationRequest, *, progress=None,
     plan = plan_job(model, request, env)
     result = new_result(plan)
 
-    # 3. Seeds of every image: image i gets seed + i (and subseed + i).
+    # 3. Prompts and seeds of every image: image i gets seed + i (and subseed + i), unless a script
+    #    decided them per image (request.all_prompts / all_seeds).
     total = request.total_images
-    seeds, subseeds = job_seeds(request.seed, total), job_seeds(request.subseed, total)
+    prompts, negatives = image_prompts(plan, total)
+    seeds, subseeds = image_seeds(request, total)
     if progress is not None:
         hires_steps = plan.hires_pass.steps if plan.hires_pass else 0
         progress.set_total(plan.first.steps + hires_steps, request.n_iter)
@@ -81,12 +85,13 @@ def generate_txt2img(model, request: GenerationRequest, *, progress=None,
     # An inpainting checkpoint generates from text through its inpaint pipeline, everything masked.
     pipe = derived_pipeline(model, "inpaint" if is_inpaint_unet(model.pipe) else "txt2img", env)
 
-    def run_batch(index: int, batch: slice) -> None:
+    def run_batch(index: int, part: slice) -> None:
+        batch = begin_batch(env, index, prompts[part], negatives[part], seeds[part], subseeds[part])
         # Tiling covers the whole batch, VAE decodes between and after the passes too (as A1111).
         with seamless_tiling(model.pipe, request.tiling):
-            images, cond = run_txt2img_batch(model, pipe, plan, seeds[batch], subseeds[batch], factory, env,
-                                             progress)
-        collect_images(result, model, plan, images, seeds[batch], subseeds[batch], cond)
+            images, cond = run_txt2img_batch(model, pipe, plan, batch, factory, env, progress)
+        images = end_batch(env, batch, images)
+        collect_images(result, model, plan, images, batch, cond, env)
 
     try:
         result.interrupted = run_batches(request.n_iter, request.batch_size, progress, run_batch)
@@ -120,11 +125,30 @@ def plan_job(model, request: GenerationRequest, env: GenerationEnv) -> JobPlan:
     return plan
 
 
-def run_txt2img_batch(model, pipe, plan: JobPlan, seeds: list[int], subseeds: list[int],
-                      factory: ConditioningFactory, env: GenerationEnv,
-                      progress) -> tuple[list[Image.Image], Any]:
+def image_prompts(plan: JobPlan, total: int) -> tuple[list[str], list[str]]:
+    """Every image's (prompt, negative prompt): the script-given lists, else the job's prompts."""
+    request = plan.request
+    prompts = list(request.all_prompts) or [plan.prompt] * total
+    negatives = list(request.all_negative_prompts) or [plan.negative] * total
+    if len(prompts) < total or len(negatives) < total:
+        raise UserInputError(f"all_prompts has {len(prompts)} and all_negative_prompts {len(negatives)} "
+                             f"entries for {total} images", field="all_prompts")
+    return prompts[:total], negatives[:total]
+
+
+def image_seeds(request: GenerationRequest, total: int) -> tuple[list[int], list[int]]:
+    seeds = list(request.all_seeds) or job_seeds(request.seed, total)
+    subseeds = list(request.all_subseeds) or job_seeds(request.subseed, total)
+    if len(seeds) < total or len(subseeds) < total:
+        raise UserInputError(f"all_seeds has {len(seeds)} entries for {total} images", field="all_seeds")
+    return seeds[:total], subseeds[:total]
+
+
+def run_txt2img_batch(model, pipe, plan: JobPlan, batch: BatchInfo, factory: ConditioningFactory,
+                      env: GenerationEnv, progress) -> tuple[list[Image.Image], Any]:
     """One batch through all passes; returns its images and the first pass's conditioning (for infotext)."""
-    request, count = plan.request, len(seeds)
+    request, seeds, subseeds = plan.request, batch.seeds, batch.subseeds
+    count = len(seeds)
     # a. Noise per image from its own seed, so a batch equals the same seeds generated one by one.
     factor = pipe.vae_scale_factor  # 8 for real SD VAEs
     shape = (pipe.vae.config.latent_channels, request.height // factor, request.width // factor)
@@ -133,7 +157,7 @@ def run_txt2img_batch(model, pipe, plan: JobPlan, seeds: list[int], subseeds: li
     latents = latents.to(execution_device(pipe), unet_dtype(pipe))
 
     # b. Conditioning for this batch's prompts.
-    cond = prepare(factory, pipe, [plan.prompt] * count, [plan.negative] * count, env,
+    cond = prepare(factory, pipe, batch.prompts, batch.negative_prompts, env,
                    steps=request.steps, clip_skip=plan.clip_skip)
 
     # c. First pass. It always hands over latents: the next stage or our own decode (which retries a
@@ -145,33 +169,34 @@ def run_txt2img_batch(model, pipe, plan: JobPlan, seeds: list[int], subseeds: li
     kwargs.update(inpaint_model_inputs(pipe, request, count))
     if plan.refiner is not None:
         kwargs["denoising_end"] = plan.refiner.switch_at
-    output = run_pass(pipe, cond, replace(plan.first, seed=seeds[0]), progress, **kwargs).images
+    output = run_pass(pipe, cond, replace(plan.first, seed=seeds[0]), progress, env=env, **kwargs).images
 
     # d. Refiner: the rest of the schedule on the base's latents.
     if plan.refiner is not None and not stop_requested(progress):
-        output = run_refiner(plan, output, seeds, factory, env, progress)
+        output = run_refiner(plan, output, batch, factory, env, progress)
 
     # e. Hires fix: upscale, then img2img at the new size.
     if plan.hires is not None and not stop_requested(progress):
-        output = run_hires(model, plan, output, seeds, factory, env, progress, pipe)
+        output = run_hires(model, plan, output, batch, factory, env, progress, pipe)
     return as_images(pipe, output), cond
 
 
-def run_refiner(plan: JobPlan, latents, seeds, factory, env, progress):
+def run_refiner(plan: JobPlan, latents, batch: BatchInfo, factory, env, progress):
     """The refiner's share of the schedule (denoising_start = switch point) on the base's latents."""
-    request, refiner = plan.request, plan.refiner
-    cond = prepare(factory, refiner.pipe, [plan.prompt] * len(seeds), [plan.negative] * len(seeds), env,
+    request, refiner, seeds = plan.request, plan.refiner, batch.seeds
+    cond = prepare(factory, refiner.pipe, batch.prompts, batch.negative_prompts, env,
                    steps=request.steps, clip_skip=plan.clip_skip)
     spec = replace(plan.first, seed=seeds[0], step_offset=int(request.steps * refiner.switch_at),
                    steps=request.steps - int(request.steps * refiner.switch_at))
-    return run_pass(refiner.pipe, cond, spec, progress, image=latents, denoising_start=refiner.switch_at,
+    return run_pass(refiner.pipe, cond, spec, progress, env=env, image=latents,
+                    denoising_start=refiner.switch_at,
                     num_inference_steps=request.steps, guidance_scale=request.cfg_scale, eta=plan.eta,
                     generator=fresh_generators(seeds), output_type="latent").images
 
 
-def run_hires(model, plan: JobPlan, output, seeds, factory, env, progress, pipe):
+def run_hires(model, plan: JobPlan, output, batch: BatchInfo, factory, env, progress, pipe):
     """Upscale the first pass (latent or pixel upscaler) and run img2img at the hires size."""
-    request, size = plan.request, plan.hires
+    request, size, seeds = plan.request, plan.hires, batch.seeds
     if size.latent:
         upscaled = hr.upscale_latents(output, size, pipe.vae_scale_factor)
     else:
@@ -179,13 +204,15 @@ def run_hires(model, plan: JobPlan, output, seeds, factory, env, progress, pipe)
     if plan.hires_pass.steps < 1:  # denoising strength 0: the upscale is the result, as in A1111
         return upscaled
     img2img, inputs = img2img_inputs(model, env, upscaled, size.width, size.height)
-    prompts = [strip_comments(request.hr_prompt) or plan.prompt] * len(seeds)
-    negatives = [strip_comments(request.hr_negative_prompt) or plan.negative] * len(seeds)
+    # The hires prompt, when given, replaces every image's prompt for this pass (as A1111's hr_prompt).
+    hr_prompt, hr_negative = strip_comments(request.hr_prompt), strip_comments(request.hr_negative_prompt)
+    prompts = [hr_prompt] * len(seeds) if hr_prompt else list(batch.prompts)
+    negatives = [hr_negative] * len(seeds) if hr_negative else list(batch.negative_prompts)
     # Prompt schedules ([a:b:0.5]) run over the hires steps in this pass, as in A1111.
     cond = prepare(factory, img2img, prompts, negatives, env, steps=request.steps, clip_skip=plan.clip_skip,
                    hires_steps=plan.hires_pass.steps)
     cfg = request.hr_cfg_scale if request.hr_cfg_scale is not None else request.cfg_scale
-    return run_pass(img2img, cond, replace(plan.hires_pass, seed=seeds[0]), progress,
+    return run_pass(img2img, cond, replace(plan.hires_pass, seed=seeds[0]), progress, env=env,
                     strength=request.denoising_strength, num_inference_steps=size.steps, guidance_scale=cfg,
                     eta=plan.eta, generator=fresh_generators(seeds), output_type="latent", **inputs).images
 
@@ -210,19 +237,23 @@ def new_result(plan: JobPlan) -> GenerationResult:
     return GenerationResult(job_timestamp=stamp, warnings=list(plan.warnings))
 
 
-def collect_images(result: GenerationResult, model, plan: JobPlan, images, seeds, subseeds, cond) -> None:
-    """Append a batch's images with their prompts, seeds and infotexts to the job result."""
-    extra = dict(getattr(cond, "extra_params", None) or {})
+def collect_images(result: GenerationResult, model, plan: JobPlan, images, batch: BatchInfo, cond,
+                   env: GenerationEnv | None = None) -> None:
+    """Append a batch's images with their prompts, seeds and infotexts to the job result; extensions'
+    after_image hooks see each image first, their info.params go into every infotext."""
+    extra = {**dict(getattr(cond, "extra_params", None) or {}), **extra_params(env)}
     for warning in getattr(cond, "warnings", None) or ():
         if warning not in result.warnings:
             result.warnings.append(warning)
-    for image, seed, subseed in zip(images, seeds, subseeds):
-        result.images.append(image)
-        result.all_prompts.append(plan.prompt)
-        result.all_negative_prompts.append(plan.negative)
+    rows = zip(images, batch.prompts, batch.negative_prompts, batch.seeds, batch.subseeds)
+    for image, prompt, negative, seed, subseed in rows:
+        info = ImageInfo(len(result.images), seed, prompt, negative, batch.index)
+        result.images.append(image_hook(env, image, info))
+        result.all_prompts.append(prompt)
+        result.all_negative_prompts.append(negative)
         result.all_seeds.append(seed)
         result.all_subseeds.append(subseed)
-        text = image_infotext(plan.info_request, model, prompt=plan.prompt, negative=plan.negative, seed=seed,
+        text = image_infotext(plan.info_request, model, prompt=prompt, negative=negative, seed=seed,
                               subseed=subseed, schedule=plan.first.schedule.name, extra=extra)
         result.infotexts.append(text)
     result.extra["extra_generation_params"] = extra
