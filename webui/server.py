@@ -38,15 +38,9 @@ def create_app(ctx: AppContext):
         install_api(app, ctx)
     install_guards(app, ctx)
     if not ctx.flags.nowebui:
-        import gradio as gr
+        from webui.ui.mount import mount_ui
 
-        from webui.ui.app import build_ui, ui_css, ui_js
-
-        blocks = build_ui(ctx)
-        auth = list(resolve_credentials(ctx.flags).ui) or None
-        gr.mount_gradio_app(app, blocks, path="/", auth=auth, ssr_mode=False, css=ui_css(ctx), js=ui_js(ctx),
-                            theme=None, footer_links=["api"] if ctx.flags.api_enabled else [],
-                            server_name=ctx.flags.server_host, server_port=ctx.flags.server_port)
+        mount_ui(app, ctx, auth=list(resolve_credentials(ctx.flags).ui) or None)
     return app
 
 

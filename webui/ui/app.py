@@ -1,15 +1,14 @@
 """build_ui(ctx) -> gr.Blocks: the top bar and one tab per file in webui/ui/tabs, with A1111's element ids.
 
-The page's CSS (ours + the user's user.css) and JS (theme, keyboard shortcuts) are handed to
+The page's CSS (ours + the user's user.css) and JS (theme, keyboard shortcuts, tabs rendered at load) go to
 mount_gradio_app by webui/server.py: Gradio 6 takes them there, not on gr.Blocks.
 """
 from __future__ import annotations
 
-import json
-
 import gradio as gr
 
 from webui.ui import topbar
+from webui.ui.page_js import page_js
 from webui.ui.registry import UiBuild
 from webui.ui.tabs import extensions, extras, img2img, png_info, settings, train, txt2img
 
@@ -47,30 +46,6 @@ BASE_CSS = """
 .defaults-table td, .defaults-table th { padding: 2px 8px; text-align: left; }
 """
 
-# Theme first (so a forced theme shows on the first paint), then A1111's keys: Ctrl+Enter generates,
-# Esc interrupts, each on the tab that is visible.
-JS_TEMPLATE = """
-() => {
-  const theme = __THEME__;
-  if (theme === "dark") document.body.classList.add("dark");
-  if (theme === "light") document.body.classList.remove("dark");
-  const visibleTab = () => ["txt2img", "img2img"].find((t) => {
-    const el = document.getElementById("tab_" + t);
-    return el && el.offsetParent !== null;
-  });
-  document.addEventListener("keydown", (e) => {
-    const tab = visibleTab();
-    if (!tab) return;
-    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
-      e.preventDefault();
-      document.getElementById(tab + "_generate")?.click();
-    } else if (e.key === "Escape" && document.querySelector("#" + tab + "_progress .progress-text")) {
-      document.getElementById(tab + "_interrupt")?.click();
-    }
-  });
-}
-"""
-
 
 def ui_css(ctx) -> str:
     """Our CSS plus the user's user.css from the data dir (as A1111 loads it)."""
@@ -80,9 +55,9 @@ def ui_css(ctx) -> str:
     return css
 
 
-def ui_js(ctx) -> str:
-    """Page-load JS: the --theme flag and the keyboard shortcuts."""
-    return JS_TEMPLATE.replace("__THEME__", json.dumps(getattr(ctx.flags, "theme", None)))
+def ui_js(ctx, blocks: gr.Blocks) -> str:
+    """Page-load JS: the --theme flag, the keyboard shortcuts, every tab rendered at load (page_js.py)."""
+    return page_js(getattr(ctx.flags, "theme", None), blocks)
 
 
 def build_ui(ctx) -> gr.Blocks:
@@ -90,7 +65,8 @@ def build_ui(ctx) -> gr.Blocks:
     ui = UiBuild(ctx)
     with gr.Blocks(title="Stable Diffusion", analytics_enabled=False) as blocks:
         topbar.build(ctx, ui)
-        with gr.Tabs(elem_id="tabs") as ui.tabs:
+        # "wrap": every tab button stays in the page (a narrow window would hide some in a menu).
+        with gr.Tabs(elem_id="tabs", overflow_behavior="wrap") as ui.tabs:
             for label, tab_id, module in TABS:
                 with gr.Tab(label, id=tab_id, elem_id=f"tab_{tab_id}"):
                     module.build(ctx, ui)

@@ -32,7 +32,7 @@ def build(ctx, ui) -> None:
         reload = gr.Button("Reload UI", elem_id="settings_restart_gradio")
     result = gr.HTML(elem_id="settings_result")
     widgets = {}
-    with gr.Tabs(elem_id="settings"):
+    with gr.Tabs(elem_id="settings", overflow_behavior="wrap"):
         for section, specs in sections.items():
             title = SECTION_TITLES.get(section, section.replace("_", " ").title())
             with gr.Tab(title, id=f"settings_{section}", elem_id=f"settings_{section}"):

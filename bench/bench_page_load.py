@@ -1,0 +1,98 @@
+"""Page-load cost of the UI: a fresh browser context opens the page (no cache, as a first visit) and we time
+DOMContentLoaded, the txt2img Generate button visible, the txt2img tab complete (TXT2IMG_PROBE), and every
+A1111 id of ID_PROBE present without a tab click; the DOM size and the /config size say what rendering the
+hidden tabs costs. One process serves the real
+app (uvicorn thread, demo checkpoint); medians over the repeats.
+
+    venv/bin/python bench/bench_page_load.py [--repeats 7]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.bench_ui_overhead import start_app  # noqa: E402  (sets the offline environment first)
+
+# Ids that user CSS, user scripts and A1111 extensions look up right after load, one or more per tab.
+TXT2IMG_PROBE = ("txt2img_prompt", "txt2img_generate", "txt2img_gallery", "txt2img_steps", "txt2img_seed",
+                 "txt2img_script_list", "html_log_txt2img")
+ID_PROBE = ("tab_txt2img", "txt2img_prompt", "txt2img_gallery", "tab_img2img", "img2img_prompt",
+            "img2img_gallery", "img2img_image", "tab_extras", "extras_image", "tab_pnginfo", "pnginfo_image",
+            "tab_settings", "settings_submit", "tab_extensions")
+
+
+def load_once(browser, url: str) -> dict:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    start = time.perf_counter()
+    page.goto(url, wait_until="domcontentloaded")
+    dom = time.perf_counter() - start
+    page.wait_for_selector("#txt2img_generate", state="visible", timeout=60_000)
+    visible = time.perf_counter() - start
+    first_probe = json.dumps(list(TXT2IMG_PROBE))
+    page.wait_for_function(f"() => {first_probe}.every((id) => document.getElementById(id))", timeout=60_000,
+                           polling=10)
+    first_tab = time.perf_counter() - start
+    probe = json.dumps(list(ID_PROBE))
+    all_ids = None
+    try:
+        page.wait_for_function(f"() => {probe}.every((id) => document.getElementById(id))", timeout=5_000,
+                               polling=10)
+        all_ids = time.perf_counter() - start
+    except Exception:  # noqa: BLE001 - the old page never has them all; report what is missing
+        pass
+    missing = page.evaluate(f"() => {probe}.filter((id) => !document.getElementById(id))")
+    nodes = page.evaluate("() => document.getElementsByTagName('*').length")
+    context.close()
+    return {"dom": dom, "visible": visible, "first_tab": first_tab, "all_ids": all_ids, "missing": missing,
+            "nodes": nodes}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+
+    from playwright.sync_api import sync_playwright
+
+    from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS
+
+    ctx, url, server = start_app(Path(tempfile.mkdtemp(prefix="bench-load-")))
+    try:
+        with urllib.request.urlopen(url + "/config", timeout=30) as resp:
+            config_bytes = len(resp.read())
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            load_once(browser, url)  # warm-up: server-side first-request costs, browser start
+            runs = [load_once(browser, url) for _ in range(args.repeats)]
+            browser.close()
+    finally:
+        server.should_exit = True
+        ctx.close()
+
+    def med(key: str) -> str:
+        values = [r[key] for r in runs if r[key] is not None]
+        return f"{statistics.median(values) * 1000:7.0f} ms" if values else "  never (ids missing)"
+
+    print(f"page load, fresh browser context each time, median of {args.repeats}:")
+    print(f"  DOMContentLoaded            {med('dom')}")
+    print(f"  txt2img Generate visible    {med('visible')}")
+    print(f"  txt2img tab complete        {med('first_tab')}")
+    print(f"  all {len(ID_PROBE)} probed ids present   {med('all_ids')}")
+    print(f"  DOM elements                {statistics.median(r['nodes'] for r in runs):7.0f}")
+    print(f"  /config size                {config_bytes / 1024:7.0f} KiB")
+    if runs[-1]["missing"]:
+        print(f"  missing at load: {', '.join(runs[-1]['missing'])}")
+
+
+if __name__ == "__main__":
+    main()

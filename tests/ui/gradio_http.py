@@ -1,0 +1,92 @@
+"""Drive the mounted Gradio UI over plain HTTP, as its page does (and as a hostile client could): read
+/config, find an event by the element id that triggers it, post it to the queue, read its messages."""
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+
+def file_data(path: str, name: str | None = None) -> dict:
+    """A FileData payload naming a server path, the shape an upload produces."""
+    return {"path": path, "url": None, "orig_name": name or path.rsplit("/", 1)[-1], "size": None,
+            "mime_type": None, "is_stream": False, "meta": {"_type": "gradio.FileData"}}
+
+
+@dataclass
+class GradioPage:
+    """One page session: its config and session hash; `http` carries cookies (a login) when given."""
+
+    url: str
+    http: requests.Session = field(default_factory=requests.Session)
+    session_hash: str = field(default_factory=lambda: uuid.uuid4().hex[:11])
+    config: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not self.config:
+            response = self.http.get(self.url + "/config", timeout=30)
+            response.raise_for_status()
+            self.config = response.json()
+
+    def component(self, elem_id: str) -> dict:
+        found = [c for c in self.config["components"] if c.get("props", {}).get("elem_id") == elem_id]
+        assert found, f"no component with elem_id {elem_id!r}"
+        return found[0]
+
+    def dependency(self, elem_id: str, event: str) -> dict:
+        target = self.component(elem_id)["id"]
+        deps = [d for d in self.config["dependencies"] if [target, event] in d["targets"]]
+        assert deps, f"no {event} event on {elem_id!r}"
+        return deps[0]
+
+    def default_inputs(self, dep: dict) -> list:
+        """The inputs as a freshly loaded page sends them: each component's initial value."""
+        by_id = {c["id"]: c for c in self.config["components"]}
+        return [by_id[i].get("props", {}).get("value") for i in dep["inputs"]]
+
+    def input_index(self, dep: dict, elem_id: str) -> int:
+        return dep["inputs"].index(self.component(elem_id)["id"])
+
+    def join(self, dep: dict, data: list, trigger: str | None = None) -> requests.Response:
+        """POST /gradio_api/queue/join for `dep` (the page's own request); the caller checks the answer."""
+        trigger_id = self.component(trigger)["id"] if trigger else dep["targets"][0][0]
+        body = {"data": data, "event_data": None, "fn_index": dep["id"], "trigger_id": trigger_id,
+                "session_hash": self.session_hash}
+        return self.http.post(self.url + "/gradio_api/queue/join", json=body, timeout=30)
+
+    def stream(self, timeout: float = 60) -> requests.Response:
+        """The session's message stream (open it right after join, keep it open while the events run)."""
+        return self.http.get(self.url + "/gradio_api/queue/data", params={"session_hash": self.session_hash},
+                             stream=True, timeout=timeout)
+
+    def run(self, dep: dict, data: list, timeout: float = 60) -> dict:
+        """Join and read until the event completes; returns the process_completed message (or, when the
+        queue refuses the event, {"msg": "refused", "status": ..., "output": {"error": ...}})."""
+        joined = self.join(dep, data)
+        if not joined.ok:
+            return {"msg": "refused", "status": joined.status_code, "success": False,
+                    "output": {"error": joined.text}}
+        with self.stream(timeout) as response:
+            for message in messages(response):
+                if message.get("msg") == "process_completed":
+                    return message
+        raise AssertionError("the stream ended before the event completed")
+
+
+def messages(response: requests.Response):
+    """The JSON messages of an SSE stream ("data: {...}" lines)."""
+    for line in response.iter_lines(decode_unicode=True):
+        if line and line.startswith("data:"):
+            yield json.loads(line[5:])
+
+
+def output_text(message: dict) -> str:
+    """Everything an event sent back, as one string to search (outputs, or the error)."""
+    return json.dumps(message.get("output", {}), default=str)
+
+
+def result_of(message: dict) -> Any:
+    return (message.get("output") or {}).get("data")

@@ -1,0 +1,33 @@
+"""Mount the Gradio UI on the FastAPI app with the file checks a launched Gradio app has.
+
+Gradio refuses an event whose file input names a path that was not uploaded only once `blocks.has_launched`
+is true, which `Blocks.launch()` sets and `mount_gradio_app` does not (Gradio 6, processing_utils
+`_check_allowed`). Without it, an event such as PNG Info's with `{"path": "/etc/passwd"}` had the file copied
+into Gradio's cache, and `/gradio_api/file=<cache path>` served it to anyone who can reach the UI.
+"""
+from __future__ import annotations
+
+import gradio as gr
+
+from webui.ui.app import build_ui, ui_css, ui_js
+
+# Largest file one upload may carry (Gradio answers 413 above it). Big enough for an 8K PNG for Extras.
+MAX_UPLOAD_MB = 200
+# Events Gradio's queue runs at once. Gradio ties it to its 40 threads, but a waiting Generate holds no
+# thread (runner.py), so more pages can wait in our job queue, which shows each its place in line; the
+# sync handlers among them still share the 40 threads.
+EVENT_SLOTS = 256
+
+
+def mount_ui(app, ctx, auth: list[tuple[str, str]] | None) -> gr.Blocks:
+    """Build the page and mount it at / on `app`; `auth` is the UI's login (None = no login page)."""
+    blocks = build_ui(ctx)
+    gr.mount_gradio_app(app, blocks, path="/", auth=auth, ssr_mode=False, css=ui_css(ctx),
+                        js=ui_js(ctx, blocks), theme=None, footer_links=["api"] if ctx.flags.api_enabled else [],
+                        server_name=ctx.flags.server_host, server_port=ctx.flags.server_port,
+                        max_file_size=f"{MAX_UPLOAD_MB}mb",
+                        # Nothing beyond Gradio's own cache is served: outputs reach the page as copies.
+                        allowed_paths=[])
+    blocks.has_launched = True  # see the module docstring: turns Gradio's upload-folder check on
+    blocks._queue.max_thread_count = EVENT_SLOTS  # as launch(max_threads=) sets it, without a 256-thread pool
+    return blocks
