@@ -8,6 +8,7 @@ the same loaded model; runs are interleaved so machine load hits each alike; med
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import socket
 import statistics
@@ -70,10 +71,14 @@ def time_handler(ctx, values: dict) -> float:
     from webui.ui.components.runner import SessionJobs, stream_job
 
     jobs = SessionJobs(ctx)
+
+    async def consume() -> None:
+        async for _ in stream_job(ctx, jobs, "bench", lambda: forms.request_from_values("txt2img", values),
+                                  lambda req: submit_generation(ctx, req)):
+            pass
+
     start = time.perf_counter()
-    for _ in stream_job(ctx, jobs, "bench", lambda: forms.request_from_values("txt2img", values),
-                        lambda req: submit_generation(ctx, req)):
-        pass
+    asyncio.run(consume())
     return time.perf_counter() - start
 
 

@@ -144,13 +144,13 @@ def test_batch_from_directory_pairs_masks_and_reads_png_info(tmp_path):
     Image.new("RGB", (64, 64)).save(images / "b.jpg")
     (images / "notes.txt").write_text("not an image")
     Image.new("L", (64, 64), 255).save(masks / "b.png")
-    found = batch_dir.list_images(str(images))
+    found = batch_dir.list_images(images)
     assert [p.name for p in found] == ["a.png", "b.jpg"]
 
-    base = {**TXT2IMG, "batch_mask_dir": str(masks), "batch_use_png_info": True}
-    first, second = (batch_dir.file_values(base, p) for p in found)
+    base = {**TXT2IMG, "batch_use_png_info": True}
+    first, second = (batch_dir.file_values(base, p, masks) for p in found)
     assert (first["img2img_mode"], first["prompt"], first["steps"], first["seed"]) == ("img2img", "a boat", 7, 5)
     assert second["img2img_mode"] == "inpaint_upload" and second["init_mask_inpaint"].endswith("b.png")
     assert second["prompt"] == "a cat"  # no PNG info in b.jpg: the form's prompt stays
     with pytest.raises(UserInputError, match="batch_input_dir"):
-        batch_dir.list_images(str(tmp_path / "missing"))
+        batch_dir.list_images(tmp_path / "missing")

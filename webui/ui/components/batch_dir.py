@@ -3,10 +3,11 @@ to an output folder under its own name, optionally with the prompt and seed from
 from __future__ import annotations
 
 import html
-from collections.abc import Callable, Iterator
-from dataclasses import replace
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import anyio
 import gradio as gr
 from PIL import Image
 
@@ -14,7 +15,8 @@ from modules.generation.service import submit_generation
 from modules.images.saving import SaveOptions, read_image_info, save_image
 from modules.types import UserInputError
 from webui.ui import forms
-from webui.ui.components.runner import POLL_SECONDS, SessionJobs, error_html, notes_html, progress_html
+from webui.ui.components.runner import SessionJobs, error_html, job_progress, notes_html
+from webui.ui.components.server_folders import server_folder
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 # What "PNG info" takes from each image, as A1111's batch offers by default.
@@ -23,7 +25,8 @@ MAX_SHOWN = 32
 
 
 def build() -> dict:
-    gr.Markdown("Process every image in a folder on the server. Leave the output folder empty to save to "
+    gr.Markdown("Process every image in a folder on the server (a relative path is inside the data folder; "
+                "with --listen only folders inside it are allowed). Leave the output folder empty to save to "
                 "the usual outputs folder. A mask folder holds masks with the images' file names.")
     input_dir = gr.Textbox(label="Input directory", elem_id="img2img_batch_input_dir")
     output_dir = gr.Textbox(label="Output directory", elem_id="img2img_batch_output_dir")
@@ -35,21 +38,44 @@ def build() -> dict:
             "batch_use_png_info": use_png_info}
 
 
-def list_images(folder: str) -> list[Path]:
-    root = Path(folder or "").expanduser()
-    if not folder or not root.is_dir():
-        raise UserInputError(f"{folder or '(empty)'} is not a folder", field="batch_input_dir")
-    return sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+@dataclass(frozen=True)
+class BatchFolders:
+    """The form's folders, absolute; output None = the usual outputs folder, mask None = no masks."""
+
+    input: Path
+    output: Path | None = None
+    mask: Path | None = None
 
 
-def file_values(values: dict, path: Path) -> dict:
-    """The form values for one file: its image (and mask), and its PNG info when asked for."""
+def batch_folders(ctx, values: dict) -> BatchFolders:
+    """The folders the form names; raises UserInputError for an empty input folder or, with --listen, for a
+    folder outside the data dir (server_folders.py)."""
+    text = (values.get("batch_input_dir") or "").strip()
+    if not text:
+        raise UserInputError("enter an input directory", field="batch_input_dir")
+
+    def optional(key: str) -> Path | None:
+        named = (values.get(key) or "").strip()
+        return server_folder(ctx, named, key) if named else None
+
+    return BatchFolders(server_folder(ctx, text, "batch_input_dir"), optional("batch_output_dir"),
+                        optional("batch_mask_dir"))
+
+
+def list_images(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise UserInputError(f"{folder} is not a folder", field="batch_input_dir")
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def file_values(values: dict, path: Path, mask_dir: Path | None = None) -> dict:
+    """The form values for one file: its image (and its mask from `mask_dir`), and its PNG info when asked."""
     out = dict(values, img2img_mode="img2img", init_img=str(path))
-    mask_dir = (values.get("batch_mask_dir") or "").strip()
-    if mask_dir:
-        masks = [p for p in Path(mask_dir).expanduser().glob(path.stem + ".*") if p.suffix.lower() in IMAGE_SUFFIXES]
+    if mask_dir is not None:
+        masks = [p for p in mask_dir.glob(path.stem + ".*") if p.suffix.lower() in IMAGE_SUFFIXES]
         if masks:
-            out.update(img2img_mode="inpaint_upload", init_img_inpaint=str(path), init_mask_inpaint=str(masks[0]))
+            out.update(img2img_mode="inpaint_upload", init_img_inpaint=str(path),
+                       init_mask_inpaint=str(masks[0]))
     if values.get("batch_use_png_info"):
         with Image.open(path) as image:
             infotext, _ = read_image_info(image)
@@ -58,35 +84,39 @@ def file_values(values: dict, path: Path) -> dict:
     return out
 
 
-def run(ctx, jobs: SessionJobs, key: str, values: dict, make_request: Callable[[dict], object]) -> Iterator[tuple]:
-    """Yields (gallery, progress, info, log, state) like runner.stream_job, one job per file."""
+async def run(ctx, jobs: SessionJobs, key: str, values: dict, make_request: Callable[[dict], object]
+              ) -> AsyncIterator[tuple]:
+    """Yields (gallery, progress, info, log, state) like runner.stream_job, one job per file.
+
+    Reading folders and files and saving results block, so they run in a thread; waiting does not."""
     skip = gr.skip()
     try:
-        files = list_images(values.get("batch_input_dir"))
+        folders = await anyio.to_thread.run_sync(batch_folders, ctx, values)
+        files = await anyio.to_thread.run_sync(list_images, folders.input)
     except UserInputError as exc:
         yield skip, "", skip, error_html(str(exc)), skip
         return
     if not files:
-        yield skip, "", skip, error_html(f"no images in {values.get('batch_input_dir')}"), skip
+        yield skip, "", skip, error_html(f"no images in {folders.input}"), skip
         return
-    out_dir = (values.get("batch_output_dir") or "").strip()
+    out_dir = folders.output
     options = replace(SaveOptions.from_settings(ctx.settings.as_dict()), directory_pattern="",
                       filename_pattern="", add_number=False)
     shown, texts, problems = [], [], []
     for index, path in enumerate(files):
         try:
-            request = make_request(file_values(values, path))
-            if out_dir:
-                request = request.with_changes(save_images=False)
-            job = submit_generation(ctx, request)
+            job = await anyio.to_thread.run_sync(_submit, ctx, values, path, folders.mask, make_request,
+                                                 out_dir is not None)
         except (UserInputError, OSError, ValueError) as exc:
             problems.append(f"{path.name}: {exc}")
             continue
         jobs.remember(key, job)
-        while not job.wait(POLL_SECONDS):
-            text = progress_html(job.snapshot(), job.position)
-            yield skip, f"<div class='progress-text'>File {index + 1}/{len(files)}</div>{text}", skip, skip, skip
-        jobs.forget(key, job)
+        counter = f"<div class='progress-text'>File {index + 1}/{len(files)}</div>"
+        try:
+            async for update in job_progress(job, counter, previews=False):
+                yield update
+        finally:
+            jobs.forget(key, job)
         if job.error:
             problems.append(f"{path.name}: {job.error}")
             continue
@@ -95,15 +125,23 @@ def run(ctx, jobs: SessionJobs, key: str, values: dict, make_request: Callable[[
             break
         for i, image in enumerate(job.result.images):
             info = job.result.infotexts[i] if i < len(job.result.infotexts) else ""
-            if out_dir:
-                save_image(image, out_dir, options, infotext=info, basename=path.stem if i == 0 else
-                           f"{path.stem}-{i}")
+            if out_dir is not None:
+                name = path.stem if i == 0 else f"{path.stem}-{i}"
+                await anyio.to_thread.run_sync(lambda im=image, text=info, n=name: save_image(
+                    im, out_dir, options, infotext=text, basename=n))
             if len(shown) < MAX_SHOWN:
                 shown.append(image)
                 texts.append(info)
     state = {"images": shown, "infotexts": texts, "paths": [], "selected": 0}
     notes = [f"Processed {len(files) - len(problems)} of {len(files)} images"
-             + (f" into {html.escape(out_dir)}" if out_dir else "")]
+             + (f" into {html.escape(str(out_dir))}" if out_dir is not None else "")]
     notes += [html.escape(p) for p in problems]
     yield shown, "", skip, notes_html(notes), state if shown else skip
 
+
+def _submit(ctx, values: dict, path: Path, mask_dir: Path | None, make_request: Callable[[dict], object],
+            own_output: bool):
+    request = make_request(file_values(values, path, mask_dir))
+    if own_output:
+        request = request.with_changes(save_images=False)
+    return submit_generation(ctx, request)

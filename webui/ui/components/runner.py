@@ -1,19 +1,24 @@
 """Run one job from a tab: submit, stream progress/ETA/live preview while it runs, then show the result.
 
-The handler is a generator, so Gradio pushes each yield to the page; it polls the job's snapshot a few times
-a second and yields only when something changed. Every failure ends as a readable line in the output
-panel (never a stack-trace popup), and the handler always returns, so Generate never stays stuck.
+The handler is an async generator, so Gradio pushes each yield to the page; it polls the job's snapshot a
+few times a second and yields only when something changed. It waits on the event loop, never in a thread:
+every sync route and sync Gradio handler shares one pool of 40 threads, and 40 browser tabs waiting in the
+job queue used to hold all of them. Only building the request (which opens images) and submitting run in a
+thread, briefly. Every failure ends as a readable line in the output panel (never a stack-trace popup), and
+the handler always returns, so Generate never stays stuck.
 """
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import anyio
 import gradio as gr
 
 from modules.types import GenerationResult, UserInputError
@@ -21,6 +26,19 @@ from modules.types import GenerationResult, UserInputError
 log = logging.getLogger("webui.ui")
 
 POLL_SECONDS = 0.25
+# How often a waiting handler looks whether its job finished: the result shows at most this late.
+FINISH_CHECK_SECONDS = 0.02
+
+
+async def wait_job(job, timeout: float) -> bool:
+    """Like job.wait(timeout) (True once finished), but awaiting on the event loop instead of blocking."""
+    deadline = time.monotonic() + timeout
+    while not job.finished:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        await asyncio.sleep(min(FINISH_CHECK_SECONDS, left))
+    return True
 
 
 class SessionJobs:
@@ -109,15 +127,13 @@ def result_state(result: GenerationResult) -> dict[str, Any]:
     return {"images": images, "infotexts": infotexts, "paths": paths, "selected": 0}
 
 
-def stream_job(ctx, jobs: SessionJobs, key: str, make_request: Callable[[], Any],
-               submit: Callable[[Any], Any], on_done: Callable[[Any, float], tuple] | None = None
-               ) -> Iterator[tuple]:
+async def stream_job(ctx, jobs: SessionJobs, key: str, make_request: Callable[[], Any],
+                     submit: Callable[[Any], Any]) -> AsyncIterator[tuple]:
     """Yields (gallery, progress, info, log, state) updates until the job ends; never raises."""
     skip = gr.skip()
     started = time.perf_counter()
     try:
-        request = make_request()
-        job = submit(request)
+        job = await anyio.to_thread.run_sync(lambda: submit(make_request()))
     except (UserInputError, ValueError, OSError) as exc:
         yield skip, "", skip, error_html(str(exc)), skip
         return
@@ -127,19 +143,26 @@ def stream_job(ctx, jobs: SessionJobs, key: str, make_request: Callable[[], Any]
         return
     jobs.remember(key, job)
     try:
-        seen: tuple | None = None
-        while not job.wait(POLL_SECONDS):
-            snap = job.snapshot()
-            marker = (snap.state, snap.step, snap.image_index, snap.preview_id, job.position)
-            if marker == seen:
-                continue
-            new_preview = seen is None or snap.preview_id != seen[3]
-            seen = marker
-            preview = [snap.preview] if new_preview and snap.preview is not None else skip
-            yield preview, progress_html(snap, job.position), skip, skip, skip
+        async for update in job_progress(job):
+            yield update
     finally:
         jobs.forget(key, job)
     yield final_outputs(job, time.perf_counter() - started)
+
+
+async def job_progress(job, prefix: str = "", previews: bool = True) -> AsyncIterator[tuple]:
+    """(preview, progress, skip, skip, skip) whenever the job's progress changed, until it finished."""
+    skip = gr.skip()
+    seen: tuple | None = None
+    while not await wait_job(job, POLL_SECONDS):
+        snap = job.snapshot()
+        marker = (snap.state, snap.step, snap.image_index, snap.preview_id, job.position)
+        if marker == seen:
+            continue
+        new_preview = seen is None or snap.preview_id != seen[3]
+        seen = marker
+        preview = [snap.preview] if previews and new_preview and snap.preview is not None else skip
+        yield preview, prefix + progress_html(snap, job.position), skip, skip, skip
 
 
 def final_outputs(job, seconds: float) -> tuple:

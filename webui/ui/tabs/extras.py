@@ -11,6 +11,7 @@ import gradio as gr
 
 from webui.ui.components import output
 from webui.ui.components.runner import SessionJobs, session_key, stream_job
+from webui.ui.components.server_folders import server_folder
 from webui.ui.registry import SendTarget
 
 TAB = "extras"
@@ -46,7 +47,7 @@ def build(ctx, ui) -> None:
     choices = upscaler_choices(ctx)
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, variant="compact", elem_id=f"{TAB}_settings"):
-            with gr.Tabs(elem_id="mode_extras") as subtabs:
+            with gr.Tabs(elem_id="mode_extras", overflow_behavior="wrap") as subtabs:
                 with gr.Tab("Single Image", id=SINGLE, elem_id="extras_single_tab") as tab_single:
                     image = gr.Image(label="Source", type="filepath", image_mode=None, elem_id="extras_image",
                                      sources=["upload", "clipboard"], height=360)
@@ -59,7 +60,7 @@ def build(ctx, ui) -> None:
                     show_results = gr.Checkbox(label="Show result images", value=True,
                                                elem_id="extras_show_extras_results")
             generate = gr.Button("Generate", variant="primary", elem_id="extras_generate")
-            with gr.Tabs(elem_id="extras_resize_mode"):
+            with gr.Tabs(elem_id="extras_resize_mode", overflow_behavior="wrap"):
                 with gr.Tab("Scale by", id="by", elem_id="extras_scale_by_tab") as tab_by:
                     resize = make(gr.Slider, TAB, "Resize", minimum=1.0, maximum=8.0, step=0.05, value=4,
                                   elem_id="extras_upscaling_resize")
@@ -97,20 +98,29 @@ def build(ctx, ui) -> None:
     names = list(inputs)
     jobs = SessionJobs(ctx)
 
-    def on_generate(*args, request: gr.Request = None):
+    async def on_generate(*args, request: gr.Request = None):
         values = dict(zip(names, args))
-        yield from stream_job(ctx, jobs, session_key(request, TAB), lambda: extras_request(values),
-                              lambda req: submit_extras(ctx, req))
+        async for update in stream_job(ctx, jobs, session_key(request, TAB),
+                                       lambda: extras_request(ctx, values), lambda req: submit_extras(ctx, req)):
+            yield update
 
     generate.click(on_generate, [inputs[n] for n in names], panel.outputs, concurrency_limit=None,
                    show_progress="hidden")
 
 
-def extras_request(values: dict):
-    """The postprocessing request from the widget values (A1111's extras API names)."""
+def extras_request(ctx, values: dict):
+    """The postprocessing request from the widget values (A1111's extras API names); the folders it names are
+    made absolute and, with --listen, kept inside the data dir (server_folders.py)."""
     module = postprocessing()
     if module is None:
         raise ValueError("Extras needs the upscalers (modules/postprocessing), which this build does not have")
+    values = dict(values)
+    named = {key: (values.get(key) or "").strip() for key in ("input_dir", "output_dir")}
+    if values.get("mode") != DIRECTORY:
+        named["input_dir"] = ""  # only "Batch from directory" reads one; the output folder is for every mode
+    for key, text in named.items():
+        if text:
+            values[key] = str(server_folder(ctx, text, key))
     return module.request_from_values(values)
 
 

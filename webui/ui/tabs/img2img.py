@@ -62,14 +62,16 @@ def build(ctx, ui) -> None:
     inputs = {**fields, **images, "img2img_mode": mode, "resize_by": resize_by, **batch}
     names = list(inputs)
 
-    def on_generate(*args, request: gr.Request = None):
+    async def on_generate(*args, request: gr.Request = None):
         values = dict(zip(names, args))
         key = session_key(request, TAB)
         if values["img2img_mode"] == "batch":
-            yield from batch_dir.run(ctx, jobs, key, values, lambda v: forms.request_from_values(TAB, v))
-            return
-        yield from stream_job(ctx, jobs, key, lambda: forms.request_from_values(TAB, values),
-                              lambda req: submit_generation(ctx, req))
+            updates = batch_dir.run(ctx, jobs, key, values, lambda v: forms.request_from_values(TAB, v))
+        else:
+            updates = stream_job(ctx, jobs, key, lambda: forms.request_from_values(TAB, values),
+                                 lambda req: submit_generation(ctx, req))
+        async for update in updates:
+            yield update
 
     row.generate.click(on_generate, [inputs[n] for n in names], panel.outputs, concurrency_limit=None,
                        show_progress="hidden")
@@ -80,7 +82,7 @@ def _image_tabs():
     """The six sub-tabs: ({field: image widget}, the Tabs, {mode: Tab}, {field: batch widget})."""
     upload = ["upload", "clipboard"]
     tabs = {}
-    with gr.Tabs(elem_id="mode_img2img") as subtabs:
+    with gr.Tabs(elem_id="mode_img2img", overflow_behavior="wrap") as subtabs:
         with _tab(tabs, "img2img"):
             init_img = gr.Image(label="Image for img2img", type="filepath", image_mode=None, sources=upload,
                                 elem_id="img2img_image", height=EDITOR_HEIGHT)
@@ -118,7 +120,7 @@ def _resize(ui, resize_by: gr.State) -> dict:
     make = ui.defaults.make
     resize_mode = make(gr.Radio, TAB, "Resize mode", choices=list(RESIZE_MODES), value=RESIZE_MODES[0],
                        elem_id="resize_mode")
-    with gr.Tabs(elem_id=f"{TAB}_tabs_resize"):
+    with gr.Tabs(elem_id=f"{TAB}_tabs_resize", overflow_behavior="wrap"):
         with gr.Tab("Resize to", id="to", elem_id=f"{TAB}_tab_resize_to") as tab_to, gr.Row():
             with gr.Column(scale=4):
                 width = make(gr.Slider, TAB, "Width", minimum=64, maximum=2048, value=512, step=8,

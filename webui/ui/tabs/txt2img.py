@@ -41,10 +41,12 @@ def wire_generate(ctx, tab: str, row, fields: dict, panel, *, extra_inputs: dict
     inputs = {**fields, **(extra_inputs or {})}
     names = list(inputs)
 
-    def on_generate(*args, request: gr.Request = None):
+    async def on_generate(*args, request: gr.Request = None):
         values = dict(zip(names, args))
-        yield from stream_job(ctx, jobs, session_key(request, tab), lambda: forms.request_from_values(tab, values),
-                              lambda req: submit_generation(ctx, req))
+        async for update in stream_job(ctx, jobs, session_key(request, tab),
+                                       lambda: forms.request_from_values(tab, values),
+                                       lambda req: submit_generation(ctx, req)):
+            yield update
 
     # No concurrency limit: several users queue in the job queue, which shows their place in line.
     row.generate.click(on_generate, [inputs[n] for n in names], panel.outputs, concurrency_limit=None,
