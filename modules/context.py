@@ -36,8 +36,18 @@ class AppContext:
     jobs: Any  # modules.jobs.queue.JobQueue
     styles: Any = None  # modules.prompts.styles.StyleDatabase
     embeddings: Any = None  # modules.prompts.embeddings.EmbeddingDatabase (textual inversion)
+    extensions: Any = None  # modules.extensions.system.ExtensionSystem (loaded extensions, hooks, adapter)
     notices: list[str] = field(default_factory=list)
     model_error: str | None = None
+    # Set by the server: ends it so the launcher starts the app again (Extensions' "Apply and restart").
+    restart_handler: Any = None
+
+    def request_restart(self) -> bool:
+        """Ask the server to restart the app; False when this process cannot restart itself."""
+        if self.restart_handler is None:
+            return False
+        self.restart_handler()
+        return True
 
     def policy_for(self, family: ModelFamily) -> MemoryPolicy:
         return choose_policy(self.device, DeviceFlags.from_flags(self.flags), family)
@@ -120,7 +130,30 @@ def build_context(flags: Flags, project_root: Path) -> AppContext:
     ctx.pipelines = PipelineManager(ctx.policy_for, cache_size=settings.get("sd_checkpoint_cache"),
                                     vae_for=lambda checkpoint: vae_for_checkpoint(ctx, checkpoint))
     settings.on_change(lambda key, value: _apply_setting(ctx, key))
+
+    # 5. Extensions (their failures are reported in the Extensions tab and the log, never fatal).
+    ctx.extensions = load_extension_system(ctx)
     return ctx
+
+
+def load_extension_system(ctx: AppContext):
+    """Native and A1111-style extensions; the A1111 adapter is wired in here, the core never imports it."""
+    from modules.a1111.app import A1111Compat
+    from modules.extensions.system import load_extensions
+
+    return load_extensions(ctx, app_version=app_version(), a1111_factory=A1111Compat)
+
+
+def app_version() -> str:
+    """The project's version from pyproject.toml (the extension manifests' min_app_version)."""
+    import re
+
+    try:
+        text = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text(encoding="utf-8")
+    except OSError:
+        return "0.0.0"
+    found = re.search(r'^version\s*=\s*"([^"]+)"', text, re.MULTILINE)
+    return found.group(1) if found else "0.0.0"
 
 
 def after_job_failure(ctx: AppContext) -> None:

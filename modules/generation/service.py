@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from modules.extensions.hooks import GenerationInfo, SaveInfo
 from modules.generation.img2img import generate_img2img
 from modules.generation.info import model_identity
 from modules.generation.runtime import GenerationEnv
@@ -71,7 +72,15 @@ def run_generation(ctx, request: GenerationRequest, job_ctx=None) -> GenerationR
     env = GenerationEnv(settings=settings, pipelines=ctx.pipelines, checkpoints=ctx.checkpoints,
                         styles=getattr(ctx, "styles", None), embeddings=getattr(ctx, "embeddings", None))
 
-    # 2. The model: the one the request names, for this job only (A1111's restore-afterwards default).
+    # 2. Extensions see the request first (before_generation may change it, even its model).
+    hooks = _hooks(ctx)
+    info = GenerationInfo(request=request, job=job_ctx)
+    env.hooks, env.info = hooks, info
+    if hooks is not None:
+        request = hooks.run_filter("before_generation", request, info, required=info.requested)
+        info.request = request
+
+    # 3. The model: the one the request names, for this job only (A1111's restore-afterwards default).
     #    Only the checkpoint to go back to is kept: holding its LoadedModel would keep that model in memory
     #    while the job's own model loads and runs.
     back = _current_checkpoint(ctx)
@@ -99,14 +108,32 @@ def run_generation(ctx, request: GenerationRequest, job_ctx=None) -> GenerationR
 
 
 def _generate_and_save(ctx, request: GenerationRequest, job_ctx, env, settings, model) -> GenerationResult:
-    # 3. Generate.
-    generate = generate_txt2img if request.mode == "txt2img" else generate_img2img
-    result = generate(model, request, progress=job_ctx, env=env)
+    # 4. Generate: through the extensions' pipeline patches and job wrappers (A1111's Script.run), when any.
+    info, hooks = env.info, env.hooks
+    info.model = model
+
+    def run(req: GenerationRequest) -> GenerationResult:
+        info.request = req
+        generate = generate_txt2img if req.mode == "txt2img" else generate_img2img
+        return generate(model, req, progress=job_ctx, env=env)
+
+    if hooks is None:
+        result = run(request)
+    else:
+        with hooks.patched("patch_pipeline", model.pipe, request, info, required=info.requested):
+            result = hooks.run_wrapped(request, info, run)
+        hooks.run("after_generation", result, info, required=info.requested)
+    result.warnings += [w for w in info.warnings if w not in result.warnings]
     if settings.ignored:
         result.warnings.append(f"override_settings: ignored unknown settings {', '.join(settings.ignored)}")
-    # 4. Grid and files.
-    save_result(ctx, request, result, settings, model)
+    # 5. Grid and files.
+    save_result(ctx, request, result, settings, model, hooks=hooks, info=info)
     return result
+
+
+def _hooks(ctx):
+    system = getattr(ctx, "extensions", None)
+    return getattr(system, "hooks", None)
 
 
 def _current_checkpoint(ctx):
@@ -156,18 +183,38 @@ def model_for(ctx, request: GenerationRequest):
     return current
 
 
-def save_result(ctx, request: GenerationRequest, result: GenerationResult, settings, model) -> None:
-    """Make the grid (several images) and save images/grid when the request and settings ask for it."""
-    if len(result.images) > 1 and not request.do_not_save_grid:
+def save_result(ctx, request: GenerationRequest, result: GenerationResult, settings, model, *, hooks=None,
+                info=None) -> None:
+    """Make the grid (several images, unless a script made one) and save images/grid when the request and
+    settings ask for it; extensions' before_save/after_save hooks see each file."""
+    if result.grid is None and len(result.images) > 1 and not request.do_not_save_grid:
         result.grid = make_grid(result.images, batch_size=request.batch_size)
-    save_images = request.save_images and settings.get("samples_save")
+    save_images = request.save_images and settings.get("samples_save") and bool(result.images)
     save_grid = request.save_images and settings.get("grid_save") and result.grid is not None
-    if not (save_images or save_grid) or not result.images:
+    if not (save_images or save_grid):
         return
     name, shorthash = model_identity(model)
     kept = result if save_images else GenerationResult(grid=result.grid, infotexts=result.infotexts[:1],
-                                                       all_seeds=result.all_seeds[:1])
+                                                       all_seeds=result.all_seeds[:1], extra=result.extra)
     options = SaveOptions.from_settings(settings.as_dict())
-    paths = save_generation(kept, request, ctx.paths.outputs_dir, options,
-                            model_name=name, model_hash=shorthash, save_grid=bool(save_grid))
+    before, after = _save_hooks(hooks, info)
+    paths = save_generation(kept, request, ctx.paths.outputs_dir, options, model_name=name, model_hash=shorthash,
+                            save_grid=bool(save_grid), before_save=before, after_save=after)
     result.saved_paths = [str(p) for p in paths]
+
+
+def _save_hooks(hooks, info):
+    """(before_save, after_save) callables for save_generation, or (None, None) without such hooks."""
+    if hooks is None or not (hooks.has("before_save") or hooks.has("after_save")):
+        return None, None
+    required = info.requested if info is not None else set()
+
+    def before(image, infotext: str):
+        save = SaveInfo(image, infotext)
+        hooks.run("before_save", save, info, required=required)
+        return save.image, save.infotext
+
+    def after(path) -> None:
+        hooks.run("after_save", path, info, required=required)
+
+    return before, after

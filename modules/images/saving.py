@@ -281,25 +281,39 @@ def _publish(folder: Path, data: bytes, ext: str, name_for: Callable[[int], str]
             os.unlink(tmp)
 
 
+BeforeSave = Callable[[Image.Image, str], tuple[Image.Image, str]]
+
+
 def save_generation(result: GenerationResult, request: GenerationRequest, outputs_dir: Path | str,
                     options: SaveOptions = SaveOptions(), *, model_name: str = "", model_hash: str = "",
-                    save_grid: bool = True, now: datetime | None = None) -> list[Path]:
-    """Save every image of a job (and its grid) under `outputs_dir`; returns the paths, grid last."""
+                    save_grid: bool = True, now: datetime | None = None, before_save: BeforeSave | None = None,
+                    after_save: Callable[[Path], None] | None = None) -> list[Path]:
+    """Save every image of a job (and its grid) under `outputs_dir`; returns the paths, grid last.
+    `before_save(image, infotext)` may hand back another image/infotext; `after_save(path)` hears each file."""
     now = now or datetime.now()
     folder = output_folder(outputs_dir, request.mode)
     paths = []
+
+    def save(image, target, opts, infotext, tokens, basename=""):
+        if before_save is not None:
+            image, infotext = before_save(image, infotext)
+        path = save_image(image, target, opts, infotext=infotext, tokens=tokens, basename=basename, now=now)
+        if after_save is not None:
+            after_save(path)
+        paths.append(path)
+
     for i, image in enumerate(result.images):
         seed = result.all_seeds[i] if i < len(result.all_seeds) else request.seed
         prompt = result.all_prompts[i] if i < len(result.all_prompts) else request.prompt
         infotext = result.infotexts[i] if i < len(result.infotexts) else ""
         tokens = name_tokens(request, seed=seed, prompt=prompt, model_name=model_name, model_hash=model_hash)
-        paths.append(save_image(image, folder, options, infotext=infotext, tokens=tokens, now=now))
+        save(image, folder, options, infotext, tokens)
     if save_grid and result.grid is not None and not request.do_not_save_grid:
         tokens = name_tokens(request, seed=result.seed, model_name=model_name, model_hash=model_hash)
         grid_options = replace(options, filename_pattern="")  # A1111 names grids grid-NNNN
         grids = output_folder(outputs_dir, f"{request.mode}-grids")
-        paths.append(save_image(result.grid, grids, grid_options, infotext=result.info, tokens=tokens,
-                                basename="grid", now=now))
+        # A script's grid (X/Y/Z plot) carries its own infotext; a plain grid the first image's.
+        save(result.grid, grids, grid_options, result.extra.get("grid_infotext", result.info), tokens, "grid")
     return paths
 
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from fastapi.responses import JSONResponse
 
+from modules.extensions.hooks import ExtensionHookError
 from modules.pipelines.loading import CheckpointError
 from modules.settings import SettingsError
 from modules.types import UserInputError
 
 # Errors whose message is written for the user and shown verbatim.
-USER_ERRORS = (UserInputError, SettingsError, CheckpointError)
+# An extension the request asked for that failed: the message names it and the hook (no internals).
+USER_ERRORS = (UserInputError, SettingsError, CheckpointError, ExtensionHookError)
 INTERNAL_ERROR = "InternalServerError"
 
 

@@ -125,14 +125,11 @@ def _installed(ctx) -> None:
 
 
 def _can_restart(ctx) -> bool:
-    return callable(getattr(ctx, "request_restart", None))
+    return getattr(ctx, "restart_handler", None) is not None
 
 
 def _restart(ctx) -> bool:
-    if not _can_restart(ctx):
-        return False
-    ctx.request_restart()
-    return True
+    return bool(_can_restart(ctx) and ctx.request_restart())
 
 
 # -- Available -------------------------------------------------------------------------------------

@@ -1,0 +1,103 @@
+"""Native extension hooks around a real generation (tiny SD 1.5 single file): infotext params, per-batch
+prompts, image replacement, pipeline patch entered and restored, steps, and contained failures."""
+from __future__ import annotations
+
+from modules.generation.service import submit_generation
+from modules.images.infotext import parse_infotext
+from modules.types import GenerationRequest
+from tests.integration.conftest import WAIT
+
+REQUEST = GenerationRequest(prompt="a red house", seed=5, width=64, height=64, steps=3, batch_size=2,
+                            save_images=False)
+
+HOOKS_EXT = {
+    "extension.toml": 'name = "hooker"\nversion = "0.1"\n',
+    "__init__.py": '''
+        import contextlib
+
+        SEEN = {"steps": 0, "patched": [], "batches": []}
+
+        def setup(api):
+            api.on("before_generation", lambda request, info: info.params.update({"Hooked": "yes"}))
+            api.on("before_batch", before_batch)
+            api.on("after_image", after_image)
+            api.on("on_step", lambda step, info: SEEN.__setitem__("steps", SEEN["steps"] + 1))
+            api.on("patch_pipeline", patch)
+            api.on("after_generation", lambda result, info: info.warnings.append("hooker was here"))
+
+        def after_image(image, image_info, info):
+            from PIL import Image
+            if image_info.index == 1:  # the second image becomes plain red
+                return Image.new("RGB", image.size, (255, 0, 0))
+            return None
+
+        def before_batch(batch, info):
+            SEEN["batches"].append(list(batch.prompts))
+            batch.prompts[:] = [p + ", at night" for p in batch.prompts]
+
+        @contextlib.contextmanager
+        def patch(pipe, request, info):
+            SEEN["patched"].append("in")
+            pipe._hooker_marker = True
+            try:
+                yield
+            finally:
+                del pipe._hooker_marker
+                SEEN["patched"].append("out")
+    ''',
+}
+
+
+def hooker_module():
+    import sys
+
+    return sys.modules["webui_extensions.hooker"]
+
+
+def test_hooks_shape_the_generation_and_its_infotext(make_ctx):
+    ctx = make_ctx({"hooker": HOOKS_EXT})
+    job = submit_generation(ctx, REQUEST)
+    result = job.wait_result(WAIT)
+    assert job.state == "done", job.error
+    seen = hooker_module().SEEN
+    params = parse_infotext(result.infotexts[0])
+    assert params["Hooked"] == "yes"
+    assert params["Prompt"] == "a red house, at night" and result.all_prompts == ["a red house, at night"] * 2
+    assert seen["batches"] == [["a red house", "a red house"]]
+    assert seen["patched"] == ["in", "out"] and not hasattr(ctx.pipelines.current.pipe, "_hooker_marker")
+    assert seen["steps"] >= 3
+    assert "hooker was here" in result.warnings
+    assert result.images[1].getcolors() == [(64 * 64, (255, 0, 0))]
+    assert result.images[0].getcolors() is None or len(result.images[0].getcolors()) > 1
+
+
+BROKEN_EXT = {
+    "extension.toml": 'name = "broken"\n',
+    "__init__.py": '''
+        def setup(api):
+            api.on("before_batch", lambda batch, info: 1 / 0)
+    ''',
+}
+
+
+def test_a_failing_hook_is_reported_and_the_image_still_made(make_ctx):
+    ctx = make_ctx({"broken": BROKEN_EXT})
+    job = submit_generation(ctx, REQUEST)
+    result = job.wait_result(WAIT)
+    assert job.state == "done", job.error
+    assert len(result.images) == 2
+    assert "ZeroDivisionError" in ctx.extensions.errors.of("broken")[0]
+
+
+def test_a_failing_hook_of_an_extension_the_request_asked_for_fails_the_job_with_its_name(make_ctx):
+    ctx = make_ctx({"broken": BROKEN_EXT})
+    job = submit_generation(ctx, REQUEST.with_changes(extensions={"broken": {"args": []}}))
+    job.wait(WAIT)
+    assert job.state == "failed" and "broken" in job.error and "before_batch" in job.error
+
+
+def test_disabled_extensions_do_not_load(make_ctx):
+    ctx = make_ctx({"hooker": HOOKS_EXT}, "--disable-extra-extensions")
+    assert ctx.extensions.info("hooker").status == "disabled"
+    result = submit_generation(ctx, REQUEST).wait_result(WAIT)
+    assert "Hooked" not in parse_infotext(result.infotexts[0])
