@@ -15,6 +15,13 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from modules.prompts.parser import (
+    EXACT_PRODUCTS,
+    ROUND_MULTIPLIER,
+    SQUARE_MULTIPLIER,
+    attention_runs,
+    run_weights,
+)
 from modules.types import INPAINTING_FILL, GenerationRequest
 
 # No "v1.2.3" in it on purpose: A1111 would read that as its own version and switch on compatibility flags.
@@ -58,21 +65,8 @@ _LATE_DEFAULTS: tuple[tuple[str, Any], ...] = (
     ("FP8 weight", "Disable"),
 )
 
-# Tokens of A1111's attention syntax, used only to tell whether a prompt uses emphasis at all.
-_ATTENTION_TOKEN = re.compile(r"""
-    \\[()\[\]\\] | \\        # an escaped bracket or backslash; a lone backslash is dropped
-  | [(\[]+                   # opening brackets (a run of them opens at the same place)
-  | : \s* [+-]?[.\d]+ \s* \)  # a weight, closing the last '('
-  | [)\]]                    # a closing bracket
-  | [^\\()\[\]:]+ | :        # text
-""", re.VERBOSE)
-_ATTENTION_SYNTAX = re.compile(r"[(\[]")  # no bracket opens: every weight is 1
-_BREAK_WORD = re.compile(r"\bBREAK\b")
-_ROUND, _SQUARE = 1.1, 1 / 1.1
-# Bracket x text-run products computed exactly as A1111 multiplies them, up to this many; beyond (brackets
-# nested thousands deep, where A1111 itself takes minutes), factors are counted instead of multiplied.
-_EXACT_PRODUCTS = 1_000_000
-
+# Without an opening bracket every weight is 1 (no need to parse the attention syntax at all).
+_ATTENTION_SYNTAX = re.compile(r"[(\[]")
 
 # ---- writing ----------
 
@@ -269,49 +263,12 @@ def uses_emphasis(prompt: str) -> bool:
     """
     if _ATTENTION_SYNTAX.search(prompt) is None:
         return False
-    # 1. Text runs (None marks a BREAK) and, in the order A1111 applies them, (first run, end, factor).
-    runs: list[str | None] = []
-    add = runs.append
-    products: list[tuple[int, int, float]] = []
-    round_open: list[int] = []
-    square_open: list[int] = []
-    # Token strings (findall) and a dispatch on the first character: a megabyte of brackets stays fast.
-    for token in _ATTENTION_TOKEN.findall(prompt):
-        first = token[0]
-        if first == "(" or first == "[":
-            if len(token) == 1:
-                (round_open if first == "(" else square_open).append(len(runs))
-            else:
-                here = len(runs)
-                round_open.extend([here] * token.count("("))
-                square_open.extend([here] * token.count("["))
-        elif first == ")" and round_open:
-            products.append((round_open.pop(), len(runs), _ROUND))
-        elif first == "]" and square_open:
-            products.append((square_open.pop(), len(runs), _SQUARE))
-        elif first == "\\":
-            add(token[1:])
-        elif first == ":" and len(token) > 1 and round_open and _is_float(token[1:-1].strip()):
-            products.append((round_open.pop(), len(runs), float(token[1:-1].strip())))
-        elif "BREAK" not in token:  # text (also a bracket closing nothing, a weight with no '(' open)
-            add(token)
-        else:
-            for i, part in enumerate(_split_break(token)):
-                if i:
-                    add(None)
-                add(part)
-    end = len(runs)
-    products += [(start, end, _ROUND) for start in round_open if start < end]
-    products += [(start, end, _SQUARE) for start in square_open if start < end]
+    runs, products = attention_runs(prompt)
     if not any(start < stop for start, stop, _ in products):
         return False
-    # 2. The weights, multiplied in A1111's order (float rounding included), then its test.
-    if sum([stop - start for start, stop, _ in products]) > _EXACT_PRODUCTS:
+    if sum([stop - start for start, stop, _ in products]) > EXACT_PRODUCTS:
         return _uses_emphasis_counted(runs, products)
-    weights = [1.0 if run is not None else -1.0 for run in runs]
-    for start, stop, factor in products:
-        weights[start:stop] = [w * factor for w in weights[start:stop]]
-    return _any_weighted_run(runs, weights)
+    return _any_weighted_run(runs, run_weights(runs, products))
 
 
 def _any_weighted_run(runs: list[str | None], weights: list[float]) -> bool:
@@ -335,8 +292,8 @@ def _uses_emphasis_counted(runs: list[str | None], products: list[tuple[int, int
     net = [0] * (len(runs) + 1)
     explicit = [0] * (len(runs) + 1)
     for start, stop, factor in products:
-        if factor == _ROUND or factor == _SQUARE:
-            step = 1 if factor == _ROUND else -1
+        if factor == ROUND_MULTIPLIER or factor == SQUARE_MULTIPLIER:
+            step = 1 if factor == ROUND_MULTIPLIER else -1
             net[start] += step
             net[stop] -= step
         elif factor != 1.0:
@@ -354,19 +311,6 @@ def _uses_emphasis_counted(runs: list[str | None], products: list[tuple[int, int
 def _value_ends(line: str, pos: int) -> bool:
     """`(?:,|$)` at `pos`: a comma, the end of the line, or a newline that is its last character."""
     return pos == len(line) or line[pos] == "," or (pos == len(line) - 1 and line[pos] == "\n")
-
-
-def _split_break(text: str) -> list[str]:
-    """A1111's split on BREAK (with the whitespace around it) without its regex's rescans of long
-    whitespace runs: `re.split(r"\\s*\\bBREAK\\b\\s*", text)`."""
-    parts: list[str] = []
-    last = 0
-    for m in _BREAK_WORD.finditer(text):
-        lead = text[last:m.start()]
-        parts.append(lead.rstrip())  # the whitespace before BREAK goes with it (never before `last`)
-        last = _SPACES.match(text, m.end()).end()
-    parts.append(text[last:])
-    return parts
 
 
 def param_pairs(line: str) -> list[tuple[str, str]]:

@@ -39,7 +39,9 @@ def parse_prompt(prompt: str) -> tuple[str, dict[str, list[ExtraNetworkParams]]]
         found.setdefault(match.group(1), []).append(ExtraNetworkParams.from_items(match.group(2).split(":")))
         return ""
 
-    return _TAG.sub(take, prompt), found
+    # Only up to the last '>': from a '<' with no '>' after it the regex would scan to the end, every time.
+    cut = prompt.rfind(">") + 1
+    return _TAG.sub(take, prompt[:cut]) + prompt[cut:], found
 
 
 def parse_prompts(prompts: list[str]) -> tuple[list[str], dict[str, list[ExtraNetworkParams]]]:

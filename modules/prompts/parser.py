@@ -6,8 +6,10 @@ on user text: a prompt that cannot be parsed is used verbatim, as A1111 does.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 # ---------------------------------------------------------------------------------------------------
 # Attention: (x) x1.1, [x] /1.1, (x:1.3), escapes, BREAK
@@ -17,64 +19,144 @@ from dataclasses import dataclass, field
 _ATTENTION_TOKEN = re.compile(
     r"\\[()\[\]\\]|\\|\(|\[|:\s*([+-]?[.\d]+)\s*\)|\)|\]|[^\\()\[\]:]+|:"
 )
-# BREAK only as a whole word; the spaces around it belong to the separator.
-_BREAK = re.compile(r"\s*\bBREAK\b\s*")
+# The same tokens as strings (findall), a run of opening brackets as one: they all open at the same place.
+_ATTENTION_PIECE = re.compile(r"\\[()\[\]\\]|\\|[(\[]+|:\s*[+-]?[.\d]+\s*\)|\)|\]|[^\\()\[\]:]+|:")
+# BREAK only as a whole word; the spaces around it belong to the separator (see split_break).
+_BREAK_WORD = re.compile(r"\bBREAK\b")
 ROUND_MULTIPLIER = 1.1
 SQUARE_MULTIPLIER = 1 / 1.1
+# Bracket x run products done one by one in A1111's order (so weights are bit-identical), up to this many.
+# Beyond, brackets are nested thousands deep and A1111 itself takes minutes: the factors are counted instead.
+EXACT_PRODUCTS = 1_000_000
+
+Products = list[tuple[int, int, float]]  # (first run, end run, factor), in the order A1111 applies them
 
 
 def parse_prompt_attention(text: str) -> list[list]:
-    """Split text into [text, weight] runs; ["BREAK", -1] marks a chunk break. Never raises."""
-    runs: list[list] = []
-    open_round: list[int] = []
-    open_square: list[int] = []
+    """Split text into [text, weight] runs; ["BREAK", -1] marks a chunk break. Never raises.
 
-    def scale_from(start: int, factor: float) -> None:
-        for run in runs[start:]:
-            run[1] *= factor
-
-    for match in _ATTENTION_TOKEN.finditer(text):
-        token, weight = match.group(0), match.group(1)
-        if token.startswith("\\"):
-            # An escaped bracket or backslash stands for itself; a lone backslash vanishes, as in A1111,
-            # so the same prompt gives the same tokens (and the same image) here and there.
-            runs.append([token[1:], 1.0])
-        elif token == "(":
-            open_round.append(len(runs))
-        elif token == "[":
-            open_square.append(len(runs))
-        elif weight is not None and open_round:
-            try:
-                factor = float(weight)
-            except ValueError:  # "(a:1.2.3)": A1111 would crash here; we keep the text instead
-                runs.append([token, 1.0])
-                continue
-            scale_from(open_round.pop(), factor)
-        elif token == ")" and open_round:
-            scale_from(open_round.pop(), ROUND_MULTIPLIER)
-        elif token == "]" and open_square:
-            scale_from(open_square.pop(), SQUARE_MULTIPLIER)
-        else:
-            for i, part in enumerate(_BREAK.split(token)):
-                if i > 0:
-                    runs.append(["BREAK", -1])
-                runs.append([part, 1.0])
-
-    # Unclosed brackets still apply to everything after them.
-    for start in open_round:
-        scale_from(start, ROUND_MULTIPLIER)
-    for start in open_square:
-        scale_from(start, SQUARE_MULTIPLIER)
-
+    Time linear in the text (A1111's version rescans long runs and re-multiplies nested ranges).
+    """
+    runs, products = attention_runs(text)
     if not runs:
         return [["", 1.0]]
-    merged = [runs[0]]
-    for run in runs[1:]:
-        if run[1] == merged[-1][1]:
-            merged[-1][0] += run[0]
-        else:
-            merged.append(run)
+    weights = run_weights(runs, products)
+    # Runs of equal weight merge (their texts joined once, not copied at every step).
+    merged: list[list] = []
+    parts: list[str] = []
+    for run, weight in zip(runs, weights):
+        if merged and weight == merged[-1][1]:
+            parts.append("BREAK" if run is None else run)
+            continue
+        if merged:
+            merged[-1][0] = "".join(parts)
+        merged.append(["BREAK" if run is None else run, weight])
+        parts = [merged[-1][0]]
+    merged[-1][0] = "".join(parts)
     return merged
+
+
+def attention_runs(text: str) -> tuple[list[str | None], Products]:
+    """The text runs of A1111's attention syntax (None marks a BREAK) and the bracket products over them."""
+    runs: list[str | None] = []
+    add = runs.append
+    products: Products = []
+    open_round: list[int] = []
+    open_square: list[int] = []
+    for token in _ATTENTION_PIECE.findall(text):
+        first = token[0]
+        if first == "(" or first == "[":
+            if len(token) == 1:
+                (open_round if first == "(" else open_square).append(len(runs))
+            else:
+                here = len(runs)
+                open_round.extend([here] * token.count("("))
+                open_square.extend([here] * token.count("["))
+        elif first == ")" and open_round:
+            products.append((open_round.pop(), len(runs), ROUND_MULTIPLIER))
+        elif first == "]" and open_square:
+            products.append((open_square.pop(), len(runs), SQUARE_MULTIPLIER))
+        elif first == "\\":
+            # An escaped bracket or backslash stands for itself; a lone backslash vanishes, as in A1111,
+            # so the same prompt gives the same tokens (and the same image) here and there.
+            add(token[1:])
+        elif first == ":" and len(token) > 1 and open_round:
+            try:
+                factor = float(token[1:-1].strip())
+            except ValueError:  # "(a:1.2.3)": A1111 would crash here; we keep the text instead
+                add(token)
+                continue
+            products.append((open_round.pop(), len(runs), factor))
+        elif "BREAK" not in token:
+            add(token)
+        else:
+            for i, part in enumerate(split_break(token)):
+                if i:
+                    add(None)
+                add(part)
+    # Unclosed brackets still apply to everything after them (round ones first, as A1111).
+    end = len(runs)
+    products += [(start, end, ROUND_MULTIPLIER) for start in open_round if start < end]
+    products += [(start, end, SQUARE_MULTIPLIER) for start in open_square if start < end]
+    return runs, products
+
+
+def run_weights(runs: list[str | None], products: Products) -> list[float]:
+    """Each run's weight (BREAK: -1): the products applied one by one in order, as A1111 does."""
+    weights: list[float] = [1.0 if run is not None else -1 for run in runs]
+    if sum([stop - start for start, stop, _ in products]) > EXACT_PRODUCTS:
+        return _counted_weights(weights, products)
+    for start, stop, factor in products:
+        if start < stop:
+            weights[start:stop] = [w * factor for w in weights[start:stop]]
+    return weights
+
+
+def _counted_weights(weights: list[float], products: Products) -> list[float]:
+    """Weights from counted factors (x1.1 and /1.1 cancel exactly; others as sums of logarithms)."""
+    size = len(weights)
+    level = [0] * (size + 1)  # x1.1 minus /1.1 brackets
+    logs = [0.0] * (size + 1)
+    negatives = [0] * (size + 1)
+    zeros = [0] * (size + 1)
+    for start, stop, factor in products:
+        if factor == ROUND_MULTIPLIER or factor == SQUARE_MULTIPLIER:
+            step = 1 if factor == ROUND_MULTIPLIER else -1
+            level[start] += step
+            level[stop] -= step
+        elif factor == 0:
+            zeros[start] += 1
+            zeros[stop] -= 1
+        else:
+            if factor < 0:
+                negatives[start] += 1
+                negatives[stop] -= 1
+            if abs(factor) != 1.0:
+                exponent = math.log(abs(factor)) if math.isfinite(factor) else math.inf
+                logs[start] += exponent
+                logs[stop] -= exponent if math.isfinite(exponent) else 0.0  # an inf covers the rest
+    # Running sums (C speed), then one pass; a weight past float range is inf, as A1111's products give.
+    sums = zip(weights, accumulate(level), accumulate(logs), accumulate(negatives), accumulate(zeros))
+    return [base * (0.0 if n_zero else _exp(n_level * _LOG_ROUND + n_log)) * (-1 if n_neg % 2 else 1)
+            for base, n_level, n_log, n_neg, n_zero in sums]
+
+
+def _exp(exponent: float) -> float:
+    return math.inf if exponent > 709 else math.exp(exponent)
+
+
+_LOG_ROUND = math.log(ROUND_MULTIPLIER)
+
+
+def split_break(text: str) -> list[str]:
+    """`re.split(r"\\s*\\bBREAK\\b\\s*", text)` in linear time (that regex rescans long whitespace runs)."""
+    parts = _BREAK_WORD.split(text)
+    if len(parts) == 1:
+        return parts
+    # The whitespace on both sides of a BREAK belongs to it (a part between two is all stripped).
+    last = len(parts) - 1
+    return [part.rstrip() if i == 0 else part.lstrip() if i == last else part.strip()
+            for i, part in enumerate(parts)]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -383,5 +465,19 @@ def strip_comments(text: str) -> str:
     # Our choice, same tokens as A1111: a comment line may be indented and goes with its newline; an
     # inline comment takes the spaces before it. A1111 leaves that whitespace, which CLIP ignores anyway.
     # Like A1111 there is no escape: any '#' starts a comment (callers apply this only when enabled).
-    text = re.sub(r"(?m)^[ \t]*#[^\n]*(?:\n|$)", "", text)
-    return re.sub(r"[ \t]*#[^\n]*", "", text)
+    # Line by line, the same as `re.sub(r"(?m)^[ \t]*#[^\n]*(?:\n|$)", "")` and then
+    # `re.sub(r"[ \t]*#[^\n]*", "")`, without the second regex's rescans of long runs of spaces.
+    if "#" not in text:
+        return text
+    lines = text.split("\n")
+    kept: list[str] = []
+    for i, line in enumerate(lines):
+        cut = line.find("#")
+        if cut < 0:
+            kept.append(line)
+        elif line[:cut].strip(" \t"):
+            kept.append(line[:cut].rstrip(" \t"))  # text, then a comment to the end of the line
+        elif i == len(lines) - 1 and kept:
+            kept.append("")  # a comment line at the very end leaves the newline before it
+        # else: a whole comment line goes with its newline
+    return "\n".join(kept)

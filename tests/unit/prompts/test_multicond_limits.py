@@ -68,7 +68,8 @@ def reference(prompts):
     return res_indexes, flat, index_of
 
 
-PIECES = st.sampled_from(list(" :.+-1230a\t\n\u00a0\u2028e") + [" AND ", "AND", ":0.5", ": 1.", " :-.5 ", "1.2.3"])
+PIECES = st.sampled_from(list(" :.+-1230a\t\n\u00a0\u2028e")
+                         + [" AND ", "AND", ":0.5", ": 1.", " :-.5 ", "1.2.3"])
 PROMPT = st.lists(PIECES, max_size=25).map("".join)
 
 
