@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from modules.types import UserInputError
+
 log = logging.getLogger("webui.extensions")
 
 HOOK_POINTS: tuple[str, ...] = (
@@ -46,6 +48,11 @@ HOOK_POINTS: tuple[str, ...] = (
 
 class ExtensionHookError(RuntimeError):
     """An extension the request asked for failed in a hook; the message names it and the hook."""
+
+
+# Raised by hooks on purpose, so not contained: a named extension's failure and a user error (a bad value
+# in the request, which an extension may also detect, e.g. an X/Y/Z axis value).
+_PASS_THROUGH = (ExtensionHookError, UserInputError)
 
 
 @dataclass
@@ -200,6 +207,8 @@ class HookRegistry:
         for hook in self.hooks(point):
             try:
                 results.append((hook.extension, hook.fn(*args)))
+            except _PASS_THROUGH:
+                raise
             except Exception as exc:
                 self._failed(hook, exc, required)
         return results
@@ -210,6 +219,8 @@ class HookRegistry:
         for hook in self.hooks(point):
             try:
                 changed = hook.fn(value, *args)
+            except _PASS_THROUGH:
+                raise
             except Exception as exc:
                 self._failed(hook, exc, required)
                 continue
@@ -238,6 +249,8 @@ class HookRegistry:
 
             try:
                 result = hook.fn(request, info, run_next)
+            except _PASS_THROUGH:
+                raise  # a named extension's failure, or a bad value the user must fix: the job's answer
             except Exception as exc:
                 self._failed(hook, exc, getattr(info, "requested", set()))
                 if ran:  # the images exist but the wrapper broke afterwards: say so, do not run twice
@@ -264,6 +277,8 @@ class HookRegistry:
                     if manager is None:
                         continue
                     manager.__enter__()
+                except _PASS_THROUGH:
+                    raise
                 except Exception as exc:
                     self._failed(hook, exc, required)
                     continue

@@ -38,6 +38,10 @@ def make_ctx(tmp_path, tiny_sd15_checkpoint):
         made.append(ctx)
         load_initial_model(ctx)
         assert ctx.model_error is None
+        # As the server does at start-up: every script's ui() built once, so missing args get defaults.
+        from webui.a1111.script_ui import collect_defaults
+
+        collect_defaults(ctx.extensions.compat)
         return ctx
 
     yield make
