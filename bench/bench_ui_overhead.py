@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import os
 import socket
 import statistics
@@ -72,14 +73,16 @@ def time_handler(ctx, values: dict) -> float:
 
     jobs = SessionJobs(ctx)
 
-    async def consume() -> None:
+    async def consume() -> float:
+        start = time.perf_counter()
         async for _ in stream_job(ctx, jobs, "bench", lambda: forms.request_from_values("txt2img", values),
                                   lambda req: submit_generation(ctx, req)):
             pass
+        return time.perf_counter() - start
 
-    start = time.perf_counter()
-    asyncio.run(consume())
-    return time.perf_counter() - start
+    # The handler is an async generator; Playwright's sync API already runs a loop in this thread.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, consume()).result()
 
 
 def time_browser(page, before: str | None) -> tuple[float, str | None]:

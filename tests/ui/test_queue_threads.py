@@ -91,6 +91,7 @@ def test_41_waiting_generations_leave_sync_routes_responsive(server):
         sync_event = timed(lambda: requests.post(url + "/gradio_api/run/predict", timeout=10, json={
             "data": ["a cat"], "fn_index": counter["id"], "session_hash": first.session_hash,
             "trigger_id": counter["targets"][0][0], "event_data": None}))
+        print(f"{WAITING} waiting: GET /sdapi/v1/options {options[0]:.2f} s, sync UI event {sync_event[0]:.2f} s")
         assert options[1] == 200 and options[0] < 2.0, f"GET /sdapi/v1/options took {options[0]:.1f} s"
         assert sync_event[1] == 200 and sync_event[0] < 2.0, f"a sync UI event took {sync_event[0]:.1f} s"
         assert [s.joined for s in streams] == [200] * WAITING

@@ -26,8 +26,10 @@ from modules.types import GenerationResult, UserInputError
 log = logging.getLogger("webui.ui")
 
 POLL_SECONDS = 0.25
-# How often a waiting handler looks whether its job finished: the result shows at most this late.
-FINISH_CHECK_SECONDS = 0.02
+# How often a waiting handler looks whether its job finished: the running job's result shows at most 10 ms
+# late; the many queued ones (which finish only by being cancelled) look less often.
+FINISH_CHECK_RUNNING = 0.01
+FINISH_CHECK_QUEUED = 0.1
 
 
 async def wait_job(job, timeout: float) -> bool:
@@ -37,7 +39,8 @@ async def wait_job(job, timeout: float) -> bool:
         left = deadline - time.monotonic()
         if left <= 0:
             return False
-        await asyncio.sleep(min(FINISH_CHECK_SECONDS, left))
+        every = FINISH_CHECK_QUEUED if job.state == "queued" else FINISH_CHECK_RUNNING
+        await asyncio.sleep(min(every, left))
     return True
 
 
