@@ -98,9 +98,11 @@ def run_generation(ctx, request: GenerationRequest, job_ctx=None) -> GenerationR
         # the way back would load beside them. The text stays on the exception for the log.
         _note(exc, f"Traceback before {back.title} was loaded back:\n{detach_traceback(exc)}")
         del model
+        info.model = None
         _load_back(ctx, back)
         raise
     del model
+    info.model = None  # the extensions' view of the job is done: it must not keep the model either
     warning = _load_back(ctx, back)
     if warning:
         result.warnings.append(warning)

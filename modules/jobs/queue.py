@@ -270,7 +270,7 @@ class JobQueue:
             return
         try:
             self._after_failure(job)
-        except Exception as exc:  # noqa: BLE001 - cleanup is best effort and must not stop the worker
+        except BaseException as exc:  # noqa: BLE001 - cleanup is best effort and must not stop the worker
             log.warning("Cleanup after job %s failed: %s", job.id, safe_str(exc))
 
     def _finish(self, job: Job, state: JobState) -> None:
