@@ -63,8 +63,9 @@ class AppContext:
         self.jobs.shutdown()
 
 
-def build_context(flags: Flags, project_root: Path) -> AppContext:
-    """Run the start-up sequence and return the context; raises StartupError with a one-line reason."""
+def build_context(flags: Flags, project_root: Path, *, a1111_modules: dict[str, Any] | None = None) -> AppContext:
+    """Run the start-up sequence and return the context; raises StartupError with a one-line reason.
+    `a1111_modules` (name -> factory(adapter)) adds the web layer's A1111 modules (gradio, ui_components)."""
     from modules.jobs.queue import JobQueue
     from modules.pipelines.manager import PipelineManager
     from modules.pipelines.registry import CheckpointRegistry
@@ -132,16 +133,22 @@ def build_context(flags: Flags, project_root: Path) -> AppContext:
     settings.on_change(lambda key, value: _apply_setting(ctx, key))
 
     # 5. Extensions (their failures are reported in the Extensions tab and the log, never fatal).
-    ctx.extensions = load_extension_system(ctx)
+    ctx.extensions = load_extension_system(ctx, a1111_modules or {})
     return ctx
 
 
-def load_extension_system(ctx: AppContext):
+def load_extension_system(ctx: AppContext, a1111_modules: dict[str, Any]):
     """Native and A1111-style extensions; the A1111 adapter is wired in here, the core never imports it."""
     from modules.a1111.app import A1111Compat
     from modules.extensions.system import load_extensions
 
-    return load_extensions(ctx, app_version=app_version(), a1111_factory=A1111Compat)
+    def adapter(ctx, registry):
+        compat = A1111Compat(ctx, registry)
+        for name, factory in a1111_modules.items():
+            compat.imports.provide(name, lambda factory=factory: factory(compat))
+        return compat
+
+    return load_extensions(ctx, app_version=app_version(), a1111_factory=adapter)
 
 
 def app_version() -> str:

@@ -126,6 +126,11 @@ class GenerationResult:
     def info(self) -> str:
         return self.infotexts[0] if self.infotexts else ""
 
+    @property
+    def grid_info(self) -> str:
+        """The grid's infotext: a script's own (X/Y/Z plot puts it in extra), else the first image's."""
+        return self.extra.get("grid_infotext") or self.info
+
 
 class UserInputError(ValueError):
     """A bad value the user can fix. `field` names the request field; the message is shown verbatim."""

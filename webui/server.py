@@ -36,12 +36,40 @@ def create_app(ctx: AppContext):
         from webui.api.app import install_api
 
         install_api(app, ctx)
+    install_extension_routes(app, ctx)
     install_guards(app, ctx)
+    blocks = None
     if not ctx.flags.nowebui:
         from webui.ui.mount import mount_ui
 
-        mount_ui(app, ctx, auth=list(resolve_credentials(ctx.flags).ui) or None)
+        blocks = mount_ui(app, ctx, auth=list(resolve_credentials(ctx.flags).ui) or None)
+    announce_app_started(ctx, blocks, app)
     return app
+
+
+def install_extension_routes(app, ctx: AppContext) -> None:
+    """Routes native extensions registered (behind --api-auth like every app route)."""
+    system = getattr(ctx, "extensions", None)
+    if system is None:
+        return
+    for route in system.registry.routes():
+        try:
+            app.add_api_route(route.path, route.endpoint, methods=list(route.methods))
+        except Exception as exc:  # a bad endpoint signature is the extension's problem, not start-up's
+            system.errors.add(route.extension, f"route {route.path}: {exc}")
+            log.error("Extension %s: route %s not added: %s", route.extension, route.path, exc)
+
+
+def announce_app_started(ctx: AppContext, blocks, app) -> None:
+    """A1111's on_app_started(demo, app) callbacks (extension API routes are added there), and every
+    A1111 script's ui() built once so API calls that leave args out get the defaults."""
+    compat = getattr(getattr(ctx, "extensions", None), "compat", None)
+    if compat is None:
+        return
+    from webui.a1111.script_ui import collect_defaults
+
+    collect_defaults(compat)
+    compat.callbacks.call("app_started", blocks, app)
 
 
 def install_guards(app, ctx: AppContext) -> None:
@@ -96,7 +124,9 @@ def serve(flags: Flags, project_root: Path) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     try:
         credentials = resolve_credentials(flags)
-        ctx = build_context(flags, project_root)
+        from webui.a1111.modules import a1111_ui_modules
+
+        ctx = build_context(flags, project_root, a1111_modules=a1111_ui_modules())
     except (StartupError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -115,10 +145,28 @@ def serve(flags: Flags, project_root: Path) -> int:
         import webbrowser
 
         threading.Timer(2.0, webbrowser.open, args=(f"http://127.0.0.1:{flags.server_port}",)).start()
+    # Open browser tabs keep event streams alive; without a limit Ctrl+C would wait for them forever.
+    server = uvicorn.Server(uvicorn.Config(app, host=flags.server_host, port=flags.server_port,
+                                           log_level="warning", timeout_graceful_shutdown=3))
+    restart = threading.Event()
+
+    def request_restart() -> None:
+        restart.set()
+        server.should_exit = True
+
+    ctx.restart_handler = request_restart  # the Extensions tab's "Apply and restart UI"
     try:
-        # Open browser tabs keep event streams alive; without a limit Ctrl+C would wait for them forever.
-        uvicorn.run(app, host=flags.server_host, port=flags.server_port, log_level="warning",
-                    timeout_graceful_shutdown=3)
+        server.run()
     finally:
         ctx.close()
+    if restart.is_set():
+        restart_process()
     return 0
+
+
+def restart_process() -> None:
+    """Start this app again in the same process (same pid and log): extensions load anew."""
+    log.info("Restarting to apply extension changes")
+    logging.shutdown()
+    argv = list(getattr(sys, "orig_argv", [])[1:]) or list(sys.argv)
+    os.execv(sys.executable, [sys.executable, *argv])

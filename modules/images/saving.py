@@ -313,7 +313,7 @@ def save_generation(result: GenerationResult, request: GenerationRequest, output
         grid_options = replace(options, filename_pattern="")  # A1111 names grids grid-NNNN
         grids = output_folder(outputs_dir, f"{request.mode}-grids")
         # A script's grid (X/Y/Z plot) carries its own infotext; a plain grid the first image's.
-        save(result.grid, grids, grid_options, result.extra.get("grid_infotext", result.info), tokens, "grid")
+        save(result.grid, grids, grid_options, result.grid_info, tokens, "grid")
     return paths
 
 

@@ -127,13 +127,13 @@ def result_images(result: GenerationResult) -> list[str]:
     """Base64 PNGs of a result, the grid first when there is one (A1111's return_grid)."""
     images = [encode_png_base64(img, text) for img, text in zip(result.images, result.infotexts)]
     if result.grid is not None:
-        images.insert(0, encode_png_base64(result.grid, result.info))
+        images.insert(0, encode_png_base64(result.grid, result.grid_info))
     return images
 
 
 def result_info(request: GenerationRequest, result: GenerationResult, warnings: list[str] = ()) -> str:
     """A1111's `info`: a JSON *string* describing the job, plus our `warnings` (fallbacks, ignored fields)."""
-    params = parse_infotext(result.info) if result.info else {}
+    params = parse_infotext(result.grid_info) if result.grid_info else {}
     info = {
         "prompt": result.all_prompts[0] if result.all_prompts else request.prompt,
         "all_prompts": result.all_prompts,
@@ -161,7 +161,7 @@ def result_info(request: GenerationRequest, result: GenerationResult, warnings: 
         "denoising_strength": request.denoising_strength if request.mode == "img2img" or request.enable_hr else None,
         "extra_generation_params": result.extra.get("extra_generation_params", {}),
         "index_of_first_image": 1 if result.grid is not None else 0,
-        "infotexts": ([result.info] if result.grid is not None else []) + list(result.infotexts),
+        "infotexts": ([result.grid_info] if result.grid is not None else []) + list(result.infotexts),
         "styles": list(request.styles),
         "job_timestamp": result.job_timestamp,
         "clip_skip": request.clip_skip,

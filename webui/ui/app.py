@@ -5,9 +5,14 @@ mount_gradio_app by webui/server.py: Gradio 6 takes them there, not on gr.Blocks
 """
 from __future__ import annotations
 
+import contextlib
+
 import gradio as gr
 
+from webui.a1111.component_hooks import ComponentAnnouncer, announcing
+from webui.a1111.javascript import extension_css, page_head
 from webui.ui import topbar
+from webui.ui.extension_tabs import collect_a1111_tabs, render_extension_tabs
 from webui.ui.page_js import page_js
 from webui.ui.registry import UiBuild
 from webui.ui.tabs import extensions, extras, img2img, png_info, settings, train, txt2img
@@ -48,8 +53,11 @@ BASE_CSS = """
 
 
 def ui_css(ctx) -> str:
-    """Our CSS plus the user's user.css from the data dir (as A1111 loads it)."""
+    """Our CSS, the extensions' style.css files, then the user's user.css from the data dir (as A1111)."""
     css = BASE_CSS
+    system = getattr(ctx, "extensions", None)
+    if system is not None:
+        css += "\n" + extension_css(system.registry.css())
     if ctx.paths.user_css_file.exists():
         css += "\n" + ctx.paths.user_css_file.read_text(encoding="utf-8", errors="replace")
     return css
@@ -61,16 +69,30 @@ def ui_js(ctx, blocks: gr.Blocks) -> str:
 
 
 def build_ui(ctx) -> gr.Blocks:
-    """The whole page. Tabs that later issues fill are present as slots so element ids are stable."""
+    """The whole page. Tabs that later issues fill are present as slots so element ids are stable;
+    extensions' tabs go before Settings, their sections into txt2img/img2img (as in A1111)."""
     ui = UiBuild(ctx)
-    with gr.Blocks(title="Stable Diffusion", analytics_enabled=False) as blocks:
-        topbar.build(ctx, ui)
-        # "wrap": every tab button stays in the page (a narrow window would hide some in a menu).
-        with gr.Tabs(elem_id="tabs", overflow_behavior="wrap") as ui.tabs:
-            for label, tab_id, module in TABS:
-                with gr.Tab(label, id=tab_id, elem_id=f"tab_{tab_id}"):
-                    module.build(ctx, ui)
-        ui.wire_sends()
-        ui.on_load(ui.defaults.current_values, list(ui.defaults.widgets.values()))
-        ui.wire_load(blocks)
+    compat = getattr(getattr(ctx, "extensions", None), "compat", None)
+    announcer = ComponentAnnouncer(compat) if compat is not None else None
+    with announcing(announcer):
+        extension_tabs = collect_a1111_tabs(compat)  # A1111 tabs build their own gr.Blocks first
+        with gr.Blocks(title="Stable Diffusion", analytics_enabled=False) as blocks:
+            topbar.build(ctx, ui)
+            # "wrap": every tab button stays in the page (a narrow window would hide some in a menu).
+            with gr.Tabs(elem_id="tabs", overflow_behavior="wrap") as ui.tabs:
+                for label, tab_id, module in TABS:
+                    if tab_id == "settings":
+                        render_extension_tabs(ctx, extension_tabs)
+                    with gr.Tab(label, id=tab_id, elem_id=f"tab_{tab_id}"):
+                        with announcer.building_tab(tab_id) if announcer else contextlib.nullcontext():
+                            module.build(ctx, ui)
+            ui.wire_sends()
+            ui.on_load(ui.defaults.current_values, list(ui.defaults.widgets.values()))
+            ui.wire_load(blocks)
     return blocks
+
+
+def extension_head(ctx) -> str:
+    """<script> tags for the page head: A1111's JS globals and every extension's javascript/*.js."""
+    system = getattr(ctx, "extensions", None)
+    return page_head(ctx.settings, system.registry.javascript() if system is not None else [])

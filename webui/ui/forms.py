@@ -14,6 +14,7 @@ from PIL import Image, ImageChops
 
 from modules.images.infotext import infotext_to_request_fields, parse_infotext
 from modules.types import INPAINTING_FILL, RESIZE_MODES, GenerationRequest, UserInputError
+from webui.ui.components.extension_sections import extension_fields
 
 MASK_MODES = ("Inpaint masked", "Inpaint not masked")
 INPAINT_AREAS = ("Whole picture", "Only masked")
@@ -69,6 +70,8 @@ def request_from_values(mode: str, values: Mapping[str, Any]) -> GenerationReque
         raise UserInputError("pick a refiner checkpoint or close the Refiner section", field="refiner_checkpoint")
     script = values.get("script_name")
     fields["script_name"] = "" if script in (None, "", NONE_SCRIPT) else str(script)
+    # Extension sections and script controls: the same request.extensions / script_args as the API's.
+    fields["extensions"], fields["script_args"] = extension_fields(values)
     fields["extensions"] = dict(values.get("extensions") or {})
 
     if mode != "txt2img":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from webui.ui.app import build_ui, ui_css, ui_js
+from webui.ui.app import build_ui, extension_head, ui_css, ui_js
 
 # Largest file one upload may carry (Gradio answers 413 above it). Big enough for an 8K PNG for Extras.
 MAX_UPLOAD_MB = 200
@@ -23,7 +23,7 @@ def mount_ui(app, ctx, auth: list[tuple[str, str]] | None) -> gr.Blocks:
     """Build the page and mount it at / on `app`; `auth` is the UI's login (None = no login page)."""
     blocks = build_ui(ctx)
     gr.mount_gradio_app(app, blocks, path="/", auth=auth, ssr_mode=False, css=ui_css(ctx),
-                        js=ui_js(ctx, blocks), theme=None, footer_links=["api"] if ctx.flags.api_enabled else [],
+                        js=ui_js(ctx, blocks), head=extension_head(ctx), theme=None, footer_links=["api"] if ctx.flags.api_enabled else [],
                         server_name=ctx.flags.server_host, server_port=ctx.flags.server_port,
                         max_file_size=f"{MAX_UPLOAD_MB}mb",
                         # Nothing beyond Gradio's own cache is served: outputs reach the page as copies.

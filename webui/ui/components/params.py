@@ -11,7 +11,6 @@ import gradio as gr
 from modules.generation.hires import upscaler_names
 from modules.images.infotext import parse_infotext
 from modules.samplers import sampler_names, schedule_names
-from webui.ui import forms
 
 RANDOM_SEED = -1
 
@@ -151,12 +150,3 @@ def refiner(ctx, ui, tab: str) -> dict:
             switch_at = make(gr.Slider, tab, "Switch at", minimum=0.01, maximum=1, value=0.8, step=0.01,
                              elem_id=f"{tab}_refiner_switch_at", scale=2)
     return {"refiner_enable": enable, "refiner_checkpoint": checkpoint, "refiner_switch_at": switch_at}
-
-
-def scripts(tab: str) -> dict:
-    """The script dropdown and the always-on section; extensions fill them (their issues), ids are fixed."""
-    with gr.Group(elem_id=f"{tab}_script_container"):
-        script = gr.Dropdown([forms.NONE_SCRIPT], value=forms.NONE_SCRIPT, label="Script",
-                             elem_id=f"{tab}_script_list")
-    gr.Column(elem_id=f"{tab}_alwayson_scripts", visible=False)
-    return {"script_name": script}

@@ -122,9 +122,9 @@ def result_state(result: GenerationResult) -> dict[str, Any]:
     images, infotexts = list(result.images), list(result.infotexts)
     paths = list(result.saved_paths[:len(images)])
     if result.grid is not None:
-        # A1111 shows the grid first; it carries the first image's infotext.
+        # A1111 shows the grid first; it carries the first image's infotext (or a script's own).
         images.insert(0, result.grid)
-        infotexts.insert(0, result.info)
+        infotexts.insert(0, result.grid_info)
         paths.insert(0, result.saved_paths[len(result.images)] if len(result.saved_paths) > len(result.images)
                      else "")
     return {"images": images, "infotexts": infotexts, "paths": paths, "selected": 0}
@@ -174,7 +174,7 @@ def final_outputs(job, seconds: float) -> tuple:
     result = job.result
     if job.error:
         return skip, "", skip, error_html(job.error), skip
-    if not isinstance(result, GenerationResult) or not result.images:
+    if not isinstance(result, GenerationResult) or not (result.images or result.grid is not None):
         note = "Interrupted: no image was finished." if job.state in ("interrupted", "cancelled") else \
             "No images were produced."
         return [], "", "", notes_html([note]), skip

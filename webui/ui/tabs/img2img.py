@@ -11,7 +11,7 @@ import gradio as gr
 from modules.generation.service import submit_generation
 from modules.types import INPAINTING_FILL, RESIZE_MODES
 from webui.ui import forms
-from webui.ui.components import batch_dir, output, params, prompt
+from webui.ui.components import extension_sections, batch_dir, output, params, prompt
 from webui.ui.components.runner import SessionJobs, session_key, stream_job
 from webui.ui.registry import SendTarget
 
@@ -42,7 +42,7 @@ def build(ctx, ui) -> None:
             fields.update(inpaint_fields)
             fields.update(_batch_and_strength(ui))
             fields.update(params.seed(ui, TAB, state))
-            fields.update(params.scripts(TAB))
+            fields.update(extension_sections.build(ctx, TAB))
         with gr.Column(scale=1, elem_id=f"{TAB}_output_column"):
             panel = output.build(ctx, ui, TAB, state)
 

@@ -5,7 +5,7 @@ import gradio as gr
 
 from modules.generation.service import submit_generation
 from webui.ui import forms
-from webui.ui.components import output, params, prompt
+from webui.ui.components import extension_sections, output, params, prompt
 from webui.ui.components.runner import SessionJobs, session_key, stream_job
 from webui.ui.registry import SendTarget
 
@@ -25,7 +25,7 @@ def build(ctx, ui) -> None:
             fields.update(params.size_and_batch(ui, TAB))
             fields.update(params.cfg(ui, TAB))
             fields.update(params.seed(ui, TAB, state))
-            fields.update(params.scripts(TAB))
+            fields.update(extension_sections.build(ctx, TAB))
         with gr.Column(scale=1, elem_id=f"{TAB}_output_column"):
             panel = output.build(ctx, ui, TAB, state)
     fields = {"prompt": row.prompt, "negative_prompt": row.negative, "styles": row.styles, **fields}
