@@ -186,7 +186,8 @@ def build_sd_samplers(compat) -> types.ModuleType:
 def build_images(compat) -> types.ModuleType:
     from PIL import Image
 
-    from modules.images.saving import SaveOptions, make_grid, read_image_info, save_image as save_one
+    from modules.images.saving import SaveOptions, make_grid, read_image_info
+    from modules.images.saving import save_image as save_one
 
     mod = _module("modules.images")
 

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from tests.helpers.needs import missing
-from tests.helpers.server import free_port, run_launch, start_server
+from tests.helpers.server import run_launch, start_server
 
 pytestmark = pytest.mark.server
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from modules.devices import GiB, DeviceFlags, DeviceInfo, choose_policy
+from modules.devices import DeviceFlags, DeviceInfo, GiB, choose_policy
 
 CPU = DeviceInfo("cpu", "CPU")
 

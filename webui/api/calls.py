@@ -37,12 +37,12 @@ from webui.api.limits import (
     check_length,
     check_text_fields,
 )
-from webui.api.scripts import check_scripts
 from webui.api.schemas import (
     ExtrasBatchImagesResponse,
     ExtrasSingleImageResponse,
     ImageResponse,
 )
+from webui.api.scripts import check_scripts
 
 log = logging.getLogger("webui.api")
 

@@ -8,8 +8,6 @@ from modules.generation.hires import LATENT_UPSCALERS
 from modules.postprocessing import registry_for
 from modules.postprocessing.realesrgan import list_models as realesrgan_models_of
 from modules.samplers import list_samplers, list_schedulers
-from webui.api.scripts import extensions_list, scripts_list
-from webui.api.scripts import script_info as script_info_rows
 from webui.api.schemas import (
     ExtensionItem,
     FaceRestorerItem,
@@ -23,6 +21,8 @@ from webui.api.schemas import (
     ScriptsList,
     UpscalerItem,
 )
+from webui.api.scripts import extensions_list, scripts_list
+from webui.api.scripts import script_info as script_info_rows
 
 router = APIRouter()
 

@@ -11,7 +11,7 @@ import gradio as gr
 from modules.generation.service import submit_generation
 from modules.types import INPAINTING_FILL, RESIZE_MODES
 from webui.ui import forms
-from webui.ui.components import extension_sections, batch_dir, output, params, prompt
+from webui.ui.components import batch_dir, extension_sections, output, params, prompt
 from webui.ui.components.runner import SessionJobs, session_key, stream_job
 from webui.ui.registry import SendTarget
 
