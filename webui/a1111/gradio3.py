@@ -41,7 +41,6 @@ GRADIO3_POSITIONAL: dict[str, tuple[str, ...]] = {
     "Row": ("variant",),
 }
 BUTTON_VARIANTS = {"primary", "secondary", "stop", "huggingface"}
-_UNSET = object()
 SHOW_PROGRESS = {True: "full", False: "hidden", "full": "full", "minimal": "minimal", "hidden": "hidden"}
 
 
@@ -113,15 +112,8 @@ def compat_class(cls: type) -> type:
     accepted = _accepted(cls)
     name = cls.__name__
 
-    # Gradio's ComponentMeta wraps __init__ and passes on only named parameters, so positional
-    # Gradio 3 arguments arrive as p0..p9 and are put back in order here.
-    def __init__(self, p0=_UNSET, p1=_UNSET, p2=_UNSET, p3=_UNSET, p4=_UNSET, p5=_UNSET, p6=_UNSET,
-                 p7=_UNSET, p8=_UNSET, p9=_UNSET, **kwargs: Any):
-        args = tuple(a for a in (p0, p1, p2, p3, p4, p5, p6, p7, p8, p9) if a is not _UNSET)
+    def __init__(self, *args: Any, **kwargs: Any):
         cls.__init__(self, **translate_init(name, accepted, args, kwargs))
-        constructor_args = getattr(self, "_constructor_args", None)
-        if constructor_args and len(constructor_args) > 1:
-            constructor_args.pop(0)  # keep Gradio 6's view of the arguments (the translated ones)
 
     # The front end picks a component by the class name (and class id): subclasses of these, such as
     # ui_components.FormRow, must still say "row".
@@ -133,7 +125,7 @@ def compat_class(cls: type) -> type:
                                  "get_block_class": lambda self: block_name}
     if class_id is not None:
         namespace["get_component_class_id"] = classmethod(lambda klass: class_id)
-    subclass = type(name, (cls,), namespace)
+    subclass = plain_subclass(cls, name, namespace)
     # Listeners are set after the class exists: gradio's metaclass installs its own on creation.
     for attr in dir(cls):
         original = getattr(cls, attr, None)
@@ -141,6 +133,15 @@ def compat_class(cls: type) -> type:
             setattr(subclass, attr, _compat_listener(original))
     # Gradio looks components up by their class name for the front end: the same name keeps it working.
     return subclass
+
+
+def plain_subclass(base: type, name: str, namespace: dict[str, Any]) -> type:
+    """A subclass of a gradio block class made without its metaclass's class-creation step, which
+    writes .pyi type stubs beside the source file (into site-packages, or into our tree) on every start.
+    The listeners and the argument recording that step adds are inherited from `base` anyway."""
+    meta = type(base)
+    creator = meta.__mro__[1] if len(meta.__mro__) > 1 else type  # ABCMeta for components, type for Blocks
+    return creator.__new__(meta, name, (base,), dict(namespace))
 
 
 def _compat_listener(original):

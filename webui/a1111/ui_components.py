@@ -16,76 +16,77 @@ SWITCH_SYMBOL = "\u21c5"  # ⇅
 
 def build_ui_components(g) -> types.ModuleType:
     """`modules.ui_components` over the Gradio 3 compatible module `g`."""
+    from webui.a1111.gradio3 import plain_subclass
+
     mod = types.ModuleType("modules.ui_components")
 
-    class FormRow(g.Row):
-        def __init__(self, *args: Any, **kwargs: Any):
-            kwargs.setdefault("elem_classes", ["form"])
-            super().__init__(*args, **kwargs)
-
-    class FormColumn(g.Column):
-        def __init__(self, *args: Any, **kwargs: Any):
-            kwargs.setdefault("elem_classes", ["form"])
-            super().__init__(*args, **kwargs)
-
-    class FormGroup(g.Group):
-        pass
-
-    class ResizeHandleRow(g.Row):
-        pass
-
-    class FormHTML(g.HTML):
-        pass
-
-    class ToolButton(g.Button):
-        """A small square button (A1111's 🔄 / ⇅ buttons)."""
-
-        def __init__(self, *args: Any, **kwargs: Any):
-            classes = kwargs.pop("elem_classes", []) or []
+    def with_classes(default: list[str]):
+        def init(self, *args: Any, **kwargs: Any):
+            classes = kwargs.pop("elem_classes", None) or []
             classes = [classes] if isinstance(classes, str) else list(classes)
-            kwargs["elem_classes"] = [*classes, "tool"]
-            kwargs.setdefault("scale", 0)
-            kwargs.setdefault("min_width", 40)
-            super().__init__(*args, **kwargs)
+            kwargs["elem_classes"] = [*classes, *default]
+            type(self).__mro__[1].__init__(self, *args, **kwargs)
+        return init
 
-    class DropdownMulti(g.Dropdown):
-        def __init__(self, *args: Any, **kwargs: Any):
-            kwargs["multiselect"] = True
-            super().__init__(*args, **kwargs)
+    def tool_init(self, *args: Any, **kwargs: Any):
+        """A small square button (A1111's refresh and swap buttons)."""
+        classes = kwargs.pop("elem_classes", None) or []
+        classes = [classes] if isinstance(classes, str) else list(classes)
+        kwargs["elem_classes"] = [*classes, "tool"]
+        kwargs.setdefault("scale", 0)
+        kwargs.setdefault("min_width", 40)
+        g.Button.__init__(self, *args, **kwargs)
 
-    class DropdownEditable(g.Dropdown):
-        def __init__(self, *args: Any, **kwargs: Any):
-            kwargs["allow_custom_value"] = True
-            super().__init__(*args, **kwargs)
+    def multi_init(self, *args: Any, **kwargs: Any):
+        kwargs["multiselect"] = True
+        g.Dropdown.__init__(self, *args, **kwargs)
 
-    class InputAccordion(g.Checkbox):
-        """A checkbox whose value says whether the section is on, with an accordion for the controls:
-        `with InputAccordion(False, label="Enable") as enabled: ...` (A1111's API)."""
+    def editable_init(self, *args: Any, **kwargs: Any):
+        kwargs["allow_custom_value"] = True
+        g.Dropdown.__init__(self, *args, **kwargs)
 
-        def __init__(self, value: bool = False, **kwargs: Any):
-            label = kwargs.get("label", "")
-            self._accordion_kwargs = {"label": label, "open": kwargs.pop("open", bool(value))}
-            elem_id = kwargs.get("elem_id")
-            if elem_id:
-                self._accordion_kwargs["elem_id"] = f"{elem_id}-accordion"
-            super().__init__(value=value, **kwargs)
-            self._accordion = None
-
-        def __enter__(self):
-            self._accordion = gr.Accordion(**self._accordion_kwargs)
-            self._accordion.__enter__()
-            return self
-
-        def __exit__(self, *exc):
-            return self._accordion.__exit__(*exc)
-
-        def extra(self):
-            return gr.Column(elem_classes=["input-accordion-extra"], min_width=0)
-
-    for cls in (FormRow, FormColumn, FormGroup, ResizeHandleRow, FormHTML, ToolButton, DropdownMulti,
-                DropdownEditable, InputAccordion):
-        setattr(mod, cls.__name__, cls)
+    classes = {
+        "FormRow": plain_subclass(g.Row, "FormRow", {"__init__": with_classes(["form"])}),
+        "FormColumn": plain_subclass(g.Column, "FormColumn", {"__init__": with_classes(["form"])}),
+        "FormGroup": plain_subclass(g.Group, "FormGroup", {}),
+        "ResizeHandleRow": plain_subclass(g.Row, "ResizeHandleRow", {}),
+        "FormHTML": plain_subclass(g.HTML, "FormHTML", {}),
+        "ToolButton": plain_subclass(g.Button, "ToolButton", {"__init__": tool_init}),
+        "DropdownMulti": plain_subclass(g.Dropdown, "DropdownMulti", {"__init__": multi_init}),
+        "DropdownEditable": plain_subclass(g.Dropdown, "DropdownEditable", {"__init__": editable_init}),
+        "InputAccordion": input_accordion_class(g, plain_subclass),
+    }
+    for name, cls in classes.items():
+        setattr(mod, name, cls)
     return mod
+
+
+def input_accordion_class(g, plain_subclass) -> type:
+    """A checkbox whose value says whether the section is on, with an accordion for the controls:
+    `with InputAccordion(False, label="Enable") as enabled: ...` (A1111's API)."""
+
+    def __init__(self, value: bool = False, **kwargs: Any):
+        label = kwargs.get("label", "")
+        self._accordion_kwargs = {"label": label, "open": kwargs.pop("open", bool(value))}
+        elem_id = kwargs.get("elem_id")
+        if elem_id:
+            self._accordion_kwargs["elem_id"] = f"{elem_id}-accordion"
+        g.Checkbox.__init__(self, value=value, **kwargs)
+        self._accordion = None
+
+    def __enter__(self):
+        self._accordion = gr.Accordion(**self._accordion_kwargs)
+        self._accordion.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self._accordion.__exit__(*exc)
+
+    def extra(self):
+        return gr.Column(elem_classes=["input-accordion-extra"], min_width=0)
+
+    return plain_subclass(g.Checkbox, "InputAccordion", {"__init__": __init__, "__enter__": __enter__,
+                                                         "__exit__": __exit__, "extra": extra})
 
 
 def build_ui_module(g, ui_components: types.ModuleType, name: str = "modules.ui") -> types.ModuleType:
