@@ -104,9 +104,12 @@ class ExtensionApi:
             raise ValueError(f"unknown hook point {point!r}; known: {', '.join(HOOK_POINTS)}")
         self.contributions.hooks.append((point, fn, order))
 
-    def add_infotext_field(self, label: str, key: str | None = None) -> None:
-        """Declare an infotext label the extension writes, so pasting and PNG Info give it back."""
-        self.contributions.infotext_fields.append(InfotextField(self.name, label, key or _slug(label)))
+    def add_infotext_field(self, label: str, arg: int | None = None) -> None:
+        """Declare an infotext label the extension writes (through info.params): PNG Info shows it, and
+        pasting the infotext into txt2img/img2img sets section component number `arg` to its value."""
+        if arg is not None and (not isinstance(arg, int) or arg < 0):
+            raise ValueError(f"add_infotext_field: arg must be a component index (0, 1, ...), not {arg!r}")
+        self.contributions.infotext_fields.append(InfotextField(self.name, label, arg))
 
     # -- providers ------------------------------------------------------------------------------
     def register(self, kind: str, name: str, provider: Any, *, aliases: tuple[str, ...] = ()) -> None:

@@ -51,12 +51,12 @@ class RouteSpec:
 
 @dataclass(frozen=True)
 class InfotextField:
-    """A `Label: value` pair the extension writes into infotext; `key` is where pasting it puts the value
-    (`extensions.<name>.<key>` in the parsed parameters)."""
+    """A `Label: value` pair the extension writes into infotext. `arg` is the index of the section
+    component that pasting the infotext sets (None: shown by PNG Info, not pasted)."""
 
     extension: str
     label: str
-    key: str
+    arg: int | None = None
 
 
 @dataclass(frozen=True)

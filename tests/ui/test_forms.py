@@ -154,3 +154,27 @@ def test_batch_from_directory_pairs_masks_and_reads_png_info(tmp_path):
     assert second["prompt"] == "a cat"  # no PNG info in b.jpg: the form's prompt stays
     with pytest.raises(UserInputError, match="batch_input_dir"):
         batch_dir.list_images(tmp_path / "missing")
+
+
+def test_extension_fields_paste_back_from_infotext():
+    """An extension's infotext label fills its section widget on paste (values typed as the widget wants)."""
+    from webui.ui import forms
+
+    text = "a cat\nSteps: 3, Seed: 1, Hello: Hi there, Strength: 0.25, Enabled: False"
+    labels = {"alwayson:hello-extension:1": "Hello", "alwayson:x:0": "Strength", "alwayson:x:1": "Enabled",
+              "alwayson:x:2": "Missing"}
+    values = forms.values_from_infotext(text, labels)
+    assert values["alwayson:hello-extension:1"] == "Hi there"
+    assert values["alwayson:x:0"] == 0.25 and values["alwayson:x:1"] is False
+    assert "alwayson:x:2" not in values and values["steps"] == 3
+
+
+def test_extension_section_values_become_request_extensions_and_script_args():
+    from webui.ui import forms
+
+    values = {"prompt": "p", "alwayson:hello-extension:1": "Hi", "alwayson:hello-extension:0": True,
+              "alwayson:shout:0": False, "script_name": "X/Y/Z plot", "selected:X/Y/Z plot:1": "1,2",
+              "selected:X/Y/Z plot:0": "Steps", "selected:Prompt matrix:0": True}
+    request = forms.request_from_values("txt2img", values)
+    assert request.extensions == {"hello-extension": {"args": [True, "Hi"]}, "shout": {"args": [False]}}
+    assert request.script_name == "X/Y/Z plot" and request.script_args == ("Steps", "1,2")

@@ -31,6 +31,13 @@ def build_script_ui(compat, loaded: LoadedScript, is_img2img: bool) -> list[Any]
     loaded.arg_specs = [arg_spec(c) for c in components]
     loaded.ui_built = True
     loaded.script.controls = components
+    # A1111's infotext_fields: (component, "Label") pairs that pasting an infotext fills.
+    from webui.ui.components.extension_sections import mark_paste_label
+
+    for entry in getattr(loaded.script, "infotext_fields", None) or ():
+        if isinstance(entry, (tuple, list)) and len(entry) == 2 and isinstance(entry[1], str) \
+                and isinstance(entry[0], gr.blocks.Block):
+            mark_paste_label(entry[0], entry[1])
     return components
 
 

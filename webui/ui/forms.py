@@ -71,8 +71,8 @@ def request_from_values(mode: str, values: Mapping[str, Any]) -> GenerationReque
     script = values.get("script_name")
     fields["script_name"] = "" if script in (None, "", NONE_SCRIPT) else str(script)
     # Extension sections and script controls: the same request.extensions / script_args as the API's.
-    fields["extensions"], fields["script_args"] = extension_fields(values)
-    fields["extensions"] = dict(values.get("extensions") or {})
+    extensions, fields["script_args"] = extension_fields(values)
+    fields["extensions"] = {**dict(values.get("extensions") or {}), **extensions}
 
     if mode != "txt2img":
         fields.update(_img2img_fields(values))
@@ -192,12 +192,17 @@ def has_parameters(text: str) -> bool:
     return last.count(":") >= 3 and "Steps:" in last
 
 
-def values_from_infotext(text: str) -> dict[str, Any]:
-    """Widget values (keyed like request fields, plus UI-only keys) that reproduce an infotext."""
+def values_from_infotext(text: str, labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Widget values (keyed like request fields, plus UI-only keys) that reproduce an infotext;
+    `labels` (field name -> infotext label) adds extensions' fields."""
     if not text or not text.strip():
         return {}
-    fields = infotext_to_request_fields(parse_infotext(text))
+    parsed = parse_infotext(text)
+    fields = infotext_to_request_fields(parsed)
     values = {k: v for k, v in fields.items() if k not in _NOT_IN_FORMS}
+    for name, label in (labels or {}).items():
+        if label in parsed:
+            values[name] = _pasted_value(parsed[label])
     if "inpainting_fill" in values:
         values["inpainting_fill"] = INPAINTING_FILL[values["inpainting_fill"]]
     if "inpaint_full_res" in values:
@@ -215,7 +220,23 @@ def values_from_infotext(text: str) -> dict[str, Any]:
     return values
 
 
-def updates_from_infotext(text: str, field_names: Iterable[str]) -> list:
+def _pasted_value(text: Any) -> Any:
+    """An extension's infotext value for its widget: booleans and numbers as such, the rest as text."""
+    if not isinstance(text, str):
+        return text
+    if text in ("True", "False"):
+        return text == "True"
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def updates_from_infotext(text: str, field_names: Iterable[str], labels: Mapping[str, str] | None = None) -> list:
     """One update per name in `field_names`: the infotext's value, or gr.skip() when it has none."""
-    values = values_from_infotext(text)
+    values = values_from_infotext(text, labels)
     return [gr.update(value=values[name]) if name in values else gr.skip() for name in field_names]

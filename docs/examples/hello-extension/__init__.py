@@ -10,7 +10,7 @@ def setup(api: ExtensionApi) -> None:
     api.add_setting("hello_greeting", "Hello", "Greeting the Hello extension writes into infotext")
     api.add_tab("Hello", build_tab, elem_id="hello")
     api.add_section("Hello", build_section)
-    api.add_infotext_field("Hello", "greeting")
+    api.add_infotext_field("Hello", arg=1)  # pasting an infotext fills the greeting box
     api.on("before_generation", lambda request, info: remember_greeting(api, info))
     api.add_route("/hello/ping", lambda: {"greeting": api.setting("hello_greeting")})
 

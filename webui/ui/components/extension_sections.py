@@ -33,6 +33,10 @@ def build(ctx, tab: str) -> dict[str, Any]:
                 components = _native_section(system, section, is_img2img)
             for index, component in enumerate(components):
                 fields[f"{ALWAYSON_PREFIX}{section.extension}:{index}"] = component
+            for declared in system.registry.infotext_fields():
+                if declared.extension == section.extension and declared.arg is not None \
+                        and declared.arg < len(components):
+                    mark_paste_label(components[declared.arg], declared.label)
         if compat is not None:
             from webui.a1111.script_ui import build_script_ui
 
@@ -83,6 +87,19 @@ def _script_dropdown(compat, tab: str, is_img2img: bool) -> dict[str, Any]:
         dropdown.change(show, [dropdown], columns, show_progress="hidden")
     fields["script_name"] = dropdown
     return fields
+
+
+PASTE_LABEL = "_webui_infotext_label"
+
+
+def mark_paste_label(component, label: str) -> None:
+    """Pasting an infotext with `label` sets this component (A1111's infotext_fields / paste_field_names)."""
+    setattr(component, PASTE_LABEL, label)
+
+
+def paste_labels(fields: dict[str, Any]) -> dict[str, str]:
+    """form field name -> infotext label, for the components extensions marked."""
+    return {name: getattr(c, PASTE_LABEL) for name, c in fields.items() if getattr(c, PASTE_LABEL, None)}
 
 
 def extension_fields(values: dict[str, Any]) -> tuple[dict[str, dict[str, list]], tuple[Any, ...]]:

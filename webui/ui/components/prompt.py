@@ -9,6 +9,7 @@ import gradio as gr
 
 from modules.prompts.token_counter import count_tokens
 from webui.ui import forms
+from webui.ui.components.extension_sections import paste_labels
 from webui.ui.components.styles import StylesAdapter
 
 
@@ -104,6 +105,7 @@ def build(ctx, tab: str) -> PromptRow:
 def wire_paste(row: PromptRow, fields: dict, last_info: gr.State) -> None:
     """Paste: an infotext in the prompt box (or, with an empty box, the last generation's) fills the form."""
     names = list(fields)
+    labels = paste_labels(fields)  # extensions' infotext fields (their section widgets)
 
     def on_paste(text, last):
         last_texts = (last or {}).get("infotexts") or [""]
@@ -111,6 +113,6 @@ def wire_paste(row: PromptRow, fields: dict, last_info: gr.State) -> None:
         if not source:
             gr.Info("Nothing to paste: put generation parameters (PNG Info text) into the prompt box")
             return [gr.skip()] * len(names)
-        return forms.updates_from_infotext(source, names)
+        return forms.updates_from_infotext(source, names, labels)
 
     row.paste.click(on_paste, [row.prompt, last_info], [fields[n] for n in names], show_progress="hidden")
