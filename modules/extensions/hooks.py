@@ -167,8 +167,9 @@ class SaveInfo:
 class HookRegistry:
     """The hooks every extension registered; `run`/`patched` call them with errors contained."""
 
-    def __init__(self, errors: ExtensionErrors | None = None):
+    def __init__(self, errors: ExtensionErrors | None = None, registry: Any = None):
         self.errors = errors or ExtensionErrors()
+        self.registry = registry  # the ExtensionRegistry these hooks belong to (providers live there)
         self._hooks: dict[str, list[Hook]] = {point: [] for point in HOOK_POINTS}
         self._lock = threading.Lock()
 

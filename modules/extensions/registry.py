@@ -93,7 +93,7 @@ class ExtensionRegistry:
 
     def __init__(self, settings=None):
         self.errors = ExtensionErrors()
-        self.hooks = HookRegistry(self.errors)
+        self.hooks = HookRegistry(self.errors, self)
         self._settings = settings
         self._by_extension: dict[str, Contributions] = {}
         self._lock = threading.Lock()

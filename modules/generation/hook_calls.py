@@ -5,10 +5,12 @@ Kept apart so txt2img, img2img and inpaint read as before: `begin_batch` before 
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from modules.extensions.hooks import BatchInfo, ImageInfo
+from modules.extensions.hooks import BatchInfo, ImageInfo, describe_exception
+from modules.prompts.extra_networks import parse_prompts
 
 
 def _required(env) -> set[str]:
@@ -78,3 +80,40 @@ def step_callback(env, steps: int):
         return {"latents": info.latents} if info.latents is not latents and info.latents is not None else {}
 
     return on_step_end
+
+
+@contextlib.contextmanager
+def networks_active(env, pipe, batch: BatchInfo) -> Iterator[None]:
+    """Activate the extra networks the batch's prompts name (`<lora:film:0.8>`) for the batch's passes.
+
+    Each network type is an extension's provider (`api.register_extra_network`): `provider.activate(pipe,
+    calls, info)` returns a context manager (or None) that is exited after the batch, so the model is
+    as before. A tag no provider owns is a warning, as in A1111; the tags never reach the text encoder.
+    """
+    _, networks = parse_prompts(list(batch.prompts))
+    if not networks:
+        yield
+        return
+    registry = getattr(getattr(env, "hooks", None), "registry", None)
+    info = getattr(env, "info", None)
+    with contextlib.ExitStack() as stack:
+        for name, calls in networks.items():
+            provider = registry.provider("extra_network", name) if registry is not None else None
+            if provider is None:
+                _warn(info, f"unknown extra network <{name}:...>: no enabled extension handles it; ignored")
+                continue
+            try:
+                manager = provider.provider.activate(pipe, calls, info)
+                if manager is not None:
+                    stack.enter_context(manager)
+            except Exception as exc:
+                if info is not None and provider.extension in info.requested:
+                    raise
+                _warn(info, f"extra network <{name}:...> ({provider.extension}) failed: {describe_exception(exc)}")
+                registry.errors.add(provider.extension, f"activate {name}: {describe_exception(exc)}")
+        yield
+
+
+def _warn(info, message: str) -> None:
+    if info is not None and message not in info.warnings:
+        info.warnings.append(message)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from modules.extensions.hooks import BatchInfo
-from modules.generation.hook_calls import begin_batch, end_batch
+from modules.generation.hook_calls import begin_batch, end_batch, networks_active
 from modules.generation.inpaint import run_inpaint_batch
 from modules.generation.masks import mask_from_request, read_image, resize_image
 from modules.generation.passes import decode_latents, encode_images, img2img_inputs, run_batches, run_pass
@@ -66,7 +66,7 @@ def generate_img2img(model, request: GenerationRequest, *, progress=None,
         batch_inits = [inits[i % len(inits)] for i in range(part.start, part.stop)]
         batch = begin_batch(env, index, prompts[part], negatives[part], seeds[part], subseeds[part])
         # Tiling covers the VAE's encode and decode as well as sampling (as A1111).
-        with seamless_tiling(model.pipe, request.tiling):
+        with seamless_tiling(model.pipe, request.tiling), networks_active(env, model.pipe, batch):
             if mask is not None:
                 images, cond = run_inpaint_batch(model, plan, batch_inits, mask, batch, factory, env, progress)
             else:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from modules.prompts.extra_networks import parse_prompt
 from modules.types import GenerationRequest
 
 ConditioningFactory = Callable[..., Any]
@@ -77,9 +78,17 @@ def tensor_inputs(cond) -> list[str]:
     return list(getattr(cond, "callback_tensor_inputs", None) or ("prompt_embeds", "negative_prompt_embeds"))
 
 
+def without_network_tags(prompt: str) -> str:
+    """The prompt with every `<name:args>` tag removed (the extensions that own them read them)."""
+    return parse_prompt(prompt)[0] if "<" in prompt else prompt
+
+
 def prepare(factory: ConditioningFactory, pipe, prompts: list[str], negatives: list[str], env, *, steps: int,
             clip_skip: int, hires_steps: int | None = None):
-    """Call the conditioning factory with the job's clip skip (A1111 terms), emphasis and padding settings."""
+    """Call the conditioning factory with the job's clip skip (A1111 terms), emphasis and padding settings.
+    Extra-network tags (`<lora:x:0.8>`) never reach the text encoder, known networks or not."""
+    prompts = [without_network_tags(p) for p in prompts]
+    negatives = [without_network_tags(n) for n in negatives]
     return factory(pipe, prompts, negatives, steps=steps, hires_steps=hires_steps, clip_skip=clip_skip,
                    emphasis=str(env.setting("emphasis")), pad_conds=bool(env.setting("pad_cond_uncond")),
                    embeddings=getattr(env, "embeddings", None))

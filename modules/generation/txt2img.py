@@ -14,7 +14,7 @@ from PIL import Image
 
 from modules.extensions.hooks import BatchInfo, ImageInfo
 from modules.generation import hires as hr
-from modules.generation.hook_calls import begin_batch, end_batch, extra_params, image_hook
+from modules.generation.hook_calls import begin_batch, end_batch, extra_params, image_hook, networks_active
 from modules.generation.info import image_infotext
 from modules.generation.passes import (
     PassSpec,
@@ -88,7 +88,7 @@ def generate_txt2img(model, request: GenerationRequest, *, progress=None,
     def run_batch(index: int, part: slice) -> None:
         batch = begin_batch(env, index, prompts[part], negatives[part], seeds[part], subseeds[part])
         # Tiling covers the whole batch, VAE decodes between and after the passes too (as A1111).
-        with seamless_tiling(model.pipe, request.tiling):
+        with seamless_tiling(model.pipe, request.tiling), networks_active(env, model.pipe, batch):
             images, cond = run_txt2img_batch(model, pipe, plan, batch, factory, env, progress)
         images = end_batch(env, batch, images)
         collect_images(result, model, plan, images, batch, cond, env)

@@ -101,3 +101,55 @@ def test_disabled_extensions_do_not_load(make_ctx):
     assert ctx.extensions.info("hooker").status == "disabled"
     result = submit_generation(ctx, REQUEST).wait_result(WAIT)
     assert "Hooked" not in parse_infotext(result.infotexts[0])
+
+
+NETWORK_EXT = {
+    "extension.toml": 'name = "films"\n',
+    "__init__.py": '''
+        import contextlib
+
+        CALLS = []
+
+        class Film:
+            def activate(self, pipe, calls, info):
+                CALLS.append([(c.positional, c.named) for c in calls])
+
+                @contextlib.contextmanager
+                def active():
+                    pipe._film_active = True
+                    try:
+                        yield
+                    finally:
+                        del pipe._film_active
+                return active()
+
+        def setup(api):
+            api.register_extra_network("film", Film(), aliases=("movie",))
+    ''',
+}
+
+
+def test_extra_network_tags_go_to_their_provider_and_never_to_the_text_encoder(make_ctx):
+    import sys
+
+    import numpy as np
+
+    ctx = make_ctx({"films": NETWORK_EXT})
+    plain = generate_one(ctx, "a red house")
+    tagged = generate_one(ctx, "a red house <film:grain:0.5:te=1>")
+    unknown = generate_one(ctx, "a red house <nosuchnet:1>")
+    calls = sys.modules["webui_extensions.films"].CALLS
+    assert calls == [[(["grain", "0.5"], {"te": "1"})]]
+    assert not hasattr(ctx.pipelines.current.pipe, "_film_active")  # deactivated after the batch
+    # The provider changed nothing, so an image without the tag's words is what the encoder saw.
+    for result in (tagged, unknown):
+        assert np.array_equal(np.asarray(result.images[0]), np.asarray(plain.images[0]))
+    assert parse_infotext(tagged.infotexts[0])["Prompt"] == "a red house <film:grain:0.5:te=1>"
+    assert any("nosuchnet" in w for w in unknown.warnings)
+
+
+def generate_one(ctx, prompt: str):
+    job = submit_generation(ctx, REQUEST.with_changes(prompt=prompt, batch_size=1))
+    result = job.wait_result(WAIT)
+    assert job.state == "done", job.error
+    return result
