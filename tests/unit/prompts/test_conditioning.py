@@ -99,7 +99,9 @@ def test_and_in_slices_matches_one_batch(sd15):
     prompts = ["a cat AND a dog:-0.5", "a bird"]
     batched = run(sd15, prepare_conditioning(sd15, prompts, ["", ""], steps=2), steps=2).images
     sliced = run(sd15, prepare_conditioning(sd15, prompts, ["", ""], steps=2, max_unet_rows=1), steps=2).images
-    torch.testing.assert_close(batched, sliced, atol=1e-5, rtol=1e-4)
+    # A batch of 5 UNet rows and five batches of 1 round differently in float32 matmuls (seen: 1.4e-5 on
+    # one latent of 8192 after 2 steps); a wrong slicing differs by orders of magnitude more.
+    torch.testing.assert_close(batched, sliced, atol=1e-4, rtol=1e-4)
 
 
 def test_and_without_cfg_runs_the_negative_itself(sd15):
