@@ -67,6 +67,7 @@ class UpscalerRegistry:
         self._specs: dict[str, UpscalerSpec] = {s.name: s for s in specs}
         # name -> why it is not usable here (a backend that failed to load); shown instead of "unknown".
         self.unavailable: dict[str, str] = {}
+        self.extension_source = None  # the extension system whose upscalers are registered here
 
     def register(self, spec: UpscalerSpec) -> None:
         """Add (or replace) a row; the hook for model backends and extensions."""
@@ -141,7 +142,39 @@ def registry_for(ctx) -> UpscalerRegistry:
             if registry is None:
                 registry = build_registry()
                 ctx.upscalers = registry
+    # Extensions load after the first use (A1111 scripts list upscalers while they import): add their
+    # rows once the extension system exists.
+    system = getattr(ctx, "extensions", None)
+    if system is not None and registry.extension_source is not system:
+        with _BUILD_LOCK:
+            if registry.extension_source is not system:
+                add_extension_upscalers(registry, system)
+                registry.extension_source = system
     return registry
+
+
+def add_extension_upscalers(registry: UpscalerRegistry, system) -> None:
+    """Rows extensions registered (`api.register_upscaler(name, fn)`): `fn(image, factor) -> image`, or an
+    object with `upscale(image, factor)` and an optional `scale` (its model's own factor)."""
+    if system is None:
+        return
+    for provided in system.registry.providers("upscaler"):
+        upscaler = provided.provider
+        run = getattr(upscaler, "upscale", upscaler)
+        if not callable(run):
+            system.errors.add(provided.extension, f"upscaler {provided.name!r} is not callable")
+            continue
+        registry.register(UpscalerSpec(provided.name, _guarded(run, provided.name),
+                                       native_scale=getattr(upscaler, "scale", None)))
+
+
+def _guarded(run: UpscaleFn, name: str) -> UpscaleFn:
+    def upscale(image: Image.Image, factor: float) -> Image.Image:
+        try:
+            return run(image, factor)
+        except Exception as exc:  # an extension's model failing is the user's message, not a crash
+            raise UserInputError(f"upscaler {name!r} failed: {type(exc).__name__}: {exc}") from None
+    return upscale
 
 
 _BUILD_LOCK = threading.Lock()

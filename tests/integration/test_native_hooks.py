@@ -153,3 +153,29 @@ def generate_one(ctx, prompt: str):
     result = job.wait_result(WAIT)
     assert job.state == "done", job.error
     return result
+
+
+UPSCALER_EXT = {
+    "extension.toml": 'name = "tiles"\n',
+    "__init__.py": '''
+        def setup(api):
+            api.register_upscaler("Checker x2", lambda image, factor: image.resize(
+                (image.width * 2, image.height * 2), 0).rotate(180))
+    ''',
+}
+
+
+def test_an_extension_upscaler_is_listed_and_used_by_extras(make_ctx):
+    from PIL import Image
+
+    from modules.postprocessing import ExtrasRequest, registry_for, run_extras
+
+    ctx = make_ctx({"tiles": UPSCALER_EXT})
+    registry = registry_for(ctx)
+    assert "Checker x2" in registry.names()
+    image = Image.new("RGB", (8, 8), (0, 0, 0))
+    image.putpixel((0, 0), (255, 255, 255))
+    request = ExtrasRequest(images=(("one", image),), upscaling_resize=2, upscaler_1="Checker x2")
+    out = run_extras(ctx, request).images[0]
+    assert out.size == (16, 16)
+    assert out.getpixel((15, 15)) == (255, 255, 255) and out.getpixel((0, 0)) == (0, 0, 0)  # rotated: ours ran
