@@ -11,6 +11,7 @@ from modules.context import AppContext, StartupError, build_context, load_initia
 from modules.flags import Credentials, Flags, allowed_origins, resolve_credentials
 
 log = logging.getLogger("webui")
+RESTART_DELAY_S = 1.0  # between "Apply and restart UI" answering and the server stopping
 
 
 def configure_logging(level: str) -> None:
@@ -134,6 +135,10 @@ def serve(flags: Flags, project_root: Path) -> int:
         log.warning(notice)
     # The model loads in the job worker, so requests that arrive meanwhile queue behind it.
     ctx.jobs.submit("load-model", lambda job_ctx: load_initial_model(ctx), description="load checkpoint")
+    # Before the UI is built: the Extensions tab wires "Apply and restart UI" to reload the page only when
+    # the app can restart itself.
+    restart = InPlaceRestart()
+    ctx.restart_handler = restart
     app = create_app(ctx)
 
     import uvicorn
@@ -148,20 +153,32 @@ def serve(flags: Flags, project_root: Path) -> int:
     # Open browser tabs keep event streams alive; without a limit Ctrl+C would wait for them forever.
     server = uvicorn.Server(uvicorn.Config(app, host=flags.server_host, port=flags.server_port,
                                            log_level="warning", timeout_graceful_shutdown=3))
-    restart = threading.Event()
-
-    def request_restart() -> None:
-        restart.set()
-        server.should_exit = True
-
-    ctx.restart_handler = request_restart  # the Extensions tab's "Apply and restart UI"
+    restart.server = server
     try:
         server.run()
     finally:
         ctx.close()
-    if restart.is_set():
+    if restart.requested.is_set():
         restart_process()
     return 0
+
+
+class InPlaceRestart:
+    """ctx.restart_handler: stop serving a moment later, then `serve` re-executes the process."""
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self.server = None  # the uvicorn server, once it exists
+
+    def __call__(self) -> None:
+        self.requested.set()
+        # A moment later: the event that asked for it must still send its answer, or the page never
+        # learns that it should wait for the restarted server and reload.
+        threading.Timer(RESTART_DELAY_S, self._stop).start()
+
+    def _stop(self) -> None:
+        if self.server is not None:
+            self.server.should_exit = True
 
 
 def restart_process() -> None:

@@ -115,6 +115,10 @@ def compat_class(cls: type) -> type:
     def __init__(self, *args: Any, **kwargs: Any):
         cls.__init__(self, **translate_init(name, accepted, args, kwargs))
 
+    # Gradio reads a block's props (page config, gr.update outputs) by the names in its __init__'s
+    # signature: it must be the base's, or the page gets components without value, choices or visibility.
+    __init__.__signature__ = inspect.signature(cls.__init__)
+
     # The front end picks a component by the class name (and class id): subclasses of these, such as
     # ui_components.FormRow, must still say "row".
     block_name = (cls.__base__.__name__ if hasattr(cls, "is_template") else cls.__name__).lower()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -17,18 +18,31 @@ from modules.extensions.manage import ExtensionActionError
 log = logging.getLogger("webui.ui")
 
 BUNDLED_INDEX = Path(__file__).resolve().parents[3] / "configs" / "extension-index.json"
-RESTART_JS = "() => { setTimeout(() => location.reload(), 4000); }"
+# After "Apply and restart UI" answered: the server stops and starts again (seconds to a minute). Reload once
+# it has been away and answers again (a reload while it is down would leave an error page); after a minute
+# without seeing it away, reload anyway.
+RESTART_JS = """() => {
+  const started = Date.now();
+  let away = false;
+  const check = () => fetch(location.href, {cache: "no-store"}).then((r) => r.ok, () => false).then((up) => {
+    if (!up) away = true;
+    if (up && (away || Date.now() - started > 60000)) location.reload(); else setTimeout(check, 500);
+  });
+  setTimeout(check, 500);
+}"""
 
 
 def build(ctx, ui) -> None:
     with gr.Tabs(elem_id="tabs_extensions"):
         with gr.Tab("Installed", id="extensions_installed_tab", elem_id="extensions_installed_tab"):
-            _installed(ctx)
+            installed = _installed(ctx)
         with gr.Tab("Available", id="extensions_available_tab", elem_id="extensions_available_tab"):
-            _available(ctx)
+            _available(ctx, installed)
         with gr.Tab("Install from URL", id="extensions_install_from_url_tab",
                     elem_id="extensions_install_from_url_tab"):
-            _install_from_url(ctx)
+            _install_from_url(ctx, installed)
+    # The page is built once at start-up: each page load lists what is on disk now.
+    ui.on_load(lambda: installed.values(ctx), installed.outputs)
 
 
 # -- Installed -------------------------------------------------------------------------------------
@@ -65,7 +79,32 @@ def installed_table(ctx, updates: dict[str, str] | None = None) -> str:
             + "".join(rows) + "</table>")
 
 
-def _installed(ctx) -> None:
+@dataclass
+class InstalledList:
+    """The Installed tab's list widgets, refreshed together after an install or delete and on page load.
+    `offered` holds the names the checkboxes show: Apply changes only those, so an extension installed
+    after the page was drawn (in another tab, by another user) keeps its state."""
+
+    table: gr.HTML
+    chosen: gr.CheckboxGroup
+    target: gr.Dropdown
+    offered: gr.State
+
+    @property
+    def outputs(self) -> list:
+        return [self.table, self.chosen, self.target, self.offered]
+
+    @staticmethod
+    def values(ctx, checked: list[str] | None = None, updates: dict[str, str] | None = None) -> list:
+        """New values for `outputs`; `checked` keeps the page's ticks (default: the enabled ones)."""
+        infos = _listed(ctx)
+        names = [i.name for i in infos]
+        value = [i.name for i in infos if i.enabled] if checked is None else [n for n in checked if n in names]
+        return [installed_table(ctx, updates), gr.update(choices=names, value=value), gr.update(choices=names),
+                names]
+
+
+def _installed(ctx) -> InstalledList:
     names = [i.name for i in _listed(ctx)]
     enabled = [i.name for i in _listed(ctx) if i.enabled]
     with gr.Row(elem_id="extensions_installed_top"):
@@ -78,11 +117,13 @@ def _installed(ctx) -> None:
         update = gr.Button("Update", elem_id="extensions_update")
         delete = gr.Button("Delete", variant="stop", elem_id="extensions_delete")
     result = gr.HTML(elem_id="extensions_installed_result")
+    offered = gr.State(names)
+    listed = InstalledList(table, chosen, target, offered)
 
-    def on_apply(selected):
-        all_names = [i.name for i in _listed(ctx)]
-        disabled = [n for n in all_names if n not in (selected or [])]
-        manage.set_disabled(ctx.settings, disabled)
+    def on_apply(selected, shown):
+        shown = set(shown or [])
+        unchanged = set(manage.disabled_names(ctx.settings)) - shown
+        manage.set_disabled(ctx.settings, sorted(unchanged | (shown - set(selected or []))))
         restarted = _restart(ctx)
         note = ("Restarting the app to apply..." if restarted else
                 "Saved. Restart the app to apply (this server cannot restart itself).")
@@ -106,22 +147,22 @@ def _installed(ctx) -> None:
             return installed_table(ctx), _error(str(exc))
         return installed_table(ctx), _note(message)
 
-    def on_delete(name):
+    def on_delete(name, checked):
         if not name:
-            return installed_table(ctx), _error("Choose an extension first."), gr.skip(), gr.skip()
+            return [_error("Choose an extension first."), *listed.values(ctx, checked)]
         try:
             message = manage.delete(ctx.paths, ctx.settings, ctx.flags, name)
         except ExtensionActionError as exc:
-            return installed_table(ctx), _error(str(exc)), gr.skip(), gr.skip()
-        left = [i.name for i in _listed(ctx)]
-        return installed_table(ctx), _note(message), gr.update(choices=left), gr.update(choices=left, value=None)
+            return [_error(str(exc)), *listed.values(ctx, checked)]
+        return [_note(message), *listed.values(ctx, checked)]
 
-    applied = apply.click(on_apply, [chosen], [table, result])
+    applied = apply.click(on_apply, [chosen, offered], [table, result])
     if _can_restart(ctx):
         applied.then(None, None, None, js=RESTART_JS)  # the page comes back when the server is up again
     check.click(on_check, None, [table, result], show_progress="full")
     update.click(on_update, [target], [table, result], show_progress="full")
-    delete.click(on_delete, [target], [table, result, chosen, target], show_progress="full")
+    delete.click(on_delete, [target, chosen], [result, *listed.outputs], show_progress="full")
+    return listed
 
 
 def _can_restart(ctx) -> bool:
@@ -133,7 +174,7 @@ def _restart(ctx) -> bool:
 
 
 # -- Available -------------------------------------------------------------------------------------
-def _available(ctx) -> None:
+def _available(ctx, installed: InstalledList) -> None:
     with gr.Row():
         source = gr.Textbox(_setting(ctx, "extensions_index_url"), label="Index URL (empty: bundled list)",
                             elem_id="extensions_index_url", scale=4)
@@ -160,16 +201,16 @@ def _available(ctx) -> None:
         shown = manage.filter_index(found or [], _installed_urls(ctx), text=text, hide_installed=hide)
         return available_table(shown), gr.update(choices=[e["name"] for e in shown])
 
-    def on_install(found, name):
+    def on_install(found, name, checked):
         entry = next((e for e in found or [] if e["name"] == name), None)
         if entry is None:
-            return _error("Choose an extension from the list first.")
-        return _install(ctx, entry["url"], "", "")
+            return [_error("Choose an extension from the list first."), *installed.values(ctx, checked)]
+        return _install(ctx, installed, checked, entry["url"], "", "")
 
     load.click(on_load, [source, search, hide_installed], [entries, table, result, pick], show_progress="full")
     search.change(on_filter, [entries, search, hide_installed], [table, pick], show_progress="hidden")
     hide_installed.change(on_filter, [entries, search, hide_installed], [table, pick], show_progress="hidden")
-    install.click(on_install, [entries, pick], result, show_progress="full")
+    install.click(on_install, [entries, pick, installed.chosen], [result, *installed.outputs], show_progress="full")
 
 
 def _setting(ctx, key: str) -> str:
@@ -194,26 +235,29 @@ def available_table(entries: list[dict]) -> str:
 
 
 # -- Install from URL ------------------------------------------------------------------------------
-def _install_from_url(ctx) -> None:
+def _install_from_url(ctx, installed: InstalledList) -> None:
     url = gr.Textbox(label="URL for extension's git repository", elem_id="install_url")
     branch = gr.Textbox(label="Specific branch name (empty: the default branch)", elem_id="install_branch")
     dirname = gr.Textbox(label="Local directory name (empty: from the URL)", elem_id="install_dirname")
     install = gr.Button("Install", variant="primary", elem_id="install_button")
     result = gr.HTML(elem_id="extension_install_result")
-    install.click(lambda u, b, d: _install(ctx, u, b, d), [url, branch, dirname], result, show_progress="full")
+    install.click(lambda u, b, d, checked: _install(ctx, installed, checked, u, b, d),
+                  [url, branch, dirname, installed.chosen], [result, *installed.outputs], show_progress="full")
 
 
-def _install(ctx, url: str, branch: str, dirname: str) -> str:
+def _install(ctx, installed: InstalledList, checked: list[str], url: str, branch: str, dirname: str) -> list:
+    """The message, then the Installed list with the new extension ticked (so Apply keeps it enabled)."""
+    checked = list(checked or [])
     if not (url or "").strip():
-        return _error("Enter the git URL of the extension.")
+        return [_error("Enter the git URL of the extension."), *installed.values(ctx, checked)]
     try:
         done = manage.install_from_url(ctx.paths, ctx.flags, url.strip(), branch=branch or "", name=dirname or "")
     except ExtensionActionError as exc:
-        return _error(str(exc))
+        return [_error(str(exc)), *installed.values(ctx, checked)]
     except Exception as exc:  # a surprise must still be a message, not a stuck button
         log.exception("Installing %s failed", url)
-        return _error(f"Installing failed: {exc}")
-    return _note(html.escape(done.message))
+        return [_error(f"Installing failed: {exc}"), *installed.values(ctx, checked)]
+    return [_note(html.escape(done.message)), *installed.values(ctx, [*checked, done.name])]
 
 
 def _note(text: str) -> str:
