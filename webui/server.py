@@ -71,6 +71,17 @@ def announce_app_started(ctx: AppContext, blocks, app) -> None:
 
     collect_defaults(compat)
     compat.callbacks.call("app_started", blocks, app)
+    keep_ui_mount_last(app)
+
+
+def keep_ui_mount_last(app) -> None:
+    """The UI is mounted at / and answers every path, so routes added after it (A1111 extensions add API
+    routes in on_app_started, once the UI exists) would never be reached: move the mount behind them."""
+    from starlette.routing import Mount
+
+    routes = app.router.routes
+    mounts = [r for r in routes if isinstance(r, Mount) and r.path == ""]
+    routes[:] = [r for r in routes if r not in mounts] + mounts
 
 
 def install_guards(app, ctx: AppContext) -> None:

@@ -311,7 +311,12 @@ class A1111Compat:
                 processed = self.process_images(p)
         finally:
             stack.pop()
-        return processing.result_from_processed(processed, warnings=list(getattr(info, "warnings", [])))
+        result = processing.result_from_processed(processed, warnings=list(getattr(info, "warnings", [])))
+        if p.do_not_save_grid:
+            # The script said so (Prompts from file; A1111's process_images then makes no grid): the
+            # images are shown as the script returned them, with no grid of ours added.
+            result.extra["no_grid"] = True
+        return result
 
     def process_images(self, p):
         """A1111's process_images(p): inside a job, our generation for what p says now."""

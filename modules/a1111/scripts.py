@@ -10,6 +10,7 @@ take the components' defaults.
 from __future__ import annotations
 
 import logging
+import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 log = logging.getLogger("webui.a1111")
 
 AlwaysVisible = object()
+_ID_CHARS = frozenset(string.ascii_lowercase + string.digits + "_")
 
 
 @dataclass
@@ -131,10 +133,18 @@ class Script:
         return ""
 
     def elem_id(self, item_id: str) -> str:
-        """A1111's element id for a component of this script: script_<tab>_<title>_<item>."""
-        tab = "img2img" if self.is_img2img else "txt2img"
-        title = "".join(c if c.isalnum() else "_" for c in self.title().lower()).strip("_")
-        return f"script_{tab}_{title}_{item_id}"
+        """A1111's element id for a component of this script: script_[<tab>_]<title>_<item>. As in A1111,
+        the title's spaces become '_' and then everything but a-z, 0-9 and '_' is dropped ("X/Y/Z plot" ->
+        "xyz_plot"), and the tab is named only when the script shows the same way in both tabs; user CSS
+        and scripts select these ids."""
+        title = "".join("_" if c.isspace() else c for c in self.title().lower())
+        title = "".join(c for c in title if c in _ID_CHARS)
+        try:
+            in_both = self.show(True) == self.show(False)
+        except Exception:  # a show() that fails here fails again (and is reported) when it is loaded
+            in_both = True
+        tab = ("img2img_" if self.is_img2img else "txt2img_") if in_both else ""
+        return f"script_{tab}{title}_{item_id}"
 
 
 def title_key(script: Script) -> str:

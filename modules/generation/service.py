@@ -189,7 +189,8 @@ def save_result(ctx, request: GenerationRequest, result: GenerationResult, setti
                 info=None) -> None:
     """Make the grid (several images, unless a script made one) and save images/grid when the request and
     settings ask for it; extensions' before_save/after_save hooks see each file."""
-    if result.grid is None and len(result.images) > 1 and not request.do_not_save_grid:
+    if result.grid is None and len(result.images) > 1 and not request.do_not_save_grid \
+            and not result.extra.get("no_grid"):  # an A1111 script's p.do_not_save_grid
         result.grid = make_grid(result.images, batch_size=request.batch_size)
     save_images = request.save_images and settings.get("samples_save") and bool(result.images)
     save_grid = request.save_images and settings.get("grid_save") and result.grid is not None

@@ -82,6 +82,8 @@ def _validate_and_submit(ctx, body: dict[str, Any]):
 def cmd_flags(request: Request) -> dict[str, Any]:
     """The flags this server runs with (passwords masked: A1111 shows them, we do not)."""
     flags = dataclasses.asdict(request.app.state.ctx.flags)
+    # Flags extensions' preload.py added are listed beside ours, as in A1111 (where both are one namespace).
+    flags = {**dict(flags.get("extension_flags") or ()), **flags}
     for name in SECRET_FLAGS:
         if flags.get(name):
             flags[name] = "***"
