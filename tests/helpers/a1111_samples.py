@@ -62,7 +62,8 @@ SHOUT = {
                 return scripts.AlwaysVisible
 
             def process(self, p, *args):
-                p.extra_generation_params["Shout"] = f"{shared.cmd_opts.shout_level}{shared.opts.shout_suffix}"
+                level, suffix = shared.cmd_opts.shout_level, shared.opts.shout_suffix
+                p.extra_generation_params["Shout"] = f"{level}{suffix}"
     ''',
 }
 
@@ -132,3 +133,55 @@ JAVASCRIPT = {"javascript/marker.js": '''
 
 GOOD = {"uppercase": UPPERCASE, "shout": SHOUT, "suffix-script": SUFFIX, "gradio3-panel": GRADIO3,
         "js-marker": JAVASCRIPT}
+
+# Broken ones: a syntax error, a process() that raises on every generation, an A1111 module that cannot
+# exist on diffusers, and a native extension whose hook raises.
+SYNTAX_ERROR = {"scripts/broken.py": '''
+    from modules import scripts
+
+    def half_written(:
+        pass
+'''}
+
+RAISES = {"scripts/raiser.py": '''
+    from modules import scripts
+
+
+    class RaiserScript(scripts.Script):
+        def title(self):
+            return "Raiser"
+
+        def show(self, is_img2img):
+            return scripts.AlwaysVisible
+
+        def process(self, p, *args):
+            raise RuntimeError("no weights here")
+'''}
+
+HIJACK = {"scripts/hijack.py": '''
+    from modules import scripts, sd_hijack
+
+
+    class HijackScript(scripts.Script):
+        def title(self):
+            return "Hijack"
+'''}
+
+NATIVE_HOOK_RAISES = {
+    "extension.toml": '''
+        name = "native-hook-raises"
+        version = "0.1.0"
+        description = "Its after_image hook raises"
+    ''',
+    "__init__.py": '''
+        def setup(api):
+            api.on("after_image", fail)
+
+
+        def fail(image, image_info, info):
+            raise ValueError("after_image went wrong")
+    ''',
+}
+
+BROKEN = {"syntax-error": SYNTAX_ERROR, "raiser": RAISES, "needs-sd-hijack": HIJACK,
+          "native-hook-raises": NATIVE_HOOK_RAISES}

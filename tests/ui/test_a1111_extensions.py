@@ -1,8 +1,9 @@
-"""A1111-style extensions, written as real ones are and cloned into <data>/extensions/ with git as a user does,
-work on one real server (`--api --shout-level 3`, the flag an extension's preload.py adds), in the browser and
-through the HTTP API (the webuiapi client): an always-on script, a preload flag + on_ui_settings option +
-on_app_started route, a selectable Script, a Gradio 3 UI placed after txt2img_width, a javascript/ file.
-The built-in X/Y/Z plot, Prompt matrix and Prompts from textbox are driven on the same server.
+"""A1111-style extensions, written as real ones are and cloned into <data>/extensions/ with git as a user
+does, work on one real server (`--api --shout-level 3`, the flag an extension's preload.py adds), in the
+browser and through the HTTP API (the webuiapi client): an always-on script, a preload flag +
+on_ui_settings option + on_app_started route, a selectable Script, a Gradio 3 UI placed after
+txt2img_width, a javascript/ file. The built-in X/Y/Z plot, Prompt matrix and Prompts from textbox are
+driven on the same server.
 """
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ XYZ = "script_txt2img_xyz_plot"  # A1111's element id prefix of the X/Y/Z plot's
 NEXT_ID_AFTER = """(id) => {
   const el = document.getElementById(id);
   const later = [...document.querySelectorAll("[id]")].filter(
-      (other) => !el.contains(other) && (el.compareDocumentPosition(other) & Node.DOCUMENT_POSITION_FOLLOWING));
+      (other) => !el.contains(other)
+          && (el.compareDocumentPosition(other) & Node.DOCUMENT_POSITION_FOLLOWING));
   return later.length ? later[0].id : null;
 }"""
 
@@ -111,8 +113,8 @@ def test_alwayson_script_changes_the_prompt_and_infotext_in_the_browser(page):
 
 
 def test_alwayson_script_through_the_api(api, server):
-    result = api.txt2img(prompt="a quiet harbour", batch_size=2, alwayson_scripts={"Uppercase": {"args": [True]}},
-                         **SMALL)
+    result = api.txt2img(prompt="a quiet harbour", batch_size=2,
+                         alwayson_scripts={"Uppercase": {"args": [True]}}, **SMALL)
     assert result.info["all_prompts"] == ["A QUIET HARBOUR", "A QUIET HARBOUR"]
     assert [p["Uppercased"] for p in info_of(result)] == ["yes", "yes"]
     plain = api.txt2img(prompt="a quiet harbour", **SMALL)  # its ui() default: off
@@ -203,7 +205,8 @@ def gallery_sizes(page) -> list[tuple[int, int]]:
     page.wait_for_function("() => [...document.querySelectorAll('#txt2img_gallery img')].every("
                            "(img) => img.complete && img.naturalWidth > 0)")
     return [tuple(s) for s in page.evaluate(
-        "() => [...document.querySelectorAll('#txt2img_gallery img')].map((i) => [i.naturalWidth, i.naturalHeight])")]
+        "() => [...document.querySelectorAll('#txt2img_gallery img')]"
+        ".map((i) => [i.naturalWidth, i.naturalHeight])")]
 
 
 def test_xyz_plot_over_steps_and_cfg_in_the_browser(page):
@@ -241,7 +244,8 @@ def test_prompts_from_textbox_in_the_browser(page):
     generate(page, "")
     assert len(gallery_sizes(page)) == 2
     page.click("#txt2img_gallery button.thumbnail-item >> nth=1")
-    page.wait_for_function("() => document.querySelector('#html_info_txt2img').innerText.includes('a blue whale')")
+    page.wait_for_function(
+        "() => document.querySelector('#html_info_txt2img').innerText.includes('a blue whale')")
 
 
 def xyz_args(x_type, x_values, y_type, y_values):
