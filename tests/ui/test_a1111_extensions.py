@@ -14,6 +14,7 @@ import requests
 
 from modules.images.infotext import parse_infotext
 from tests.helpers.a1111_samples import GOOD
+from tests.helpers.browser import chromium_page
 from tests.helpers.extension_repos import clone, make_repo
 from tests.helpers.server import start_server
 from tests.ui.conftest import (
@@ -50,6 +51,14 @@ def server(data_dir, tmp_path_factory):
                        data_dir, env=SERVER_ENV)
     yield srv
     srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser_page(server):
+    """Chromium opened after the server and closed before it: the server then stops without waiting
+    for the page's open event stream."""
+    with chromium_page() as page:
+        yield page
 
 
 @pytest.fixture(scope="module")
@@ -213,10 +222,12 @@ def test_xyz_plot_over_steps_and_cfg_in_the_browser(page):
     open_tab(page, "txt2img")
     choose(page, "txt2img_script_list", "X/Y/Z plot")
     page.wait_for_selector(f"#{XYZ}_x_type", state="visible")
-    choose(page, f"{XYZ}_x_type", "Steps")
+    # Values first: picking a type answers with the values box as it was when picked (A1111's handler),
+    # which would overwrite values typed while that answer is on its way.
     set_text(page, f"{XYZ}_x_values", "1,2")
-    choose(page, f"{XYZ}_y_type", "CFG Scale")
     set_text(page, f"{XYZ}_y_values", "3,7")
+    choose(page, f"{XYZ}_x_type", "Steps")
+    choose(page, f"{XYZ}_y_type", "CFG Scale")
     params = generate(page, "a tower")
     # The labelled grid only ("Include Sub Images" is off, as A1111 starts it): two 64 px cells each way
     # plus the axis labels.

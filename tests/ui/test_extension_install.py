@@ -14,6 +14,7 @@ import json
 import pytest
 import requests
 
+from tests.helpers.browser import chromium_page
 from tests.helpers.extension_repos import commit, make_repo
 from tests.helpers.server import ROOT, start_server
 from tests.ui.conftest import choose, open_subtab, open_tab, run_and_wait, small_form
@@ -40,6 +41,14 @@ def server(data_dir):
                        env=SERVER_ENV)
     yield srv
     srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser_page(server):
+    """Chromium opened after the server and closed before it: the server then stops without waiting
+    for the page's open event stream."""
+    with chromium_page() as page:
+        yield page
 
 
 def installed_row(page, name: str):
@@ -161,7 +170,6 @@ def test_enable_and_update_to_a_new_upstream_commit(page, server, upstream):
 
     apply_and_restart(page, server)
     assert page.inner_text("#tab_hello-button").strip() == "Hello v2"
-    assert "Hello: Hello" in generate_infotext(page)
     listed = {e["name"]: e for e in requests.get(server.url + "/sdapi/v1/extensions", timeout=30).json()}
     assert listed[NAME]["enabled"] and listed[NAME]["commit_hash"] == new_commit
 
