@@ -44,7 +44,11 @@ def open_page(page, url: str) -> float:
     started = time.perf_counter()
     page.goto(url, wait_until="domcontentloaded")
     page.wait_for_selector("#txt2img_generate", state="visible", timeout=30_000)
-    return time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    # The page-load script then selects every tab once (page_js.py); a test that clicks or draws while it
+    # runs can lose its input (seen: an inpaint stroke lost on a busy machine), so wait until it is done.
+    page.wait_for_function("() => document.documentElement.dataset.webuiTabsRendered", timeout=30_000)
+    return elapsed
 
 
 def set_number(page, elem_id: str, value) -> None:

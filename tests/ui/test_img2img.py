@@ -108,7 +108,7 @@ def test_inpaint_with_a_drawn_mask(page, data_dir, source_png):
     for step in range(1, 9):
         page.mouse.move(cx - 40 + step * 10, cy, steps=2)
     page.mouse.up()
-    page.wait_for_timeout(300)  # the editor commits the stroke to its layer
+    page.wait_for_timeout(600)  # the editor commits the stroke to its layer
     inpaint_settings(page)
     assert "Time taken" in run_and_wait(page, "img2img")
     screenshot(page, "inpaint")
