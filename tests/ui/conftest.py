@@ -27,7 +27,9 @@ def server(data_dir):
 
 
 @pytest.fixture(scope="module")
-def browser_page():
+def browser_page(server):
+    """Chromium opened after the module's server and closed before it: the server then stops without
+    waiting for the page's open event stream."""
     with chromium_page() as page:
         yield page
 

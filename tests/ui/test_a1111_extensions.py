@@ -14,7 +14,6 @@ import requests
 
 from modules.images.infotext import parse_infotext
 from tests.helpers.a1111_samples import GOOD
-from tests.helpers.browser import chromium_page
 from tests.helpers.extension_repos import clone, make_repo
 from tests.helpers.server import start_server
 from tests.ui.conftest import (
@@ -51,14 +50,6 @@ def server(data_dir, tmp_path_factory):
                        data_dir, env=SERVER_ENV)
     yield srv
     srv.stop()
-
-
-@pytest.fixture(scope="module")
-def browser_page(server):
-    """Chromium opened after the server and closed before it: the server then stops without waiting
-    for the page's open event stream."""
-    with chromium_page() as page:
-        yield page
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ import pytest
 import requests
 
 from tests.helpers.a1111_samples import BROKEN, UPPERCASE
-from tests.helpers.browser import chromium_page
 from tests.helpers.extension_repos import clone, make_repo
 from tests.helpers.server import start_server
 from tests.ui.conftest import open_page, open_subtab, open_tab, run_and_wait, small_form
@@ -42,14 +41,6 @@ def server(data_dir, upstream):
                        env=SERVER_ENV)
     yield srv
     srv.stop()
-
-
-@pytest.fixture(scope="module")
-def browser_page(server):
-    """Chromium opened after the server and closed before it: the server then stops without waiting
-    for the page's open event stream."""
-    with chromium_page() as page:
-        yield page
 
 
 def row(page, name: str):

@@ -14,7 +14,6 @@ import json
 import pytest
 import requests
 
-from tests.helpers.browser import chromium_page
 from tests.helpers.extension_repos import commit, make_repo
 from tests.helpers.server import ROOT, start_server
 from tests.ui.conftest import choose, open_subtab, open_tab, run_and_wait, small_form
@@ -41,14 +40,6 @@ def server(data_dir):
                        env=SERVER_ENV)
     yield srv
     srv.stop()
-
-
-@pytest.fixture(scope="module")
-def browser_page(server):
-    """Chromium opened after the server and closed before it: the server then stops without waiting
-    for the page's open event stream."""
-    with chromium_page() as page:
-        yield page
 
 
 def installed_row(page, name: str):
