@@ -25,6 +25,7 @@ from modules.extensions.registry import (
     SectionSpec,
     TabSpec,
 )
+from modules.extensions.networks import NetworkCard, find_preview, read_user_metadata, write_user_metadata
 from modules.prompts.extra_networks import ExtraNetworkParams
 from modules.settings import SettingSpec
 from modules.types import GenerationRequest, GenerationResult, UserInputError
@@ -33,7 +34,8 @@ API_VERSION: tuple[int, int] = (1, 0)
 
 __all__ = [
     "API_VERSION", "HOOK_POINTS", "ExtensionApi", "ExtensionHookError", "ExtraNetworkParams",
-    "GenerationRequest", "GenerationResult", "SettingSpec", "UserInputError",
+    "GenerationRequest", "GenerationResult", "NetworkCard", "SettingSpec", "UserInputError",
+    "find_preview", "read_user_metadata", "write_user_metadata",
 ]
 
 
