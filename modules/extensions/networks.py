@@ -70,6 +70,65 @@ def write_user_metadata(model_path: str | Path, values: dict[str, Any]) -> Path:
     return file
 
 
+def tag_frequency(metadata: dict[str, Any]) -> list[tuple[str, int]]:
+    """Training tags of a kohya LoRA: `ss_tag_frequency` ({dataset: {tag: count}}, as a JSON string in
+    the safetensors header or already parsed) summed over datasets, most frequent first, then by name."""
+    raw = metadata.get("ss_tag_frequency")
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            return []
+    if not isinstance(raw, dict):
+        return []
+    totals: dict[str, int] = {}
+    for tags in raw.values():
+        if not isinstance(tags, dict):
+            continue
+        for tag, count in tags.items():
+            try:
+                totals[str(tag).strip()] = totals.get(str(tag).strip(), 0) + int(count)
+            except (TypeError, ValueError):
+                continue  # a hand-edited header with a non-number count: that tag is left out
+    totals.pop("", None)
+    return sorted(totals.items(), key=lambda item: (-item[1], item[0]))
+
+
+# Header keys that name the model a network was trained on (kohya's ss_*, then the modelspec standard).
+BASE_MODEL_KEYS = ("ss_sd_model_name", "ss_base_model_version", "modelspec.architecture", "sd version")
+
+
+def base_model(metadata: dict[str, Any], user_metadata: dict[str, Any] | None = None) -> str:
+    """What the network was trained on, for the metadata view: the user's "sd version" if set, else the
+    file's header (kohya's ss_sd_model_name / ss_base_model_version, modelspec.architecture); "" unknown."""
+    chosen = str((user_metadata or {}).get("sd version") or "").strip()
+    if chosen and chosen.lower() != "unknown":
+        return chosen
+    found = [str(metadata[key]).strip() for key in BASE_MODEL_KEYS if str(metadata.get(key) or "").strip()]
+    return " / ".join(dict.fromkeys(found))
+
+
+MAX_HEADER_BYTES = 100 * 2**20  # a safetensors header larger than this is not a header
+
+
+def read_file_metadata(model_path: str | Path) -> dict[str, str]:
+    """The `__metadata__` of a .safetensors file's header (its first bytes only); {} for other files,
+    a missing file or a broken header."""
+    path = Path(model_path)
+    if path.suffix.lower() != ".safetensors":
+        return {}
+    try:
+        with path.open("rb") as fh:
+            size = int.from_bytes(fh.read(8), "little")
+            if not 0 < size <= MAX_HEADER_BYTES:
+                return {}
+            header = json.loads(fh.read(size))
+    except (OSError, ValueError):
+        return {}
+    meta = header.get("__metadata__") if isinstance(header, dict) else None
+    return {str(k): str(v) for k, v in meta.items()} if isinstance(meta, dict) else {}
+
+
 def find_preview(model_path: str | Path) -> Path | None:
     """`name.preview.png`, then `name.png` (and jpg/webp/gif) beside the model, as A1111 looks for them."""
     path = Path(model_path)
