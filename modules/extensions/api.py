@@ -30,10 +30,12 @@ from modules.prompts.extra_networks import ExtraNetworkParams
 from modules.settings import SettingSpec
 from modules.types import GenerationRequest, GenerationResult, UserInputError
 
-API_VERSION: tuple[int, int] = (1, 0)
+API_VERSION: tuple[int, int] = (1, 1)
+# Jobs an extension submits are of kind "extension:<extension>/<kind>"; the job API answers their result as is.
+EXTENSION_JOB_PREFIX = "extension:"
 
 __all__ = [
-    "API_VERSION", "HOOK_POINTS", "ExtensionApi", "ExtensionHookError", "ExtraNetworkParams",
+    "API_VERSION", "EXTENSION_JOB_PREFIX", "HOOK_POINTS", "ExtensionApi", "ExtensionHookError", "ExtraNetworkParams",
     "GenerationRequest", "GenerationResult", "NetworkCard", "SettingSpec", "UserInputError",
     "find_preview", "read_user_metadata", "write_user_metadata",
 ]
@@ -42,7 +44,8 @@ __all__ = [
 class ExtensionApi:
     """Handed to `setup(api)`: read the app's folders and settings, register what the extension adds."""
 
-    def __init__(self, name: str, root: Path, *, settings, paths, flags, contributions: Contributions | None = None):
+    def __init__(self, name: str, root: Path, *, settings, paths, flags, contributions: Contributions | None = None,
+                 jobs=None):
         self.name = name
         self.root = Path(root)  # the extension's own folder
         self.version = API_VERSION
@@ -51,6 +54,7 @@ class ExtensionApi:
         self._paths = paths
         self._flags = flags
         self.contributions = contributions or Contributions()
+        self._jobs = jobs  # the app's JobQueue (None in contexts without one, e.g. some tests)
 
     # -- reading the app ------------------------------------------------------------------------
     def setting(self, key: str) -> Any:
@@ -139,6 +143,24 @@ class ExtensionApi:
         if not path.startswith("/"):
             raise ValueError(f"add_route: path {path!r} must start with '/'")
         self.contributions.routes.append(RouteSpec(self.name, path, endpoint, tuple(m.upper() for m in methods)))
+
+    # -- jobs (since 1.1) ------------------------------------------------------------------------
+    def submit_job(self, kind: str, fn: Callable[[Any], Any], *, description: str = "") -> str:
+        """Queue `fn(job_ctx)` on the app's job worker (after the jobs ahead, one at a time with generation);
+        returns the job id at once. `job_ctx`: `set_total(steps, batches)`, `step(i)`, `textinfo`, `check()`
+        (raises when the user interrupts) and `interrupted`. The return value is the job's result and should
+        be JSON data: `/sdapi/v1/jobs/{id}/result` answers it as is."""
+        if self._jobs is None:
+            raise RuntimeError("submit_job: this app has no job queue")
+        return self._jobs.submit(f"{EXTENSION_JOB_PREFIX}{self.name}/{kind}", fn, description=description).id
+
+    def job(self, job_id: str) -> Any:
+        """The job with this id (`state`, `result`, `error`, `snapshot()` with progress and eta), or None."""
+        return self._jobs.get(job_id) if self._jobs is not None else None
+
+    def cancel_job(self, job_id: str) -> bool:
+        """Remove a queued job or interrupt a running one (its `check()` raises); False if already finished."""
+        return self._jobs.cancel(job_id) if self._jobs is not None else False
 
     # -- internals ------------------------------------------------------------------------------
     def _own_file(self, path: str | Path) -> Path:

@@ -121,8 +121,9 @@ class ExtensionLoader:
     """Loads the enabled extensions into an ExtensionRegistry; `a1111_loader` handles A1111-style ones."""
 
     def __init__(self, registry: ExtensionRegistry, *, settings, paths, flags, app_version: str,
-                 a1111_loader: Callable[[ExtensionInfo, ExtensionRegistry], None] | None = None):
+                 a1111_loader: Callable[[ExtensionInfo, ExtensionRegistry], None] | None = None, jobs=None):
         self.registry = registry
+        self._jobs = jobs  # the app's JobQueue, for api.submit_job
         self._settings = settings
         self._paths = paths
         self._flags = flags
@@ -152,7 +153,7 @@ class ExtensionLoader:
             return
         contributions = Contributions()
         api = ExtensionApi(info.name, info.path, settings=self._settings, paths=self._paths, flags=self._flags,
-                           contributions=contributions)
+                           contributions=contributions, jobs=self._jobs)
         try:
             setup = self._entry_point(info, manifest)
             setup(api)

@@ -64,7 +64,8 @@ def load_extensions(ctx, *, app_version: str,
     infos = manage.list_extensions(ctx.paths, ctx.settings, ctx.flags)
     loader = ExtensionLoader(registry, settings=ctx.settings, paths=ctx.paths, flags=ctx.flags,
                              app_version=app_version,
-                             a1111_loader=compat.load_extension if compat is not None else None)
+                             a1111_loader=compat.load_extension if compat is not None else None,
+                             jobs=getattr(ctx, "jobs", None))
     loader.load_all(infos)
     if compat is not None:
         compat.finish_loading()

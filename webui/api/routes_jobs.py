@@ -6,7 +6,15 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from webui.api.calls import ApiCall, submit_extras_single, submit_img2img, submit_txt2img, wait_finished
+from modules.extensions.api import EXTENSION_JOB_PREFIX
+from webui.api.calls import (
+    ApiCall,
+    raise_for_job,
+    submit_extras_single,
+    submit_img2img,
+    submit_txt2img,
+    wait_finished,
+)
 from webui.api.convert import encode_png_base64
 from webui.api.errors import ApiError, public_job_error
 from webui.api.schemas import (
@@ -51,6 +59,19 @@ def _job(request: Request, job_id: str):
     return job
 
 
+def _has_result(request: Request, job) -> bool:
+    # Extension jobs (api.submit_job) keep their JSON result on the job itself.
+    return request.app.state.api_calls.get(job.id) is not None or job.kind.startswith(EXTENSION_JOB_PREFIX)
+
+
+def _extension_result(job):
+    """An extension job's answer: its JSON result (an interrupted job's partial one too), or its error."""
+    raise_for_job(job)
+    if job.state == "cancelled":
+        raise ApiError(409, "Cancelled", f"job {job.id!r} was cancelled before it started; it has no result")
+    return JSONResponse(job.result if job.result is not None else {})
+
+
 @router.post("/txt2img", status_code=202, response_model=JobStatus,
              summary="Queue a txt2img job (body as POST /txt2img); answers at once with the job id")
 async def submit_txt2img_job(body: Txt2ImgRequest, request: Request):
@@ -71,15 +92,16 @@ async def submit_extras_job(body: ExtrasSingleImageRequest, request: Request):
 
 @router.get("", response_model=JobList, summary="Recent, running and queued jobs, oldest first")
 def list_jobs(request: Request):
-    queue, calls = request.app.state.ctx.jobs, request.app.state.api_calls
-    jobs = [job_status(job, calls.get(job.id) is not None) for job in queue.list()]
+    queue = request.app.state.ctx.jobs
+    jobs = [job_status(job, _has_result(request, job)) for job in queue.list()]
     running = queue.current()
     return JobList(jobs=jobs, running=running.id if running else None, queued=queue.pending)
 
 
 @router.get("/{job_id}", response_model=JobStatus, summary="State and progress of one job")
 def get_job(job_id: str, request: Request):
-    return job_status(_job(request, job_id), request.app.state.api_calls.get(job_id) is not None)
+    job = _job(request, job_id)
+    return job_status(job, _has_result(request, job))
 
 
 @router.get("/{job_id}/preview", response_model=JobPreview, summary="The job's latest live preview")
@@ -99,6 +121,10 @@ async def get_result(job_id: str, request: Request,
                      wait: float = Query(0.0, ge=0.0, le=MAX_WAIT_S, description="seconds to wait for the end")):
     job = _job(request, job_id)
     call = request.app.state.api_calls.get(job_id)
+    if call is None and job.kind.startswith(EXTENSION_JOB_PREFIX):
+        if not await wait_finished(job, timeout=wait):
+            return JSONResponse(job_status(job, True).model_dump(), status_code=202)
+        return _extension_result(job)
     if call is None:
         raise ApiError(404, "NotFound", f"job {job_id!r} was not submitted through the job API; it has no result here")
     if not await wait_finished(job, timeout=wait):
@@ -115,7 +141,7 @@ async def get_result(job_id: str, request: Request,
 def cancel_job(job_id: str, request: Request):
     job = _job(request, job_id)
     request.app.state.ctx.jobs.cancel(job_id)
-    return job_status(job, request.app.state.api_calls.get(job_id) is not None)
+    return job_status(job, _has_result(request, job))
 
 
 @router.post("/{job_id}/cancel", response_model=JobStatus, summary="Same as DELETE, for clients without DELETE")
