@@ -48,7 +48,7 @@ class AdapterCache:
     lock: threading.RLock = field(default_factory=threading.RLock)
     counter: int = 0
     loads: int = 0  # files turned into adapters (a cache hit does not count): tests and the bench read it
-    fused: list[str] = field(default_factory=list)
+    enabled: list = field(default_factory=list)  # layers switched on for the running batch
 
     @classmethod
     def for_pipe(cls, pipe) -> AdapterCache:
@@ -67,7 +67,11 @@ class AdapterCache:
             weights = resolve(read(), self._indexes(), self.modules)
             self.counter += 1
             adapter = Adapter(f"lora_{self.counter}", key, tuple(weights.components()))
-            self._inject(adapter.name, weights)
+            try:
+                self._inject(adapter.name, weights)
+            except Exception:
+                self._remove(adapter.name)  # nothing half-loaded stays on the model
+                raise
             adapter.load_seconds = time.perf_counter() - started
             self.loads += 1
             self.adapters[key] = adapter
@@ -105,6 +109,8 @@ class AdapterCache:
             self.layers[component] = [m for m in module.modules() if isinstance(m, BaseTunerLayer)]
             for layer in self.layers[component]:
                 layer.enable_adapters(False)
+                for part in (layer.lora_A, layer.lora_B):
+                    part.requires_grad_(False)
 
     def _remove(self, adapter: str) -> None:
         """Drop one adapter; a layer left without adapters goes back to the plain module."""
@@ -121,35 +127,39 @@ class AdapterCache:
             self.layers[component] = [m for m in module.modules() if isinstance(m, BaseTunerLayer)]
 
     # -- one batch -----------------------------------------------------------------------------------
+    # PEFT's enable_adapters/set_adapter also walk every parameter to toggle requires_grad (training);
+    # here that is 90% of a weight change, so the layer state is set directly: the active adapter names,
+    # the disabled flag and the scale (lora params stay requires_grad=False from injection on).
     def activate(self, uses: list[Use], fuse: bool = False) -> None:
         """Enable exactly `uses` with their multipliers (te for text encoders, unet for the UNet)."""
         with self.lock:
+            self.deactivate()
             for component, layers in self.layers.items():
                 mult = {u.adapter.name: (u.unet if component == "unet" else u.te) for u in uses
                         if component in u.adapter.weights_components}
                 active = [n for n, m in mult.items() if m != 0.0]
+                if not active:
+                    continue
                 for layer in layers:
                     names = [n for n in active if n in layer.lora_A]
                     if not names:
-                        layer.enable_adapters(False)
                         continue
                     for n in names:
                         layer.set_scale(n, mult[n])
-                    layer.enable_adapters(True)
-                    layer.set_adapter(names, inference_mode=True)  # no grads: this is inference only
+                    layer._active_adapter = names
+                    layer._disable_adapters = False
+                    self.enabled.append(layer)
                     if fuse:
                         layer.merge(adapter_names=names)
-                self.fused = [u.adapter.name for u in uses] if fuse else []
 
     def deactivate(self) -> None:
-        """Every layer back to its base output (fused ones are unmerged first)."""
+        """Every enabled layer back to its base output (fused ones are unmerged first)."""
         with self.lock:
-            for layers in self.layers.values():
-                for layer in layers:
-                    if layer.merged:
-                        layer.unmerge()
-                    layer.enable_adapters(False)
-            self.fused = []
+            for layer in self.enabled:
+                if layer.merged:
+                    layer.unmerge()
+                layer._disable_adapters = True
+            self.enabled = []
 
     def loaded(self) -> list[FileKey]:
         with self.lock:
