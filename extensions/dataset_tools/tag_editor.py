@@ -111,6 +111,12 @@ def apply_edit(dataset: Dataset, edit: BulkEdit) -> dict[str, tuple[str, ...]]:
     return changes
 
 
+def with_changes(dataset: Dataset, changes: dict[str, tuple[str, ...]]) -> Dataset:
+    """The dataset as it would be with unsaved `changes` (the editor shows this before Save)."""
+    entries = tuple(Entry(e.image, e.caption, tuple(changes.get(e.image.name, e.tags))) for e in dataset.entries)
+    return Dataset(dataset.folder, dataset.extension, entries)
+
+
 def save(dataset: Dataset, changes: dict[str, tuple[str, ...]]) -> str | None:
     """Write the changed captions after backing up the current files; returns the backup id (None when
     nothing changed). Per-image edits come here too: {image name: tags}."""

@@ -13,6 +13,9 @@ import gradio as gr
 from modules.extensions.hooks import describe_exception
 
 log = logging.getLogger("webui.ui")
+# Core tabs an extension may fill (api.add_tab(..., elem_id=<slot>)): the core tab renders that extension
+# tab in place of its placeholder, so it is not added a second time before Settings.
+SLOT_TABS = ("train",)
 
 
 def collect_a1111_tabs(compat) -> list[tuple[str, Any, str, str]]:
@@ -42,11 +45,23 @@ def render_extension_tabs(ctx, a1111_tabs: list[tuple[str, Any, str, str]]) -> N
     """Inside the page's gr.Tabs: one gr.Tab per extension tab (A1111 ids: tab_<elem_id>)."""
     system = getattr(ctx, "extensions", None)
     for spec in (system.registry.tabs() if system is not None else []):
+        if spec.elem_id in SLOT_TABS:
+            continue
         with gr.Tab(spec.title, id=spec.elem_id, elem_id=f"tab_{spec.elem_id}"):
             _guarded(system.errors, spec.extension, spec.build)
     for extension, blocks, title, elem_id in a1111_tabs:
         with gr.Tab(title, id=elem_id, elem_id=f"tab_{elem_id}"):
             _guarded(system.errors, extension, blocks.render)
+
+
+def render_slot(ctx, elem_id: str) -> bool:
+    """Inside a core tab: build the first extension tab that fills this slot; False when none does."""
+    system = getattr(ctx, "extensions", None)
+    for spec in (system.registry.tabs() if system is not None else []):
+        if spec.elem_id == elem_id:
+            _guarded(system.errors, spec.extension, spec.build)
+            return True
+    return False
 
 
 def _guarded(errors, extension: str, build) -> None:

@@ -1,8 +1,11 @@
-"""The Train tab is filled by its own issue; until then it is a slot with A1111's element id (tab_train)."""
+"""The Train tab (A1111 id tab_train): the extension tab with elem_id "train" (the built-in dataset_tools:
+Preprocess, Caption, Tag editor) fills it; without one it keeps its placeholder."""
 from __future__ import annotations
 
+from webui.ui.extension_tabs import render_slot
 from webui.ui.tabs import placeholder
 
 
 def build(ctx, ui) -> None:
-    placeholder.build(ctx, "train")
+    if not render_slot(ctx, "train"):
+        placeholder.build(ctx, "train")

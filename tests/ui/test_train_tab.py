@@ -1,0 +1,81 @@
+"""The Train tab in a real browser (one server): caption a folder with the tiny WD14 tagger, open the tag
+editor, replace a tag, save, and the files on disk match; undo puts them back; img2img's Interrogate fills
+the prompt with the chosen tagger."""
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from tests.fixtures.taggers import write_tiny_tagger
+from tests.helpers.browser import screenshot
+from tests.ui.conftest import open_subtab, open_tab, set_text, text_value
+
+pytestmark = [pytest.mark.browser, pytest.mark.server]
+COLOURS = {"red": (255, 0, 0), "blue": (0, 0, 255), "red2": (255, 0, 0)}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """The server's data dir with the tiny tagger installed and a three-image dataset."""
+    data = tmp_path_factory.mktemp("train-data")
+    write_tiny_tagger(data / "models" / "interrogators" / "tiny-wd14")
+    dataset = data / "datasets" / "set"
+    dataset.mkdir(parents=True)
+    for name, colour in COLOURS.items():
+        Image.new("RGB", (64, 64), colour).save(dataset / f"{name}.png")
+    return data
+
+
+def wait_text(page, selector: str, text: str, timeout: float = 30_000) -> str:
+    page.wait_for_function("([sel, text]) => (document.querySelector(sel)?.innerText || '').includes(text)",
+                           arg=[selector, text], timeout=timeout)
+    return page.inner_text(selector)
+
+
+def test_caption_then_edit_tags(page, data_dir):
+    dataset = data_dir / "datasets" / "set"
+    open_tab(page, "train")
+    open_subtab(page, "train_caption_tab")
+    set_text(page, "caption_dir", "datasets/set")
+    page.fill("#caption_general_threshold input[type=number]", "0.55")
+    page.press("#caption_general_threshold input[type=number]", "Enter")
+    set_text(page, "caption_exclude", "solo")
+    page.click("#caption_run")
+    wait_text(page, "#caption_result", "3 caption(s) written")
+    assert (dataset / "red.txt").read_text() == "red theme, hatsune miku, 1girl"
+    assert (dataset / "blue.txt").read_text() == "blue sky, hatsune miku, 1girl"
+    before = {p.name: p.read_bytes() for p in dataset.glob("*.txt")}
+
+    open_subtab(page, "train_tag_editor_tab")
+    set_text(page, "tag_editor_dir", "datasets/set")
+    page.click("#tag_editor_load")
+    wait_text(page, "#tag_editor_status", "3 image(s), 4 tag(s)")
+    assert "hatsune miku" in page.inner_text("#tag_editor_frequencies")
+    set_text(page, "tag_editor_tags", "hatsune miku")
+    set_text(page, "tag_editor_replace_with", "miku")
+    page.click("#tag_editor_apply")
+    wait_text(page, "#tag_editor_status", "3 unsaved change(s)")
+    assert (dataset / "red.txt").read_bytes() == before["red.txt"]  # nothing written before Save
+    page.click("#tag_editor_save")
+    wait_text(page, "#tag_editor_status", "Saved 3 caption(s)")
+    assert (dataset / "red.txt").read_text() == "red theme, miku, 1girl"
+    assert (dataset / "red2.txt").read_text() == "red theme, miku, 1girl"
+    assert (dataset / "blue.txt").read_text() == "blue sky, miku, 1girl"
+    screenshot(page, "train")
+    page.click("#tag_editor_undo")
+    wait_text(page, "#tag_editor_status", "Restored 3 caption(s)")
+    assert {p.name: p.read_bytes() for p in dataset.glob("*.txt")} == before
+
+
+def test_img2img_interrogate_fills_the_prompt(page, data_dir):
+    open_tab(page, "img2img")
+    open_subtab(page, "img2img_img2img_tab")
+    page.set_input_files("#img2img_image input[type=file]", str(data_dir / "datasets" / "set" / "blue.png"))
+    page.wait_for_selector("#img2img_image img")
+    page.click("#img2img_interrogate_tagger")
+    page.wait_for_function("() => document.querySelector('#img2img_prompt textarea').value.includes('blue sky')",
+                           timeout=30_000)
+    assert text_value(page, "img2img_prompt") == r"blue sky, hatsune miku, 1girl, solo, ^_^, star \(symbol\)"
+    page.click("#deepbooru")
+    wait_text(page, "#img2img_interrogate_message", "model-resnet_custom_v3.pt")
+    assert text_value(page, "img2img_prompt").startswith("blue sky")  # kept when the tagger cannot run
