@@ -12,6 +12,7 @@ from modules.generation.service import submit_generation
 from modules.types import INPAINTING_FILL, RESIZE_MODES
 from webui.ui import forms
 from webui.ui.components import batch_dir, extension_sections, output, params, prompt
+from webui.ui.components import interrogate
 from webui.ui.components.runner import SessionJobs, session_key, stream_job
 from webui.ui.registry import SendTarget
 
@@ -30,6 +31,7 @@ EDITOR_HEIGHT = 420
 
 def build(ctx, ui) -> None:
     row = prompt.build(ctx, TAB)
+    interrogate_row = interrogate.build(ctx, TAB)  # only when an extension registered a tagger
     state = gr.State(output.empty_state())
     mode = gr.State("img2img")
     resize_by = gr.State(False)
@@ -57,6 +59,7 @@ def build(ctx, ui) -> None:
     ui.add_target(SendTarget("inpaint", "img2img", images["init_img_with_mask"], send_fields, subtabs,
                              "inpaint", mode))
     prompt.wire_paste(row, fields, state)
+    interrogate.wire(ctx, interrogate_row, row.prompt, mode, images)
 
     jobs = SessionJobs(ctx)
     inputs = {**fields, **images, "img2img_mode": mode, "resize_by": resize_by, **batch}
