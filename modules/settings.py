@@ -55,6 +55,9 @@ DEFAULT_SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("eta_ancestral", 1.0, "Eta for k-diffusion ancestral samplers", "sampler"),
     SettingSpec("sd_vae_as_default", True, "Ignore selected VAE for checkpoints with their own .vae file", "sd"),
     SettingSpec("auto_vae_precision", True, "Retry the VAE in float32 when it produces NaNs", "sd"),
+    # A1111's names: model upscalers (ESRGAN, SwinIR, ... through spandrel) run in tiles of this many pixels.
+    SettingSpec("ESRGAN_tile", 192, "Tile size for upscaler models (pixels, 0 = no tiling)", "upscaling"),
+    SettingSpec("ESRGAN_tile_overlap", 8, "Tile overlap for upscaler models (pixels)", "upscaling"),
 )
 
 

