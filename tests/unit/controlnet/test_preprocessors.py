@@ -221,3 +221,41 @@ def test_bad_values_are_user_errors():
         pp.run_preprocessor("canny", drawing(), 100_000, None, None, annotators_dir=Path("/x"))
     with pytest.raises(UserInputError, match="no input image"):
         pp.run_preprocessor("canny", None, 64, None, None, annotators_dir=Path("/x"))
+
+
+class _FakeMidas:
+    """Stands in for controlnet_aux.MidasDetector (not installed here) with its documented call shape, to pin
+    what we pass it: the local folder and file name, the detect resolution, the normal background threshold."""
+
+    loads: list = []
+
+    def __init__(self):
+        self.calls = []
+
+    @classmethod
+    def from_pretrained(cls, folder, filename=None, **kwargs):
+        cls.loads.append((folder, filename, kwargs))
+        return cls()
+
+    def __call__(self, img, depth_and_normal=False, bg_th=0.1, **kwargs):
+        self.calls.append({"shape": img.shape, "depth_and_normal": depth_and_normal, "bg_th": bg_th, **kwargs})
+        depth = np.full(img.shape[:2], 7, np.uint8)
+        return (depth, np.full((*img.shape[:2], 3), 9, np.uint8)) if depth_and_normal else depth
+
+
+def test_weight_needing_module_loads_its_local_file_once(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "controlnet_aux", types.SimpleNamespace(MidasDetector=_FakeMidas))
+    _FakeMidas.loads = []
+    (tmp_path / "dpt_hybrid-midas-501f0c75.pt").write_bytes(b"\0")
+    cache = pp.DetectorCache()
+    depth = pp.run_preprocessor("depth_midas", drawing(), 256, None, None, annotators_dir=tmp_path, cache=cache)
+    assert np.asarray(depth).shape == (50, 100, 3) and np.asarray(depth).max() == 7  # grey map -> RGB
+    normal = pp.run_preprocessor("normal_midas", drawing(), 128, None, None, annotators_dir=tmp_path, cache=cache)
+    assert np.asarray(normal).max() == 9  # the normal of MiDaS's (depth, normal) answer
+    assert _FakeMidas.loads == [(str(tmp_path), "dpt_hybrid-midas-501f0c75.pt", {})]  # one load, cached
+    detector = next(iter(cache._detectors.values()))
+    assert [(c["detect_resolution"], c["depth_and_normal"], c["bg_th"]) for c in detector.calls] == \
+        [(256, False, 0.1), (128, True, 0.4)]
