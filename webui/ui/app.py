@@ -12,6 +12,7 @@ import gradio as gr
 from webui.a1111.component_hooks import ComponentAnnouncer, announcing
 from webui.a1111.javascript import extension_css, page_head
 from webui.ui import topbar
+from webui.ui.components import extra_networks
 from webui.ui.extension_tabs import collect_a1111_tabs, render_extension_tabs
 from webui.ui.page_js import page_js
 from webui.ui.registry import UiBuild
@@ -54,7 +55,7 @@ BASE_CSS = """
 
 def ui_css(ctx) -> str:
     """Our CSS, the extensions' style.css files, then the user's user.css from the data dir (as A1111)."""
-    css = BASE_CSS
+    css = BASE_CSS + "\n" + extra_networks.page_css()
     system = getattr(ctx, "extensions", None)
     if system is not None:
         css += "\n" + extension_css(system.registry.css())
@@ -95,4 +96,5 @@ def build_ui(ctx) -> gr.Blocks:
 def extension_head(ctx) -> str:
     """<script> tags for the page head: A1111's JS globals and every extension's javascript/*.js."""
     system = getattr(ctx, "extensions", None)
-    return page_head(ctx.settings, system.registry.javascript() if system is not None else [])
+    head = page_head(ctx.settings, system.registry.javascript() if system is not None else [])
+    return head + "\n<script data-source=\"extra-networks\">\n" + extra_networks.page_script() + "\n</script>"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gradio as gr
 
 from webui.ui.app import build_ui, extension_head, ui_css, ui_js
+from webui.ui.components.extra_networks_route import install_preview_route
 
 # Largest file one upload may carry (Gradio answers 413 above it). Big enough for an 8K PNG for Extras.
 MAX_UPLOAD_MB = 200
@@ -28,6 +29,7 @@ def mount_ui(app, ctx, auth: list[tuple[str, str]] | None) -> gr.Blocks:
                         max_file_size=f"{MAX_UPLOAD_MB}mb",
                         # Nothing beyond Gradio's own cache is served: outputs reach the page as copies.
                         allowed_paths=[])
+    install_preview_route(app, ctx)  # the extra-networks cards' previews, behind the UI's login
     blocks.has_launched = True  # see the module docstring: turns Gradio's upload-folder check on
     blocks._queue.max_thread_count = EVENT_SLOTS  # as launch(max_threads=) sets it, without a 256-thread pool
     return blocks

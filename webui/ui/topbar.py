@@ -71,6 +71,12 @@ def _wire_checkpoint(ctx, dropdown, refresh, notice) -> None:
 
     refresh.click(on_refresh, outputs=dropdown, show_progress="hidden")
     dropdown.input(on_change, inputs=dropdown, outputs=[dropdown, notice])
+    # A1111's hidden `change_checkpoint`: selectCheckpoint(name) (a checkpoint card of the extra-networks
+    # browser, or an extension) sets window.desiredCheckpointName and clicks it; the switch is the dropdown's.
+    change = gr.Button("Change checkpoint", elem_id="change_checkpoint", visible="hidden")
+    change.click(on_change, inputs=dropdown, outputs=[dropdown, notice], show_progress="hidden",
+                 js="(v) => { const name = window.desiredCheckpointName; window.desiredCheckpointName = '';"
+                    " return [name || v]; }")
 
 
 def _wire_setting(ctx, key: str, widget) -> None:

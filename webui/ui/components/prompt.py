@@ -23,6 +23,7 @@ class PromptRow:
     paste: gr.Button
     styles: gr.Dropdown
     adapter: StylesAdapter
+    extra_networks: gr.Button | None = None  # 🎴 "Show/hide extra networks" (components/extra_networks.py)
 
 
 def counter_html(ctx, text: str, steps, is_positive: bool) -> str:
@@ -60,6 +61,8 @@ def build(ctx, tab: str) -> PromptRow:
                 paste = gr.Button("Paste", elem_id=f"{tab}_paste", size="sm", min_width=60, elem_classes=["tool"])
                 clear = gr.Button("Clear", elem_id=f"{tab}_clear_prompt", size="sm", min_width=60,
                                   elem_classes=["tool"])
+                extra_networks = gr.Button("\U0001F3B4", elem_id=f"{tab}_extra_networks", size="sm", min_width=40,
+                                           elem_classes=["tool"])
             with gr.Row(elem_id=f"{tab}_style_tools"):
                 apply_style = gr.Button("Apply style", elem_id=f"{tab}_style_apply", size="sm", min_width=60,
                                         elem_classes=["tool"])
@@ -99,7 +102,7 @@ def build(ctx, tab: str) -> PromptRow:
         return gr.update(choices=adapter.names()), gr.update(visible=False), f"Saved style {html.escape(name)}"
 
     style_ok.click(on_save, [style_name, prompt, negative], [styles, save_row, style_msg], show_progress="hidden")
-    return PromptRow(prompt, negative, generate, interrupt, skip, paste, styles, adapter)
+    return PromptRow(prompt, negative, generate, interrupt, skip, paste, styles, adapter, extra_networks)
 
 
 def wire_paste(row: PromptRow, fields: dict, last_info: gr.State) -> None:

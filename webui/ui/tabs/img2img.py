@@ -11,7 +11,7 @@ import gradio as gr
 from modules.generation.service import submit_generation
 from modules.types import INPAINTING_FILL, RESIZE_MODES
 from webui.ui import forms
-from webui.ui.components import batch_dir, extension_sections, output, params, prompt
+from webui.ui.components import batch_dir, extension_sections, extra_networks, output, params, prompt
 from webui.ui.components import interrogate
 from webui.ui.components.runner import SessionJobs, session_key, stream_job
 from webui.ui.registry import SendTarget
@@ -32,6 +32,7 @@ EDITOR_HEIGHT = 420
 def build(ctx, ui) -> None:
     row = prompt.build(ctx, TAB)
     interrogate_row = interrogate.build(ctx, TAB)  # only when an extension registered a tagger
+    extra_networks.build(ctx, TAB, row.extra_networks)
     state = gr.State(output.empty_state())
     mode = gr.State("img2img")
     resize_by = gr.State(False)

@@ -5,7 +5,7 @@ import gradio as gr
 
 from modules.generation.service import submit_generation
 from webui.ui import forms
-from webui.ui.components import extension_sections, output, params, prompt
+from webui.ui.components import extension_sections, extra_networks, output, params, prompt
 from webui.ui.components.runner import SessionJobs, session_key, stream_job
 from webui.ui.registry import SendTarget
 
@@ -14,9 +14,10 @@ TAB = "txt2img"
 
 def build(ctx, ui) -> None:
     row = prompt.build(ctx, TAB)
+    extra_networks.build(ctx, TAB, row.extra_networks)
     # Created first: the seed row's Reuse buttons read the result that the output panel keeps.
     state = gr.State(output.empty_state())
-    with gr.Row(elem_id=f"{TAB}_extra_tabs", equal_height=False):
+    with gr.Row(equal_height=False):
         with gr.Column(scale=1, elem_id=f"{TAB}_settings", variant="compact"):
             fields: dict = {}
             fields.update(params.sampling(ui, TAB))
