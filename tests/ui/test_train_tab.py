@@ -61,10 +61,23 @@ def test_caption_then_edit_tags(page, data_dir):
     assert (dataset / "red.txt").read_text() == "red theme, miku, 1girl"
     assert (dataset / "red2.txt").read_text() == "red theme, miku, 1girl"
     assert (dataset / "blue.txt").read_text() == "blue sky, miku, 1girl"
-    screenshot(page, "train")
+    screenshot(page, "train_tag_editor")
     page.click("#tag_editor_undo")
     wait_text(page, "#tag_editor_status", "Restored 3 caption(s)")
     assert {p.name: p.read_bytes() for p in dataset.glob("*.txt")} == before
+
+    # per image: pick the first picture (blue.png), change its tags, save
+    page.locator("#tag_editor_gallery button.thumbnail-item, #tag_editor_gallery .thumbnail-item").first.click()
+    page.wait_for_function("() => document.querySelector('#tag_editor_image input, #tag_editor_image textarea')"
+                           ".value === 'blue.png'", timeout=30_000)
+    assert text_value(page, "tag_editor_image_tags") == "blue sky, hatsune miku, 1girl"
+    set_text(page, "tag_editor_image_tags", "blue sky, sea")
+    page.click("#tag_editor_set")
+    wait_text(page, "#tag_editor_status", "1 unsaved change(s)")
+    page.click("#tag_editor_save")
+    wait_text(page, "#tag_editor_status", "Saved 1 caption(s)")
+    assert (dataset / "blue.txt").read_text() == "blue sky, sea"
+    assert (dataset / "red.txt").read_bytes() == before["red.txt"]
 
 
 def test_img2img_interrogate_fills_the_prompt(page, data_dir):
