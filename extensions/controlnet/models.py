@@ -110,6 +110,8 @@ class ControlNetLibrary:
             return []
         out = []
         for p in sorted(self.folder.rglob("*")):
+            if "annotators" in p.relative_to(self.folder).parts[:1]:  # preprocessor weights, not ControlNets
+                continue
             if p.is_file() and p.suffix.lower() in SUFFIXES and _is_weights(p):
                 out.append(p)
             elif p.is_dir() and not p.name.endswith(".config") and _is_diffusers_folder(p):
@@ -196,7 +198,8 @@ class ControlNetLibrary:
                 value = raw.get(f"{LDM_PREFIX}{ldm}.{part}", raw.get(f"{ldm}.{part}"))
                 if value is not None and f"{ours}.{part}" not in state:
                     state[f"{ours}.{part}"] = value
-        state = {k: v for k, v in state.items() if v is not None}
+        state = {k: v for k, v in state.items() if v is not None and not k.startswith("controlnet_cond_embedding.")}
+        state.update(_hint_encoder(raw, config))
         with torch.device("meta"):
             model = ControlNetModel.from_config(config)
         expected = set(model.state_dict())
@@ -227,6 +230,24 @@ def check_fits(entry: ControlNetFile, config: dict[str, Any], unet_config: dict[
             raise UserInputError(f"ControlNet {entry.name} is made for {theirs.upper()} and cannot be used "
                                  f"with this {ours.upper()} checkpoint ({key}: {config.get(key)} vs "
                                  f"{unet_config.get(key)})")
+
+
+def _hint_encoder(raw: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """The hint encoder's weights: LDM's input_hint_block is conv, SiLU, conv, ... (convs at even indices,
+    the last is conv_out: index 14 for the usual six blocks); diffusers names are kept as they are."""
+    blocks = 2 * (len(config.get("conditioning_embedding_out_channels") or (16, 32, 96, 256)) - 1)
+    names = {0: "conv_in", 2 * (blocks + 1): "conv_out"}
+    names.update({2 * (j + 1): f"blocks.{j}" for j in range(blocks)})
+    out = {}
+    for key, value in raw.items():
+        bare = key[len(LDM_PREFIX):] if key.startswith(LDM_PREFIX) else key
+        if bare.startswith("controlnet_cond_embedding."):
+            out[bare] = value
+        elif bare.startswith("input_hint_block."):
+            index, _, part = bare[len("input_hint_block."):].partition(".")
+            name = names.get(int(index)) if index.isdigit() else None
+            out[f"controlnet_cond_embedding.{name or 'unknown_' + index}.{part}"] = value
+    return out
 
 
 def _is_weights(path: Path) -> bool:

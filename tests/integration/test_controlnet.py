@@ -1,0 +1,138 @@
+"""The built-in ControlNet extension in a real AppContext (tiny SD 1.5 single file): a unit changes the image,
+weight 0 / disabled give the base image bit for bit, txt2img, img2img (its input as the control), hires fix,
+infotext, and bad input as clear UserInputErrors. One context for the module."""
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from modules.context import build_context, load_initial_model
+from modules.flags import parse_flags
+from modules.generation.service import submit_generation
+from modules.images.infotext import parse_infotext
+from modules.types import GenerationRequest
+from tests.fixtures.controlnets import write_controlnet_file, write_controlnet_folder
+from tests.integration.conftest import ROOT, WAIT
+
+REQUEST = GenerationRequest(prompt="a red house", seed=7, width=64, height=64, steps=3, batch_size=1,
+                            save_images=False)
+
+
+def control_png() -> str:
+    rng = np.random.default_rng(3)
+    image = Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+CONTROL = control_png()
+
+
+@pytest.fixture(scope="module")
+def cn_ctx(tmp_path_factory, tiny_sd15_checkpoint, tiny_sd15_pipe, tiny_sdxl_pipe):
+    root = tmp_path_factory.mktemp("controlnet-ctx")
+    models = root / "ControlNet"
+    write_controlnet_file(tiny_sd15_pipe.unet, models, "control_tiny_sd15", family="sd1", seed=1)
+    write_controlnet_folder(tiny_sd15_pipe.unet, models, "control_tiny_folder", family="sd1", seed=2)
+    write_controlnet_file(tiny_sdxl_pipe.unet, models, "control_tiny_sdxl", family="sdxl", seed=3)
+    (models / "control_broken.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}")
+    flags = parse_flags(["--data-dir", str(root / "data"), "--ckpt-dir", str(tiny_sd15_checkpoint.path.parent),
+                         "--ckpt", str(tiny_sd15_checkpoint.path), "--no-download-sd-model",
+                         "--controlnet-dir", str(models)], environ={}, project_root=ROOT)
+    ctx = build_context(flags, ROOT)
+    load_initial_model(ctx)
+    assert ctx.model_error is None
+    assert ctx.extensions.info("controlnet").status == "loaded", ctx.extensions.info("controlnet").error
+    yield ctx
+    ctx.close()
+
+
+def unit(**changes) -> dict:
+    return {"enabled": True, "module": "none", "model": "control_tiny_sd15", "weight": 1.0, "image": CONTROL,
+            "resize_mode": "Crop and Resize", **changes}
+
+
+def run(ctx, *units, **changes):
+    extensions = {"controlnet": {"args": list(units)}} if units else {}
+    job = submit_generation(ctx, REQUEST.with_changes(extensions=extensions, **changes))
+    result = job.wait_result(WAIT)
+    return job, result
+
+
+def generate(ctx, *units, **changes):
+    job, result = run(ctx, *units, **changes)
+    assert job.state == "done", job.error
+    return result
+
+
+def failure(ctx, *units, **changes) -> str:
+    job, _ = run(ctx, *units, **changes)
+    assert job.state == "failed"
+    return str(job.error)
+
+
+def pixels(result) -> np.ndarray:
+    return np.asarray(result.images[0]).astype(np.int16)
+
+
+@pytest.fixture(scope="module")
+def base(cn_ctx):
+    return pixels(generate(cn_ctx))
+
+
+def test_a_unit_changes_the_image_and_weight_zero_or_disabled_is_the_base_bit_for_bit(cn_ctx, base):
+    controlled = generate(cn_ctx, unit())
+    assert np.abs(pixels(controlled) - base).max() > 10
+    assert np.array_equal(pixels(generate(cn_ctx, unit(weight=0))), base)
+    assert np.array_equal(pixels(generate(cn_ctx, unit(enabled=False))), base)
+    assert np.array_equal(pixels(generate(cn_ctx, unit(model="None"))), base)
+    # The hook is gone after the job: the next plain generation is the base image again.
+    assert np.array_equal(pixels(generate(cn_ctx)), base)
+    assert not cn_ctx.pipelines.current.pipe.unet._forward_pre_hooks
+
+
+def test_infotext_names_the_unit_as_sd_webui_controlnet_and_parses_back(cn_ctx):
+    from webui_extensions.controlnet import infotext
+
+    result = generate(cn_ctx, unit(weight=0.5, guidance_end=0.8))
+    parsed = parse_infotext(result.infotexts[0])
+    text = parsed["ControlNet 0"]
+    assert text.startswith("Module: none, Model: control_tiny_sd15 [")
+    assert "Weight: 0.5, Resize Mode: Crop and Resize, Processor Res: 512" in text
+    assert text.endswith("Guidance Start: 0, Guidance End: 0.8, Pixel Perfect: False, Control Mode: Balanced")
+    values = infotext.parse_unit(text)
+    assert values["weight"] == 0.5 and values["guidance_end"] == 0.8 and values["model"].startswith("control_tiny")
+
+
+def test_control_modes_multi_units_and_guidance_range_each_differ(cn_ctx, base):
+    one = pixels(generate(cn_ctx, unit()))
+    seen = [one]
+    for changed in (unit(control_mode="My prompt is more important"), unit(control_mode=2),
+                    unit(guidance_start=0.5)):
+        image = pixels(generate(cn_ctx, changed))
+        assert all(not np.array_equal(image, other) for other in seen + [base])
+        seen.append(image)
+    two = pixels(generate(cn_ctx, unit(), unit(model="control_tiny_folder")))
+    assert not np.array_equal(two, one)
+
+
+def test_img2img_uses_its_input_and_hires_fix_runs_with_a_full_size_control(cn_ctx):
+    init = Image.open(io.BytesIO(base64.b64decode(CONTROL))).convert("RGB")
+    plain = pixels(generate(cn_ctx, mode="img2img", init_images=(init,), denoising_strength=0.8))
+    controlled = generate(cn_ctx, unit(image=""), mode="img2img", init_images=(init,), denoising_strength=0.8)
+    assert not np.array_equal(pixels(controlled), plain)
+    hires = generate(cn_ctx, unit(), enable_hr=True, hr_scale=2.0, hr_upscaler="Latent", denoising_strength=0.6)
+    assert hires.images[0].size == (128, 128)
+
+
+def test_bad_input_is_a_clear_user_error(cn_ctx):
+    assert "ControlNet unit 0 has no image" in failure(cn_ctx, unit(image=""))
+    message = failure(cn_ctx, unit(model="control_tiny_sdxl"))
+    assert "made for SDXL" in message and "SD1 checkpoint" in message
+    assert "control_broken.safetensors: not a readable model file" in failure(cn_ctx, unit(model="control_broken"))
+    assert "no model 'nothing_here'" in failure(cn_ctx, unit(model="nothing_here"))
