@@ -117,6 +117,11 @@ class ExtensionApi:
             raise ValueError(f"add_infotext_field: arg must be a component index (0, 1, ...), not {arg!r}")
         self.contributions.infotext_fields.append(InfotextField(self.name, label, arg))
 
+    def add_paste_filter(self, fn: Callable[[dict[str, Any]], None]) -> None:
+        """`fn(params)` edits a parsed infotext in place before it fills the form (paste, PNG Info and
+        send-to); e.g. LoRA renames a tag whose hash matches a local file. An error is reported, not raised."""
+        self.contributions.paste_filters.append(fn)
+
     # -- providers ------------------------------------------------------------------------------
     def register(self, kind: str, name: str, provider: Any, *, aliases: tuple[str, ...] = ()) -> None:
         """Offer a named provider: 'extra_network' (`<name:...>` prompt tags), 'upscaler',

@@ -80,6 +80,7 @@ class Contributions:
     hooks: list[tuple[str, Callable[..., Any], int]] = field(default_factory=list)
     routes: list[RouteSpec] = field(default_factory=list)
     infotext_fields: list[InfotextField] = field(default_factory=list)
+    paste_filters: list[Callable[[dict[str, Any]], None]] = field(default_factory=list)
     providers: list[NamedProvider] = field(default_factory=list)
     javascript: list[Path] = field(default_factory=list)
     css: list[Path] = field(default_factory=list)
@@ -127,6 +128,16 @@ class ExtensionRegistry:
 
     def infotext_fields(self) -> list[InfotextField]:
         return self._all("infotext_fields")
+
+    def run_paste_filters(self, params: dict[str, Any]) -> None:
+        """Extensions' paste filters on a parsed infotext, in load order; one that raises is skipped."""
+        with self._lock:
+            filters = [(name, fn) for name, c in self._by_extension.items() for fn in c.paste_filters]
+        for name, fn in filters:
+            try:
+                fn(params)
+            except Exception as exc:
+                self.errors.add(name, f"paste filter: {type(exc).__name__}: {exc}")
 
     def javascript(self) -> list[Path]:
         return self._all("javascript")

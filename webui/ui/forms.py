@@ -6,7 +6,7 @@ request; `values_from_infotext` turns an infotext (PNG Info, paste, send-to) int
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import gradio as gr
@@ -192,12 +192,16 @@ def has_parameters(text: str) -> bool:
     return last.count(":") >= 3 and "Steps:" in last
 
 
-def values_from_infotext(text: str, labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+def values_from_infotext(text: str, labels: Mapping[str, str] | None = None,
+                         paste_filter: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Widget values (keyed like request fields, plus UI-only keys) that reproduce an infotext;
-    `labels` (field name -> infotext label) adds extensions' fields."""
+    `labels` (field name -> infotext label) adds extensions' fields; `paste_filter` (the registry's
+    run_paste_filters) lets extensions edit the parsed infotext first."""
     if not text or not text.strip():
         return {}
     parsed = parse_infotext(text)
+    if paste_filter is not None:
+        paste_filter(parsed)
     fields = infotext_to_request_fields(parsed)
     values = {k: v for k, v in fields.items() if k not in _NOT_IN_FORMS}
     for name, label in (labels or {}).items():
@@ -236,7 +240,14 @@ def _pasted_value(text: Any) -> Any:
         return text
 
 
-def updates_from_infotext(text: str, field_names: Iterable[str], labels: Mapping[str, str] | None = None) -> list:
+def paste_filter_of(ctx) -> Callable[[dict[str, Any]], None] | None:
+    """The app's paste filters (extensions' api.add_paste_filter) as one callable; None without extensions."""
+    registry = getattr(getattr(ctx, "extensions", None), "registry", None)
+    return getattr(registry, "run_paste_filters", None)
+
+
+def updates_from_infotext(text: str, field_names: Iterable[str], labels: Mapping[str, str] | None = None,
+                          paste_filter: Callable[[dict[str, Any]], None] | None = None) -> list:
     """One update per name in `field_names`: the infotext's value, or gr.skip() when it has none."""
-    values = values_from_infotext(text, labels)
+    values = values_from_infotext(text, labels, paste_filter)
     return [gr.update(value=values[name]) if name in values else gr.skip() for name in field_names]

@@ -168,6 +168,7 @@ class UiBuild:
 
     def wire_sends(self) -> None:
         """Connect every send button to its target; call once all tabs are built."""
+        from webui.ui import forms
         from webui.ui.components.sendto import wire
 
         for send in self.sends:
@@ -175,4 +176,4 @@ class UiBuild:
             if target is None:
                 log.warning("send-to target %r is missing; its button does nothing", send.target)
                 continue
-            wire(send, target, self.tabs)
+            wire(send, target, self.tabs, forms.paste_filter_of(self.ctx))

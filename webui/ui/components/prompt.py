@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
+from typing import Any
 
 import gradio as gr
 
@@ -24,6 +25,7 @@ class PromptRow:
     styles: gr.Dropdown
     adapter: StylesAdapter
     extra_networks: gr.Button | None = None  # 🎴 "Show/hide extra networks" (components/extra_networks.py)
+    paste_filter: Any = None  # extensions' paste filters (registry.run_paste_filters), run on a pasted infotext
 
 
 def counter_html(ctx, text: str, steps, is_positive: bool) -> str:
@@ -102,7 +104,8 @@ def build(ctx, tab: str) -> PromptRow:
         return gr.update(choices=adapter.names()), gr.update(visible=False), f"Saved style {html.escape(name)}"
 
     style_ok.click(on_save, [style_name, prompt, negative], [styles, save_row, style_msg], show_progress="hidden")
-    return PromptRow(prompt, negative, generate, interrupt, skip, paste, styles, adapter, extra_networks)
+    return PromptRow(prompt, negative, generate, interrupt, skip, paste, styles, adapter, extra_networks,
+                     forms.paste_filter_of(ctx))
 
 
 def wire_paste(row: PromptRow, fields: dict, last_info: gr.State) -> None:
@@ -116,6 +119,6 @@ def wire_paste(row: PromptRow, fields: dict, last_info: gr.State) -> None:
         if not source:
             gr.Info("Nothing to paste: put generation parameters (PNG Info text) into the prompt box")
             return [gr.skip()] * len(names)
-        return forms.updates_from_infotext(source, names, labels)
+        return forms.updates_from_infotext(source, names, labels, row.paste_filter)
 
     row.paste.click(on_paste, [row.prompt, last_info], [fields[n] for n in names], show_progress="hidden")

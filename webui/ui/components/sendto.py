@@ -11,7 +11,7 @@ from webui.ui import forms
 from webui.ui.components.extension_sections import paste_labels
 
 
-def wire(send, target, main_tabs: gr.Tabs | None) -> None:
+def wire(send, target, main_tabs: gr.Tabs | None, paste_filter=None) -> None:
     """Connect one SendButton to one SendTarget (registry types)."""
     field_names = list(target.fields)
     labels = paste_labels(target.fields)  # extensions' infotext fields travel too
@@ -35,7 +35,7 @@ def wire(send, target, main_tabs: gr.Tabs | None) -> None:
             # e.g. an Extras result, whose info line says what Extras did: the generation parameters
             # travel in the image's own `parameters` chunk.
             infotext = getattr(image, "info", {}).get("parameters", "") if image is not None else ""
-        updates = forms.updates_from_infotext(infotext or "", field_names, labels)
+        updates = forms.updates_from_infotext(infotext or "", field_names, labels, paste_filter)
         if target.image is not None:
             updates.append(gr.update(value=image) if image is not None else gr.skip())
         if main_tabs is not None:
