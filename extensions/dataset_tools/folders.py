@@ -19,8 +19,8 @@ def resolve_folder(raw: str, *, data_dir: Path, listen: bool, insecure: bool) ->
         path = Path(data_dir) / path
     path = path.resolve()
     if listen and not insecure and not path.is_relative_to(Path(data_dir).resolve()):
-        raise FolderRefused(f"{text}: outside the data dir ({data_dir}); with --listen only folders inside it "
-                            "are allowed (--enable-insecure-extension-access lifts this)")
+        raise FolderRefused(f"{text}: outside the data dir ({data_dir}); with --listen only folders inside "
+                            "it are allowed (--enable-insecure-extension-access lifts this)")
     if not path.is_dir():
         raise FileNotFoundError(f"{text}: no such folder")
     return path

@@ -15,7 +15,14 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from .caption_files import caption_extension, caption_path, list_images, read_caption, write_atomic, write_caption
+from .caption_files import (
+    caption_extension,
+    caption_path,
+    list_images,
+    read_caption,
+    write_atomic,
+    write_caption,
+)
 from .taggers.options import dedupe, split_tags
 
 BACKUP_DIR = ".tag_backups"
@@ -113,7 +120,8 @@ def apply_edit(dataset: Dataset, edit: BulkEdit) -> dict[str, tuple[str, ...]]:
 
 def with_changes(dataset: Dataset, changes: dict[str, tuple[str, ...]]) -> Dataset:
     """The dataset as it would be with unsaved `changes` (the editor shows this before Save)."""
-    entries = tuple(Entry(e.image, e.caption, tuple(changes.get(e.image.name, e.tags))) for e in dataset.entries)
+    entries = tuple(Entry(e.image, e.caption, tuple(changes.get(e.image.name, e.tags)))
+                    for e in dataset.entries)
     return Dataset(dataset.folder, dataset.extension, entries)
 
 

@@ -6,8 +6,8 @@ import html
 
 import gradio as gr
 
-from .captions import FILENAME, MODES, CaptionRequest
 from .caption_files import CAPTION_EXTENSIONS
+from .captions import FILENAME, MODES, CaptionRequest
 from .taggers.options import TagOptions, split_tags
 
 
@@ -28,9 +28,11 @@ def build(api, service) -> None:
                             elem_id="caption_general_threshold")
         character = gr.Slider(0, 1, value=0.85, step=0.01, label="Character tag threshold",
                               elem_id="caption_character_threshold")
-        max_tags = gr.Number(0, precision=0, minimum=0, label="Max tags (0: no limit)", elem_id="caption_max_tags")
+        max_tags = gr.Number(0, precision=0, minimum=0, label="Max tags (0: no limit)",
+                             elem_id="caption_max_tags")
     with gr.Row():
-        additional = gr.Textbox(label="Additional tags (first in every caption)", elem_id="caption_additional")
+        additional = gr.Textbox(label="Additional tags (first in every caption)",
+                                elem_id="caption_additional")
         exclude = gr.Textbox(label="Exclude tags", elem_id="caption_exclude")
     with gr.Row():
         ratings = gr.Checkbox(False, label="Rating tag", elem_id="caption_ratings")
@@ -63,6 +65,7 @@ def build(api, service) -> None:
 def report_html(report) -> str:
     parts = [f"<p id='caption_summary'>{html.escape(report.summary())}</p>"]
     if report.skipped:
-        rows = "".join(f"<li>{html.escape(name)}: {html.escape(reason)}</li>" for name, reason in report.skipped)
+        rows = "".join(f"<li>{html.escape(name)}: {html.escape(reason)}</li>"
+                       for name, reason in report.skipped)
         parts.append(f"<ul class='caption-skipped'>{rows}</ul>")
     return "".join(parts)

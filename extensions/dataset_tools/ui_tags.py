@@ -56,7 +56,8 @@ def build(api, service) -> None:
     def view(st: dict, message: str = ""):
         dataset = with_changes(load_dataset(service.folder(st["folder"]), st["extension"]),
                                {k: tuple(v) for k, v in st["pending"].items()})
-        shown = [(_thumb(e.image), f"{e.image.name}: {', '.join(e.tags)}") for e in dataset.entries[:MAX_SHOWN]]
+        shown = [(_thumb(e.image), f"{e.image.name}: {', '.join(e.tags)}")
+                 for e in dataset.entries[:MAX_SHOWN]]
         rows = [[t, c] for t, c in dataset.frequencies()]
         selected = st.get("selected", "")
         selected_tags = ", ".join(dataset.entry(selected).tags) if selected else ""

@@ -29,7 +29,8 @@ def test_interrogators_lists_the_wd14_folders(client):
 
 
 def test_tagger_interrogate_current_shape(client):
-    answer = client.post("/tagger/v1/interrogate", json={"image": RED, "model": "tiny-wd14", "threshold": 0.55})
+    answer = client.post("/tagger/v1/interrogate",
+                         json={"image": RED, "model": "tiny-wd14", "threshold": 0.55})
     assert answer.status_code == 200, answer.text
     caption = answer.json()["caption"]
     assert set(caption) == {"tag", "rating"}
@@ -52,7 +53,8 @@ def test_sdapi_interrogate_with_a_wd14_tagger(client):
 
 
 @pytest.mark.parametrize("model, file", [("clip", "models/BLIP/model_base_caption_capfilt_large.pth"),
-                                         ("deepdanbooru", "models/torch_deepdanbooru/model-resnet_custom_v3.pt")])
+                                         ("deepdanbooru",
+                                          "models/torch_deepdanbooru/model-resnet_custom_v3.pt")])
 def test_sdapi_interrogate_without_weights_names_the_file(client, model, file):
     answer = client.post("/sdapi/v1/interrogate", json={"image": RED, "model": model})
     assert answer.status_code == 422

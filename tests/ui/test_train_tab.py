@@ -67,9 +67,11 @@ def test_caption_then_edit_tags(page, data_dir):
     assert {p.name: p.read_bytes() for p in dataset.glob("*.txt")} == before
 
     # per image: pick the first picture (blue.png), change its tags, save
-    page.locator("#tag_editor_gallery button.thumbnail-item, #tag_editor_gallery .thumbnail-item").first.click()
-    page.wait_for_function("() => document.querySelector('#tag_editor_image input, #tag_editor_image textarea')"
-                           ".value === 'blue.png'", timeout=30_000)
+    page.locator("#tag_editor_gallery .thumbnail-item").first.click()
+    page.wait_for_function(
+        "() => document.querySelector('#tag_editor_image input, #tag_editor_image textarea')"
+        ".value === 'blue.png'",
+        timeout=30_000)
     assert text_value(page, "tag_editor_image_tags") == "blue sky, hatsune miku, 1girl"
     set_text(page, "tag_editor_image_tags", "blue sky, sea")
     page.click("#tag_editor_set")
@@ -86,8 +88,8 @@ def test_img2img_interrogate_fills_the_prompt(page, data_dir):
     page.set_input_files("#img2img_image input[type=file]", str(data_dir / "datasets" / "set" / "blue.png"))
     page.wait_for_selector("#img2img_image img")
     page.click("#img2img_interrogate_tagger")
-    page.wait_for_function("() => document.querySelector('#img2img_prompt textarea').value.includes('blue sky')",
-                           timeout=30_000)
+    page.wait_for_function(
+        "() => document.querySelector('#img2img_prompt textarea').value.includes('blue sky')", timeout=30_000)
     assert text_value(page, "img2img_prompt") == r"blue sky, hatsune miku, 1girl, solo, ^_^, star \(symbol\)"
     page.click("#deepbooru")
     wait_text(page, "#img2img_interrogate_message", "model-resnet_custom_v3.pt")

@@ -37,7 +37,8 @@ class Wd14Catalog:
     def models(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return sorted((p.name for p in self.root.iterdir() if p.is_dir() and is_model_folder(p)), key=str.lower)
+        found = (p.name for p in self.root.iterdir() if p.is_dir() and is_model_folder(p))
+        return sorted(found, key=str.lower)
 
     def model(self, name: str) -> Wd14Model:
         folder = self.root / name

@@ -87,7 +87,8 @@ class Wd14Model:
         try:
             import onnxruntime
         except ImportError:
-            raise UserInputError("WD14 taggers need the onnxruntime package (pip install onnxruntime)") from None
+            raise UserInputError("WD14 taggers need the onnxruntime package (pip install onnxruntime)") \
+                from None
         providers = ["CPUExecutionProvider"]
         if not self._cpu and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")

@@ -72,7 +72,8 @@ def test_thresholds(taggers):
 
 
 def test_exclude_additional_ratings_and_max(taggers):
-    text = caption(taggers, exclude=("solo", "hatsune_miku", "Star (symbol)"), additional=("my style", "1girl"),
+    text = caption(taggers, exclude=("solo", "hatsune_miku", "Star (symbol)"),
+                   additional=("my style", "1girl"),
                    include_ratings=True)
     assert text == r"my style, 1girl, general, red theme, ^_^"
     assert caption(taggers, max_tags=2) == "red theme, hatsune miku"

@@ -47,7 +47,8 @@ def build(ctx, tab: str) -> InterrogateRow | None:
     with gr.Row(elem_id=f"{tab}_interrogate_row"):
         clip = gr.Button("Interrogate CLIP", elem_id="interrogate", size="sm", min_width=60)
         deepbooru = gr.Button("Interrogate DeepBooru", elem_id="deepbooru", size="sm", min_width=60)
-        tagger = gr.Dropdown(models, value=models[0] if models else None, label="Tagger", allow_custom_value=True,
+        tagger = gr.Dropdown(models, value=models[0] if models else None, label="Tagger",
+                             allow_custom_value=True,
                              elem_id=f"{tab}_interrogate_model", scale=2)
         run = gr.Button("Interrogate", elem_id=f"{tab}_interrogate_tagger", size="sm", min_width=60)
     message = gr.HTML(elem_id=f"{tab}_interrogate_message")
