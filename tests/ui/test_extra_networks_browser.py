@@ -105,22 +105,19 @@ def site(data_dir):
 
 
 @pytest.fixture(scope="module")
-def browser(site):
+def page(site):
+    """One page load for the module (a load costs seconds here); each test leaves the prompt as it found it."""
     from tests.helpers.browser import chromium_page
 
     with chromium_page() as page:
+        open_page(page, site["server"].url)
         yield page
 
 
-@pytest.fixture
-def page(browser, site):
-    open_page(browser, site["server"].url)
-    return browser
-
-
 def open_networks(page, network_page: str) -> None:
-    page.click("#txt2img_extra_networks")
-    page.wait_for_selector("#txt2img_extra_tabs", state="visible")
+    if not page.is_visible("#txt2img_extra_tabs"):
+        page.click("#txt2img_extra_networks")
+        page.wait_for_selector("#txt2img_extra_tabs", state="visible")
     page.click(f"#txt2img_{network_page}-button")
     page.wait_for_selector(f"#txt2img_{network_page}_cards .card", state="visible")
 
