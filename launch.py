@@ -22,7 +22,10 @@ def main(argv: list[str]) -> int:
             install.reexec_in(python, [str(ROOT / "launch.py"), *argv])
         # 2. torch, then requirements.txt (skipped quickly when nothing changed).
         if not flags.skip_install:
-            install.prepare_environment(ROOT, [ROOT / "requirements.txt"])
+            install.prepare_environment(ROOT, [ROOT / "requirements.txt", ROOT / "requirements-nodeps.txt"])
+    warning = install.system_libraries_warning()
+    if warning:
+        print(warning, flush=True)
     if flags.exit:
         print("Installation done; exiting (--exit).")
         return 0

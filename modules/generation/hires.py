@@ -44,22 +44,30 @@ class HiresPlan:
         return self.upscaler in LATENT_UPSCALERS
 
 
-def upscaler_names() -> list[str]:
-    """Hires upscaler names in A1111's order (latent modes first)."""
-    return [*LATENT_UPSCALERS, *PIXEL_UPSCALERS]
+def upscaler_names(upscalers=None) -> list[str]:
+    """Hires upscaler names in A1111's order (latent modes first), then the model upscalers of `upscalers`
+    (the app's postprocessing.UpscalerRegistry: Real-ESRGAN, spandrel model files, extensions' rows)."""
+    names = [*LATENT_UPSCALERS, *PIXEL_UPSCALERS]
+    if upscalers is not None:
+        names += [n for n in upscalers.names() if n not in names]
+    return names
 
 
 def _round8(value: float) -> int:
     return max(8, int(value) // 8 * 8)
 
 
-def plan_hires(request: GenerationRequest) -> HiresPlan:
-    """Target size from hr_scale or hr_resize_x/y (one zero = keep aspect ratio; both = fill and crop)."""
+def plan_hires(request: GenerationRequest, upscalers=None) -> HiresPlan:
+    """Target size from hr_scale or hr_resize_x/y (one zero = keep aspect ratio; both = fill and crop).
+    `upscalers` (an UpscalerRegistry) adds its model upscalers to the names hr_upscaler may take."""
     w, h = request.width, request.height
     rx, ry = request.hr_resize_x, request.hr_resize_y
-    if request.hr_upscaler not in LATENT_UPSCALERS and request.hr_upscaler not in PIXEL_UPSCALERS:
-        raise UserInputError(f"unknown upscaler {request.hr_upscaler!r}; choose one of: "
-                             f"{', '.join(upscaler_names())}", field="hr_upscaler")
+    names = upscaler_names(upscalers)
+    if request.hr_upscaler not in names:
+        if upscalers is not None and request.hr_upscaler in upscalers.unavailable:
+            upscalers.get(request.hr_upscaler, field="hr_upscaler")  # raises with why it is unavailable
+        raise UserInputError(f"unknown upscaler {request.hr_upscaler!r}; choose one of: {', '.join(names)}",
+                             field="hr_upscaler")
     if rx == 0 and ry == 0:
         target_w, target_h = _round8(w * request.hr_scale), _round8(h * request.hr_scale)
         fields = ("hr_scale",) * 2
@@ -95,9 +103,14 @@ def upscale_latents(latents: torch.Tensor, plan: HiresPlan, factor: int = 8) -> 
     return _crop_centre_latents(out, plan.height // factor, plan.width // factor)
 
 
-def upscale_image(image: Image.Image, plan: HiresPlan) -> Image.Image:
-    """Resize an image to the plan's size with its pixel upscaler, then centre-crop."""
-    resized = image.resize((plan.upscale_w, plan.upscale_h), PIXEL_UPSCALERS[plan.upscaler])
+def upscale_image(image: Image.Image, plan: HiresPlan, upscalers=None) -> Image.Image:
+    """Resize an image to the plan's size with its pixel upscaler (a resampler, or a model upscaler of
+    `upscalers`), then centre-crop."""
+    size = (plan.upscale_w, plan.upscale_h)
+    if plan.upscaler in PIXEL_UPSCALERS or upscalers is None:
+        resized = image.resize(size, PIXEL_UPSCALERS[plan.upscaler])
+    else:
+        resized = upscalers.upscale(image, upscalers.get(plan.upscaler, field="hr_upscaler"), size)
     left, top = (plan.upscale_w - plan.width) // 2, (plan.upscale_h - plan.height) // 2
     return resized.crop((left, top, left + plan.width, top + plan.height))
 

@@ -27,6 +27,7 @@ class GenerationEnv:
     embeddings: Any = None  # prompts.embeddings.EmbeddingDatabase; None = no textual inversion
     hooks: Any = None  # extensions.hooks.HookRegistry: batch/image/step hook points; None = no extensions
     info: Any = None  # extensions.hooks.GenerationInfo of the job the hooks see
+    upscalers: Any = None  # postprocessing.UpscalerRegistry: model upscalers for hires fix; None = resamplers
 
     def setting(self, key: str) -> Any:
         """The setting's current value, or its default when no store is attached."""

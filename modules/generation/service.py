@@ -65,12 +65,25 @@ def submit_generation(ctx, request: GenerationRequest):
                            description=description)
 
 
+def _upscalers(ctx, request: GenerationRequest):
+    """The app's upscaler registry when hires fix asks for a model upscaler (built on first use); None for
+    latent and resampler modes, so a plain generation never loads an upscaler backend."""
+    from modules.generation.hires import LATENT_UPSCALERS, PIXEL_UPSCALERS
+
+    if not request.enable_hr or request.hr_upscaler in LATENT_UPSCALERS or request.hr_upscaler in PIXEL_UPSCALERS:
+        return None
+    from modules.postprocessing import registry_for
+
+    return registry_for(ctx)
+
+
 def run_generation(ctx, request: GenerationRequest, job_ctx=None) -> GenerationResult:
     """Run one generation job on the worker: model, settings for this job, generate, save."""
     # 1. Settings for this job only: override_settings are layered over the store, never written to it.
     settings = JobSettings(ctx.settings, request.override_settings)
     env = GenerationEnv(settings=settings, pipelines=ctx.pipelines, checkpoints=ctx.checkpoints,
-                        styles=getattr(ctx, "styles", None), embeddings=getattr(ctx, "embeddings", None))
+                        styles=getattr(ctx, "styles", None), embeddings=getattr(ctx, "embeddings", None),
+                        upscalers=_upscalers(ctx, request))
 
     # 2. Extensions see the request first (before_generation may change it, even its model).
     hooks = _hooks(ctx)

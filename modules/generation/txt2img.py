@@ -113,7 +113,7 @@ def plan_job(model, request: GenerationRequest, env: GenerationEnv) -> JobPlan:
     plan = JobPlan(request, prompt, negative, first, clip_skip, eta, warnings=list(warnings),
                    info_request=request.with_changes(sampler_name=sampler.name, clip_skip=clip_skip))
     if request.enable_hr:
-        plan.hires = hr.plan_hires(request)
+        plan.hires = hr.plan_hires(request, env.upscalers)
         hr_sampler, hr_schedule, hr_warnings = hr.resolve_hires_sampler(request, sampler, schedule)
         plan.warnings += hr_warnings
         # diffusers' img2img runs int(steps * strength) of the given steps, as A1111 does by default.
@@ -200,7 +200,7 @@ def run_hires(model, plan: JobPlan, output, batch: BatchInfo, factory, env, prog
     if size.latent:
         upscaled = hr.upscale_latents(output, size, pipe.vae_scale_factor)
     else:
-        upscaled = [hr.upscale_image(image, size) for image in as_images(pipe, output)]
+        upscaled = [hr.upscale_image(image, size, env.upscalers) for image in as_images(pipe, output)]
     if plan.hires_pass.steps < 1:  # denoising strength 0: the upscale is the result, as in A1111
         return upscaled
     img2img, inputs = img2img_inputs(model, env, upscaled, size.width, size.height)

@@ -8,6 +8,7 @@ from modules.postprocessing.extras import (
     postprocess_image,
     request_from_values,
     run_extras,
+    unavailable_upscalers,
     upscaler_names,
     validate_extras,
 )
@@ -15,5 +16,5 @@ from modules.postprocessing.upscalers import UpscalerRegistry, UpscalerSpec, reg
 
 __all__ = [
     "SCALE_BY", "SCALE_TO", "ExtrasRequest", "UpscalerRegistry", "UpscalerSpec", "postprocess_image",
-    "registry_for", "request_from_values", "run_extras", "upscaler_names", "validate_extras",
+    "registry_for", "request_from_values", "run_extras", "unavailable_upscalers", "upscaler_names", "validate_extras",
 ]

@@ -244,3 +244,8 @@ def _open(value) -> tuple[str, Image.Image]:
 def upscaler_names(ctx) -> list[str]:
     """Names for the upscaler dropdowns, "None" first."""
     return registry_for(ctx).names()
+
+
+def unavailable_upscalers(ctx) -> dict[str, str]:
+    """Upscalers that could not load here, name -> why (what to install, why a model file is unusable)."""
+    return dict(registry_for(ctx).unavailable)

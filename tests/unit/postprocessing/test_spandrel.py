@@ -30,11 +30,9 @@ except ImportError as exc:  # pragma: no cover - spandrel is in requirements.txt
 def tiny_esrgan_state():
     if spandrel is None:
         missing(f"spandrel is not installed: {SPANDREL_MISSING}")
-    from spandrel.architectures.ESRGAN import ESRGAN
+    from tests.fixtures.upscaler_models import tiny_esrgan_state
 
-    torch.manual_seed(0)
-    model = ESRGAN(in_nc=3, out_nc=3, num_filters=8, num_blocks=1, scale=2)
-    return {k: v.contiguous() for k, v in model.state_dict().items()}
+    return tiny_esrgan_state()
 
 
 @pytest.fixture(scope="module")

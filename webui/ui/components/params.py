@@ -6,6 +6,8 @@ through `ui.defaults.make`, so ui-config.json (the Settings "Defaults" page) can
 """
 from __future__ import annotations
 
+import logging
+
 import gradio as gr
 
 from modules.generation.hires import upscaler_names
@@ -13,6 +15,7 @@ from modules.images.infotext import parse_infotext
 from modules.samplers import sampler_names, schedule_names
 
 RANDOM_SEED = -1
+log = logging.getLogger("webui.ui")
 
 
 def sampling(ui, tab: str) -> dict:
@@ -101,13 +104,24 @@ def seed(ui, tab: str, result_state: gr.State) -> dict:
             "seed_resize_from_w": resize_w, "seed_resize_from_h": resize_h}
 
 
+def hires_upscaler_choices(ctx) -> list[str]:
+    """Latent modes and resamplers, then the app's model upscalers (Real-ESRGAN, model files), as A1111."""
+    try:
+        from modules.postprocessing import registry_for
+
+        return upscaler_names(registry_for(ctx))
+    except Exception:  # a broken upscaler backend must not take txt2img down: the built-in modes remain
+        log.exception("model upscalers are not listed for hires fix")
+        return upscaler_names()
+
+
 def hires(ui, tab: str) -> dict:
     make = ui.defaults.make
     samplers, schedules = sampler_names(), schedule_names()
     with gr.Accordion("Hires. fix", open=False, elem_id=f"{tab}_hr"):
         enable = make(gr.Checkbox, tab, "Enable hires. fix", value=False, elem_id=f"{tab}_enable_hr")
         with gr.Row():
-            upscaler = make(gr.Dropdown, tab, "Upscaler", choices=upscaler_names(), value="Latent",
+            upscaler = make(gr.Dropdown, tab, "Upscaler", choices=hires_upscaler_choices(ui.ctx), value="Latent",
                             elem_id=f"{tab}_hr_upscaler")
             hr_steps = make(gr.Slider, tab, "Hires steps", minimum=0, maximum=150, value=0, step=1,
                             elem_id=f"{tab}_hires_steps")

@@ -40,6 +40,18 @@ def upscaler_choices(ctx) -> list[str]:
         return ["None"]
 
 
+def unavailable_choices(ctx) -> str:
+    """Markdown listing the upscalers that could not load here and why; "" when all did."""
+    module = postprocessing()
+    try:
+        rows = module.unavailable_upscalers(ctx) if module is not None else {}
+    except Exception:
+        log.exception("upscalers unavailable")
+        return ""
+    lines = [f"- **{name}**: {reason}" for name, reason in rows.items()]
+    return "Unavailable upscalers:\n" + "\n".join(lines) if lines else ""
+
+
 def build(ctx, ui) -> None:
     make = ui.defaults.make
     mode = gr.State(SINGLE)
@@ -78,6 +90,9 @@ def build(ctx, ui) -> None:
                                   elem_id="extras_upscaler_2")
             visibility = make(gr.Slider, TAB, "Upscaler 2 visibility", minimum=0.0, maximum=1.0, step=0.001,
                               value=0.0, elem_id="extras_upscaler_2_visibility")
+            unavailable = unavailable_choices(ctx)
+            if unavailable:  # what is missing and how to get it, instead of rows that silently are not there
+                gr.Markdown(unavailable, elem_id="extras_upscalers_unavailable")
             # Extensions' dataset steps (captioning, cropping, ...) land here.
             gr.Column(elem_id="extras_scripts", visible=False)
             if postprocessing() is None:
