@@ -1,6 +1,7 @@
 """The Train tab in a real browser (one server): caption a folder with the tiny WD14 tagger, open the tag
-editor, replace a tag, save, and the files on disk match; undo puts them back; img2img's Interrogate fills
-the prompt with the chosen tagger."""
+editor, replace a tag, save, and the files on disk match; undo puts them back; preprocess (focal crop, flip,
+WD14 captions) then edit the tags of the result; img2img's Interrogate fills the prompt with the chosen
+tagger."""
 from __future__ import annotations
 
 import pytest
@@ -8,7 +9,7 @@ from PIL import Image
 
 from tests.fixtures.taggers import write_tiny_tagger
 from tests.helpers.browser import screenshot
-from tests.ui.conftest import open_subtab, open_tab, set_text, text_value
+from tests.ui.conftest import choose, open_subtab, open_tab, set_number, set_text, text_value
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 COLOURS = {"red": (255, 0, 0), "blue": (0, 0, 255), "red2": (255, 0, 0)}
@@ -23,6 +24,10 @@ def data_dir(tmp_path_factory):
     dataset.mkdir(parents=True)
     for name, colour in COLOURS.items():
         Image.new("RGB", (64, 64), colour).save(dataset / f"{name}.png")
+    raw = data / "datasets" / "raw"
+    raw.mkdir()
+    Image.new("RGB", (96, 64), (255, 0, 0)).save(raw / "wide_red.png")
+    Image.new("RGB", (64, 96), (0, 0, 255)).save(raw / "tall_blue.png")
     return data
 
 
@@ -80,6 +85,39 @@ def test_caption_then_edit_tags(page, data_dir):
     wait_text(page, "#tag_editor_status", "Saved 1 caption(s)")
     assert (dataset / "blue.txt").read_text() == "blue sky, sea"
     assert (dataset / "red.txt").read_bytes() == before["red.txt"]
+
+
+def test_preprocess_with_captions_then_edit_tags(page, data_dir):
+    out = data_dir / "datasets" / "pre"
+    open_tab(page, "train")
+    open_subtab(page, "train_preprocess_tab")
+    set_text(page, "preprocess_src", "datasets/raw")
+    set_text(page, "preprocess_dst", "datasets/pre")
+    set_number(page, "preprocess_width", 64)
+    set_number(page, "preprocess_height", 64)
+    page.check("#preprocess_flip input[type=checkbox]")
+    choose(page, "preprocess_tagger", "tiny-wd14")
+    page.click("#preprocess_run")
+    wait_text(page, "#preprocess_status", "2 of 2 files processed", timeout=60_000)
+    images = sorted(p for p in out.rglob("*.png"))
+    assert len(images) == 4  # two crops and their flipped copies
+    captions = {p.name: p.with_suffix(".txt").read_text() for p in images}
+    tail = r"hatsune miku, 1girl, solo, ^_^, star \(symbol\)"
+    assert sorted(captions.values()) == sorted([f"blue sky, {tail}"] * 2 + [f"red theme, {tail}"] * 2)
+    assert all(Image.open(p).size == (64, 64) for p in images)
+
+    open_subtab(page, "train_tag_editor_tab")
+    set_text(page, "tag_editor_dir", str(images[0].parent))
+    page.click("#tag_editor_load")
+    wait_text(page, "#tag_editor_status", "4 image(s)")
+    set_text(page, "tag_editor_tags", "solo")
+    set_text(page, "tag_editor_replace_with", "alone")
+    page.click("#tag_editor_apply")
+    wait_text(page, "#tag_editor_status", "4 unsaved change(s)")
+    page.click("#tag_editor_save")
+    wait_text(page, "#tag_editor_status", "Saved 4 caption(s)")
+    assert {p.name: p.with_suffix(".txt").read_text() for p in images} == \
+        {name: text.replace("solo", "alone") for name, text in captions.items()}
 
 
 def test_img2img_interrogate_fills_the_prompt(page, data_dir):
