@@ -2,11 +2,12 @@
 settings. Setup is cheap: no model folder scan, no model load (those happen on first use)."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from . import infotext
 from .models import ControlNetLibrary
-from .runner import ControlNetRunner, accepts_is_img2img
+from .runner import ControlNetRunner
 from .units import UI_FIELDS
 
 UNIT_COUNT_SETTING = "control_net_unit_count"  # A1111's key
@@ -51,19 +52,19 @@ def setup(api) -> None:
     for index in range(unit_count):
         # The whole unit is one quoted value; ui.py turns a pasted one into its widgets' values.
         api.add_infotext_field(infotext.label(index))
-    _add_section(api, unit_count, library)
+    _add_section(api, unit_count, library, cache)
 
 
-def _add_section(api, unit_count: int, library: ControlNetLibrary) -> None:
+def _add_section(api, unit_count: int, library: ControlNetLibrary, cache) -> None:
     try:
-        from .ui import build_section
+        from .ui import build_section, services_from_api
     except ImportError as exc:
         api.log.warning("ControlNet UI section unavailable (%s); the API works without it", exc)
         return
-    if accepts_is_img2img(build_section):
-        api.add_section("ControlNet", lambda is_img2img: build_section(api, unit_count, is_img2img))
-    else:
-        api.add_section("ControlNet", lambda is_img2img: build_section(api, unit_count))
+    services = services_from_api(api, library)  # cheap: lists models only when the section is built
+    if cache is not None:
+        services = dataclasses.replace(services, cache=cache)  # one detector cache for UI, API and generation
+    api.add_section("ControlNet", lambda is_img2img: build_section(bool(is_img2img), unit_count, services))
 
 
 def _setting(api, key: str, default):

@@ -3,7 +3,6 @@ the infotext, and keep the run in `info.state` so the on_step hook can tell it t
 from __future__ import annotations
 
 import contextlib
-import inspect
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -80,10 +79,3 @@ def _args(request, info, extension: str) -> Any:
         if key.lower() == extension.lower():
             return value.get("args") if isinstance(value, dict) else value
     return None
-
-
-def accepts_is_img2img(fn) -> bool:
-    try:
-        return len(inspect.signature(fn).parameters) >= 3
-    except (TypeError, ValueError):
-        return False

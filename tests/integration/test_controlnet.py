@@ -48,8 +48,14 @@ def cn_ctx(tmp_path_factory, tiny_sd15_checkpoint, tiny_sd15_pipe, tiny_sdxl_pip
     load_initial_model(ctx)
     assert ctx.model_error is None
     assert ctx.extensions.info("controlnet").status == "loaded", ctx.extensions.info("controlnet").error
+    ctx.scanned_at_setup = len(runner_of(ctx).library._files)
     yield ctx
     ctx.close()
+
+
+def runner_of(ctx):
+    [hook] = [h for h in ctx.extensions.hooks.hooks("patch_pipeline") if h.extension == "controlnet"]
+    return hook.fn.__self__
 
 
 def unit(**changes) -> dict:
@@ -83,6 +89,23 @@ def pixels(result) -> np.ndarray:
 @pytest.fixture(scope="module")
 def base(cn_ctx):
     return pixels(generate(cn_ctx))
+
+
+def test_setup_registers_without_scanning_models_and_the_section_builds(cn_ctx):
+    import gradio as gr
+
+    assert cn_ctx.scanned_at_setup == 0  # setup is cheap: the folder is read on first use
+    registry = cn_ctx.extensions.registry
+    paths = {r.path for r in registry.routes()}
+    assert {"/controlnet/version", "/controlnet/model_list", "/controlnet/settings",
+            "/controlnet/module_list", "/controlnet/detect"} <= paths
+    assert cn_ctx.settings.get("control_net_unit_count") == 3
+    assert {f.label for f in registry.infotext_fields() if f.extension == "controlnet"} == {
+        "ControlNet 0", "ControlNet 1", "ControlNet 2"}
+    [section] = [s for s in registry.sections("txt2img") if s.extension == "controlnet"]
+    with gr.Blocks():
+        components = section.build(False)
+    assert len(components) == 3 * 14
 
 
 def test_a_unit_changes_the_image_and_weight_zero_or_disabled_is_the_base_bit_for_bit(cn_ctx, base):
