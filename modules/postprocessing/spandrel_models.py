@@ -15,6 +15,7 @@ not on PyPI), those two get a stand-in that raises on use, so every upscaler arc
 """
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import sys
@@ -169,27 +170,16 @@ class ModelCache:
         self._path: Path | None = None
         self._descriptor = None
 
+    @contextlib.contextmanager
     def use(self, path: Path):
-        cache = self
-
-        class _Use:
-            def __enter__(self):
-                cache._lock.acquire()  # one image at a time: the model is not re-entrant on one device
-                try:
-                    if cache._path != path:
-                        cache._descriptor = None  # free the old weights before the new ones load
-                        cache._descriptor = load_descriptor(path, cache.device)
-                        cache._path = path
-                except BaseException:
-                    cache._lock.release()
-                    raise
-                return cache._descriptor
-
-            def __exit__(self, *exc):
-                cache._lock.release()
-                return False
-
-        return _Use()
+        """`with cache.use(path) as descriptor:` the model of `path`, loaded if another one was; one image
+        at a time (a model is not re-entrant on one device)."""
+        with self._lock:
+            if self._path != path:
+                self._descriptor = self._path = None  # free the old weights before the new ones load
+                self._descriptor = load_descriptor(path, self.device)
+                self._path = path
+            yield self._descriptor
 
 
 def register(registry: UpscalerRegistry, folders: Iterable[Path], *, device: str = "cpu",

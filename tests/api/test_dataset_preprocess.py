@@ -150,3 +150,14 @@ def test_listen_keeps_folders_inside_the_data_dir(tmp_path, insecure):
     else:
         assert answer.status_code == 403, answer.text
         assert "--enable-insecure-extension-access" in answer.json()["detail"]
+
+
+def test_the_route_is_documented_in_openapi(app_ctx):
+    client, _, _ = app_ctx
+    spec = client.get("/openapi.json").json()
+    route = spec["paths"]["/dataset/v1/preprocess"]["post"]
+    assert "202" in route["description"] and "/sdapi/v1/jobs/{id}/result" in route["description"]
+    fields = spec["components"]["schemas"]["PreprocessRequest"]["properties"]
+    assert {"source_dir", "destination_dir", "width", "height", "crop", "flip", "repeats", "name",
+            "caption_filename", "tagger"} <= set(fields)
+    assert set(fields["crop"]["enum"]) == {"focal", "center", "auto-size", "split", "none"}
