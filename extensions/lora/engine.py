@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -101,7 +102,9 @@ class AdapterCache:
             for name, pair in layers.items():
                 state[f"{name}.lora_A.weight"] = pair.down
                 state[f"{name}.lora_B.weight"] = pair.up
-            inject_adapter_in_model(config, module, adapter_name=adapter, low_cpu_mem_usage=True)
+            with warnings.catch_warnings():  # "multiple adapters in the model": that is the point here
+                warnings.filterwarnings("ignore", message=".*peft_config.*")
+                inject_adapter_in_model(config, module, adapter_name=adapter, low_cpu_mem_usage=True)
             result = set_peft_model_state_dict(module, state, adapter_name=adapter, low_cpu_mem_usage=True)
             missing = [k for k in getattr(result, "unexpected_keys", []) if adapter in k or "lora_" in k]
             if missing:

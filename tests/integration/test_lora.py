@@ -42,6 +42,16 @@ def lora_ctx(tmp_path_factory, tiny_sd15_checkpoint, tiny_sd15_pipe, tiny_sdxl_p
     ctx.close()
 
 
+@pytest.fixture(scope="module")
+def base(lora_ctx):
+    return pixels(generate(lora_ctx, "a red house"))
+
+
+@pytest.fixture(scope="module")
+def film(lora_ctx):
+    return pixels(generate(lora_ctx, "a red house <lora:film:1>"))
+
+
 def network(ctx):
     return ctx.extensions.registry.provider("extra_network", "lora").provider
 
@@ -57,21 +67,17 @@ def pixels(result, index: int = 0) -> np.ndarray:
     return np.asarray(result.images[index]).astype(np.int16)
 
 
-def test_weight_zero_is_the_base_image_and_weights_change_it_in_order(lora_ctx):
-    base = generate(lora_ctx, "a red house")
-    zero = generate(lora_ctx, "a red house <lora:film:0>")
-    half = generate(lora_ctx, "a red house <lora:film:0.5>")
-    full = generate(lora_ctx, "a red house <lora:film:1>")
-    after = generate(lora_ctx, "a red house")
-    assert np.array_equal(pixels(zero), pixels(base))
-    assert np.array_equal(pixels(after), pixels(base))  # adapters are off after the batch
-    d_half, d_full = (np.abs(pixels(r) - pixels(base)).mean() for r in (half, full))
+def test_weight_zero_is_the_base_image_and_weights_change_it_in_order(lora_ctx, base, film):
+    zero = pixels(generate(lora_ctx, "a red house <lora:film:0>"))
+    half = pixels(generate(lora_ctx, "a red house <lora:film:0.5>"))
+    after = pixels(generate(lora_ctx, "a red house"))
+    assert np.array_equal(zero, base)
+    assert np.array_equal(after, base)  # adapters are off after the batch
+    d_half, d_full = (np.abs(image - base).mean() for image in (half, film))
     assert 0 < d_half < d_full
 
 
-def test_two_loras_te_only_unet_only_alias_lyco_and_ldm_names(lora_ctx):
-    base = pixels(generate(lora_ctx, "a red house"))
-    film = pixels(generate(lora_ctx, "a red house <lora:film:1>"))
+def test_two_loras_te_only_unet_only_alias_lyco_and_ldm_names(lora_ctx, base, film):
     ink = pixels(generate(lora_ctx, "a red house <lyco:ink:1>"))  # LDM block names, in a subfolder
     both = pixels(generate(lora_ctx, "a red house <lora:film:1> <lora:ink:1>"))
     te_only = pixels(generate(lora_ctx, "a red house <lora:film:1:0>"))
@@ -118,8 +124,7 @@ def test_a_second_generation_does_not_reload_and_a_new_weight_costs_milliseconds
     assert sorted(timings)[len(timings) // 2] < 0.05, timings
 
 
-def test_bad_input_is_a_warning_and_the_image_is_made_without_it(lora_ctx):
-    base = pixels(generate(lora_ctx, "a red house"))
+def test_bad_input_is_a_warning_and_the_image_is_made_without_it(lora_ctx, base):
     cases = {"broken": "cannot load broken.safetensors", "xl": "xl is a LoRA for SDXL, the loaded model is "
              "SD 1.x; skipped", "nosuch": "LoRA not found: nosuch; skipped"}
     for name, warning in cases.items():
@@ -131,14 +136,28 @@ def test_bad_input_is_a_warning_and_the_image_is_made_without_it(lora_ctx):
 def test_tags_work_in_hires_and_img2img(lora_ctx):
     hires = dict(enable_hr=True, hr_scale=1.5, hr_upscaler="Latent", denoising_strength=0.5)
     base = pixels(generate(lora_ctx, "a red house", **hires))
-    zero = pixels(generate(lora_ctx, "a red house <lora:film:0>", **hires))
     tagged = pixels(generate(lora_ctx, "a red house <lora:film:1>", **hires))
-    assert base.shape[:2] == (96, 96) and np.array_equal(zero, base) and not np.array_equal(tagged, base)
-    init = generate(lora_ctx, "a red house").images[0]
+    assert base.shape[:2] == (96, 96) and not np.array_equal(tagged, base)
+    from PIL import Image
+
+    init = Image.new("RGB", (64, 64), (200, 40, 40))
     img2img = dict(mode="img2img", init_images=(init,), denoising_strength=0.6)
     base = pixels(generate(lora_ctx, "a red house", **img2img))
     tagged = pixels(generate(lora_ctx, "a red house <lora:film:1>", **img2img))
     assert not np.array_equal(tagged, base)
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (16, 16, 48, 48))
+    inpaint = dict(img2img, mask=mask)
+    base = pixels(generate(lora_ctx, "a red house", **inpaint))
+    tagged = pixels(generate(lora_ctx, "a red house <lora:film:1>", **inpaint))
+    assert not np.array_equal(tagged, base)
+
+
+def test_each_batch_activates_its_own_tags_as_prompt_sr_does(lora_ctx, base, film):
+    """X/Y/Z "Prompt S/R" over a LoRA weight gives per-batch prompts: each batch gets its own weight."""
+    prompts = ("a red house <lora:film:1>", "a red house <lora:film:0>")
+    result = generate(lora_ctx, prompts[0], n_iter=2, all_prompts=prompts, all_seeds=(7, 7))
+    assert np.array_equal(pixels(result, 0), film) and np.array_equal(pixels(result, 1), base)
 
 
 def test_the_api_list_has_a1111s_shape(lora_ctx):
