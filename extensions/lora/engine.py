@@ -164,6 +164,14 @@ class AdapterCache:
                 layer._disable_adapters = True
             self.enabled = []
 
+    def clear(self) -> None:
+        """Drop every adapter: the model's modules are the plain ones again (as diffusers' unload)."""
+        with self.lock:
+            self.deactivate()
+            while self.adapters:
+                _, adapter = self.adapters.popitem(last=False)
+                self._remove(adapter.name)
+
     def loaded(self) -> list[FileKey]:
         with self.lock:
             return list(self.adapters)
