@@ -8,7 +8,6 @@ folder outside the data dir under --listen), before anything is queued.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from fastapi import HTTPException

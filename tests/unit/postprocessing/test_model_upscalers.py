@@ -53,14 +53,18 @@ def test_real_esrgan_4x_plus_on_64_gives_256(realesrgan, picture):
 
 
 def test_real_esrgan_is_a_hires_fix_upscaler(realesrgan, tiny_sd15_pipe):
-    from tests.unit.generation.conftest import loaded
+    from modules.devices import MemoryPolicy
     from modules.generation.txt2img import generate_txt2img
+    from modules.pipelines.manager import LoadedModel, model_family
+    from modules.pipelines.registry import CheckpointInfo
 
     names = hr.upscaler_names(realesrgan)
     assert names[:len(hr.LATENT_UPSCALERS)] == list(hr.LATENT_UPSCALERS) and {"R-ESRGAN 4x+", X4} <= set(names)
     request = GenerationRequest(prompt="a house", width=64, height=64, steps=2, seed=1, enable_hr=True,
                                 hr_scale=2.0, hr_upscaler=X4, denoising_strength=0.0)
-    model = loaded(tiny_sd15_pipe, "tiny-sd15", "sd15")
+    info = CheckpointInfo(path=Path("/models/tiny-sd15.safetensors"), name="tiny-sd15.safetensors",
+                          model_name="tiny-sd15", hash="0123456789abcdef")
+    model = LoadedModel(info, tiny_sd15_pipe, model_family(tiny_sd15_pipe), "sd15", MemoryPolicy())
     result = generate_txt2img(model, request, env=GenerationEnv(upscalers=realesrgan))
     assert result.images[0].size == (128, 128) and f"Hires upscaler: {X4}" in result.infotexts[0]
     # The upscale is the network's (denoising 0 keeps it as it is), not a resampler's.
