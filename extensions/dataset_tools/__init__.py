@@ -14,6 +14,9 @@ HERE = Path(__file__).resolve().parent
 def setup(api) -> None:
     from .service import DatasetService
 
+    from .tagger_settings import add_settings
+
+    add_settings(api)
     service = DatasetService.from_api(api)
     # 1. taggers, for img2img's Interrogate buttons and any extension that wants captions
     for name, provider, aliases in service.taggers.providers():

@@ -30,8 +30,12 @@ class DatasetService:
 
     @classmethod
     def from_api(cls, api) -> DatasetService:
+        from .tagger_settings import options_from_settings
+
         use_cpu = {str(v).lower() for v in (api.flag("use_cpu") or ())}
-        return cls(Taggers(api.models_dir, cpu=bool(use_cpu & {"all", "tagger"})), api.data_dir,
+        taggers = Taggers(api.models_dir, cpu=bool(use_cpu & {"all", "tagger"}),
+                          defaults=lambda: options_from_settings(api))
+        return cls(taggers, api.data_dir,
                    bool(api.flag("listen", False)), bool(api.flag("enable_insecure_extension_access", False)))
 
     def folder(self, raw: str) -> Path:

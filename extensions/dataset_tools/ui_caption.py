@@ -8,6 +8,7 @@ import gradio as gr
 
 from .caption_files import CAPTION_EXTENSIONS
 from .captions import FILENAME, MODES, CaptionRequest
+from .tagger_settings import options_from_settings
 from .taggers.options import TagOptions, split_tags
 
 
@@ -17,6 +18,7 @@ def tagger_choices(service) -> list[str]:
 
 def build(api, service) -> None:
     choices = tagger_choices(service)
+    base = options_from_settings(api)  # Settings -> Interrogate gives the starting values
     with gr.Row():
         folder = gr.Textbox(label="Dataset folder (on the server)", elem_id="caption_dir", scale=4,
                             placeholder="datasets/my_set (inside the data dir) or an absolute path")
@@ -24,21 +26,23 @@ def build(api, service) -> None:
                              elem_id="caption_tagger", scale=2)
         refresh = gr.Button("Refresh", elem_id="caption_tagger_refresh", size="sm", scale=0, min_width=60)
     with gr.Row():
-        general = gr.Slider(0, 1, value=0.35, step=0.01, label="General tag threshold",
+        general = gr.Slider(0, 1, value=base.general_threshold, step=0.01, label="General tag threshold",
                             elem_id="caption_general_threshold")
-        character = gr.Slider(0, 1, value=0.85, step=0.01, label="Character tag threshold",
-                              elem_id="caption_character_threshold")
-        max_tags = gr.Number(0, precision=0, minimum=0, label="Max tags (0: no limit)",
+        character = gr.Slider(0, 1, value=base.character_threshold, step=0.01,
+                              label="Character tag threshold", elem_id="caption_character_threshold")
+        max_tags = gr.Number(base.max_tags, precision=0, minimum=0, label="Max tags (0: no limit)",
                              elem_id="caption_max_tags")
     with gr.Row():
-        additional = gr.Textbox(label="Additional tags (first in every caption)",
+        additional = gr.Textbox(", ".join(base.additional), label="Additional tags (first in every caption)",
                                 elem_id="caption_additional")
-        exclude = gr.Textbox(label="Exclude tags", elem_id="caption_exclude")
+        exclude = gr.Textbox(", ".join(base.exclude), label="Exclude tags", elem_id="caption_exclude")
     with gr.Row():
-        ratings = gr.Checkbox(False, label="Rating tag", elem_id="caption_ratings")
-        underscores = gr.Checkbox(True, label="Underscores to spaces", elem_id="caption_underscores")
-        escape = gr.Checkbox(True, label="Escape brackets", elem_id="caption_escape")
-        by_confidence = gr.Checkbox(True, label="Sort by confidence", elem_id="caption_sort")
+        ratings = gr.Checkbox(base.include_ratings, label="Rating tag", elem_id="caption_ratings")
+        underscores = gr.Checkbox(base.replace_underscores, label="Underscores to spaces",
+                                  elem_id="caption_underscores")
+        escape = gr.Checkbox(base.escape_brackets, label="Escape brackets", elem_id="caption_escape")
+        by_confidence = gr.Checkbox(base.sort_by_confidence, label="Sort by confidence",
+                                    elem_id="caption_sort")
     with gr.Row():
         mode = gr.Radio(list(MODES), value="overwrite", label="Existing captions", elem_id="caption_mode")
         extension = gr.Radio(list(CAPTION_EXTENSIONS), value=".txt", label="Caption file",

@@ -73,3 +73,17 @@ def test_routes_are_documented(client):
                  "/dataset/v1/caption", "/dataset/v1/tags"):
         assert path in paths
     assert paths["/tagger/v1/interrogate"]["post"]["description"]
+
+
+def test_interrogate_follows_the_settings(client):
+    options = client.get("/sdapi/v1/options").json()
+    assert options["tagger_general_threshold"] == 0.35 and options["tagger_exclude"] == ""
+    changed = client.post("/sdapi/v1/options", json={"tagger_general_threshold": 0.55, "tagger_exclude": "solo",
+                                                     "tagger_additional": "sks", "tagger_include_ratings": True})
+    assert changed.status_code == 200, changed.text
+    try:
+        answer = client.post("/sdapi/v1/interrogate", json={"image": RED, "model": "tiny-wd14"})
+        assert answer.json() == {"caption": "sks, general, red theme, hatsune miku, 1girl"}
+    finally:
+        client.post("/sdapi/v1/options", json={"tagger_general_threshold": 0.35, "tagger_exclude": "",
+                                               "tagger_additional": "", "tagger_include_ratings": False})

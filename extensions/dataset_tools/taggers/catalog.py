@@ -9,6 +9,7 @@ Missing weights or packages raise UserInputError with a message that names what 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image
@@ -28,9 +29,10 @@ class Wd14Catalog:
 
     name = "wd14"
 
-    def __init__(self, root: Path, *, cpu: bool = True):
+    def __init__(self, root: Path, *, cpu: bool = True, defaults: Callable[[], TagOptions] = TagOptions):
         self.root = Path(root)
         self._cpu = cpu
+        self._defaults = defaults  # the options a caption without its own uses (the settings)
         self._models: dict[str, Wd14Model] = {}
         self._lock = threading.Lock()
 
@@ -54,7 +56,7 @@ class Wd14Catalog:
         return self.model(model).scores(image)
 
     def caption(self, image: Image.Image, model: str, options: TagOptions | None = None) -> str:
-        return caption_text(self.scores(image, model), options or TagOptions())
+        return caption_text(self.scores(image, model), options or self._defaults())
 
     def unload(self) -> int:
         """Drop every loaded session; returns how many there were."""
@@ -97,9 +99,10 @@ class WeightsOnlyTagger:
 class Taggers:
     """This extension's taggers together: resolve a model name (as the APIs and the UI send it)."""
 
-    def __init__(self, models_dir: Path, *, cpu: bool = True):
+    def __init__(self, models_dir: Path, *, cpu: bool = True,
+                 defaults: Callable[[], TagOptions] = TagOptions):
         models_dir = Path(models_dir)
-        self.wd14 = Wd14Catalog(models_dir / INTERROGATORS_DIR, cpu=cpu)
+        self.wd14 = Wd14Catalog(models_dir / INTERROGATORS_DIR, cpu=cpu, defaults=defaults)
         self.deepdanbooru = WeightsOnlyTagger("deepdanbooru", "DeepDanbooru", DEEPDANBOORU_FILE, models_dir)
         self.clip = WeightsOnlyTagger("clip", "The BLIP/CLIP interrogator", BLIP_FILE, models_dir)
 
