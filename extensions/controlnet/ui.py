@@ -38,8 +38,37 @@ class SectionServices:
     cache: DetectorCache | None = None
 
 
+def services_from_api(api, library=None) -> SectionServices:
+    """The section's services from the extension API (and the model library, when the caller has one)."""
+    from .preprocessors import ALLOW_DOWNLOAD_SETTING, annotators_dir_for
+
+    annotators = annotators_dir_for(api)
+    if library is None:
+        from .models import ControlNetLibrary
+
+        library = ControlNetLibrary(annotators.parent, api.root.resolve().parent.parent / "configs")
+
+    def models(refresh: bool = False) -> list[str]:
+        return ["None", *(f.title for f in library.list(refresh=refresh))]
+
+    def allow_download() -> bool:
+        try:
+            return bool(api.setting(ALLOW_DOWNLOAD_SETTING))
+        except (KeyError, ValueError):
+            return False
+
+    return SectionServices(models=models, annotators_dir=annotators, allow_download=allow_download,
+                           cache=DetectorCache())
+
+
 def build_section(is_img2img: bool, units: int, services: SectionServices | None = None) -> list[Any]:
-    """Build the unit tabs (call inside a gradio layout); returns units * len(UI_FIELDS) input components."""
+    """Build the unit tabs (call inside a gradio layout); returns units * len(UI_FIELDS) input components.
+
+    Also callable as `build_section(api, units, is_img2img)` (the extension's setup has the api at hand):
+    the services then come from `services_from_api(api)`."""
+    if not isinstance(is_img2img, bool):
+        api, is_img2img = is_img2img, bool(services)
+        services = services_from_api(api)
     services = services or SectionServices()
     tab = "img2img" if is_img2img else "txt2img"
     components: list[Any] = []

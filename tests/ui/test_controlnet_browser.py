@@ -1,0 +1,81 @@
+"""The ControlNet section in a real browser on one server: upload into unit 0, pick canny, press preview ->
+the map appears; a weight-needing preprocessor without its file shows the path to place; enabled with a tiny
+ControlNet (built from the demo model's UNet) txt2img generates and writes the unit into the infotext."""
+from __future__ import annotations
+
+import pytest
+from PIL import Image, ImageDraw
+
+from tests.helpers.server import start_server
+from tests.ui.conftest import choose, open_page, run_and_wait, small_form
+
+pytestmark = [pytest.mark.browser, pytest.mark.server]
+
+UNIT = "txt2img_controlnet_ControlNet-0"
+MODEL_STEM = "control_demo_canny"
+
+
+@pytest.fixture(scope="module")
+def server(data_dir):
+    """The app with a tiny ControlNet matching the demo checkpoint in models/ControlNet."""
+    from modules.pipelines.demo import build_demo_pipeline
+    from tests.fixtures.controlnets import write_controlnet_file
+
+    pipe = build_demo_pipeline()
+    write_controlnet_file(pipe.unet, data_dir / "models" / "ControlNet", MODEL_STEM, family="sd1",
+                          vae_scale_factor=pipe.vae_scale_factor)
+    srv = start_server(["--data-dir", str(data_dir), "--no-download-sd-model"], data_dir)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def drawing_png(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cn") / "drawing.png"
+    img = Image.new("RGB", (64, 64), "white")
+    ImageDraw.Draw(img).rectangle([16, 16, 48, 48], fill="black")
+    img.save(path)
+    return path
+
+
+def open_unit(page, drawing_png, module: str) -> None:
+    page.click("#txt2img_controlnet_section button")  # the section's accordion, closed at first
+    page.wait_for_selector(f"#{UNIT}_input_image", state="visible")
+    page.set_input_files(f"#{UNIT}_input_image input[type=file]", str(drawing_png))
+    page.wait_for_selector(f"#{UNIT}_input_image img", state="visible")
+    choose(page, f"{UNIT}_controlnet_preprocessor_dropdown", module)
+
+
+def test_preview_shows_the_canny_map(page, drawing_png):
+    open_unit(page, drawing_png, "canny")
+    page.wait_for_selector(f"#{UNIT}_controlnet_threshold_A_slider", state="visible")
+    assert "Low Threshold" in page.inner_text(f"#{UNIT}_controlnet_threshold_A_slider")
+    page.click(f"#{UNIT}_controlnet_trigger_preprocessor")
+    page.wait_for_selector(f"#{UNIT}_generated_image img", state="visible", timeout=30_000)
+    assert page.is_checked(f"#{UNIT}_controlnet_preprocessor_preview_checkbox input")
+
+
+def test_missing_annotator_file_is_a_message(page, drawing_png, data_dir):
+    open_unit(page, drawing_png, "depth_midas")
+    page.click(f"#{UNIT}_controlnet_trigger_preprocessor")
+    page.wait_for_selector(f"#{UNIT}_controlnet_preview_message :text('dpt_hybrid-midas-501f0c75.pt')",
+                           timeout=30_000)
+    message = page.inner_text(f"#{UNIT}_controlnet_preview_message")
+    assert f"depth_midas needs {data_dir / 'models' / 'ControlNet' / 'annotators'}" in message, message
+
+
+def test_enabled_unit_generates_with_the_model(page, drawing_png):
+    small_form(page, "txt2img", "a square")
+    open_unit(page, drawing_png, "canny")
+    page.check(f"#{UNIT}_controlnet_enable_checkbox input")
+    pick_model(page)
+    log = run_and_wait(page, "txt2img")
+    info = page.inner_text("#html_info_txt2img")
+    assert 'ControlNet 0: "Module: canny, Model: control_demo_canny [' in info, (log, info)
+
+
+def pick_model(page) -> None:
+    """Pick the tiny model, listed by its title ("stem [hash]"), as a user does."""
+    page.click(f"#{UNIT}_controlnet_model_dropdown input")
+    page.click(f"li[role=option][aria-label^='{MODEL_STEM}']")
+    assert page.input_value(f"#{UNIT}_controlnet_model_dropdown input").startswith(MODEL_STEM)
