@@ -105,8 +105,10 @@ def _unit(prefix: str, is_img2img: bool, services: SectionServices) -> dict[str,
         f["use_img2img_input"] = gr.Checkbox(label="Use the img2img input", value=False, visible=is_img2img,
                                              elem_id=f"{prefix}_controlnet_use_img2img_input_checkbox")
     with gr.Row(elem_classes=["controlnet_preprocessor_model", "controlnet_row"]):
+        # Custom values: a pasted infotext arrives here as the whole unit ("Module: canny, Model: ..."), which
+        # on_module_change spreads over the unit's widgets.
         f["module"] = gr.Dropdown(module_names(alias_names=True), value="none", label="Preprocessor",
-                                  elem_id=f"{prefix}_controlnet_preprocessor_dropdown")
+                                  allow_custom_value=True, elem_id=f"{prefix}_controlnet_preprocessor_dropdown")
         run_button = gr.Button("💥 Preview", elem_id=f"{prefix}_controlnet_trigger_preprocessor",
                                elem_classes=["cnet-run-preprocessor"], size="sm", scale=0, min_width=90)
         f["model"] = gr.Dropdown(_model_titles(services, False), value="None", label="Model",
@@ -132,7 +134,9 @@ def _unit(prefix: str, is_img2img: bool, services: SectionServices) -> dict[str,
                                 elem_id=f"{prefix}_controlnet_resize_mode_radio")
 
     sliders = [f["processor_res"], f["threshold_a"], f["threshold_b"]]
-    f["module"].change(slider_updates, [f["module"], f["pixel_perfect"]], sliders, show_progress="hidden")
+    pasted = gr.State(False)  # the next module change comes from a paste: keep the pasted slider values
+    f["module"].change(on_module_change, [f["module"], f["pixel_perfect"], pasted],
+                       [*(f[name] for name in PASTE_OUTPUTS), pasted], show_progress="hidden")
     f["pixel_perfect"].change(resolution_visibility, [f["module"], f["pixel_perfect"]], [f["processor_res"]],
                               show_progress="hidden")
     allow_preview.change(lambda allowed: gr.update(visible=bool(allowed)), [allow_preview], [preview_box],
@@ -171,16 +175,73 @@ def preview_map(image: Image.Image | None, module: str, res: float | None, a: fl
         return None, f"**Preprocessor {module} failed: {type(exc).__name__}: {exc}**"
 
 
-def slider_updates(module: str, pixel_perfect: bool = False) -> list[dict]:
+# The unit widgets the module dropdown's change handler may set, in its outputs' order (then the state).
+PASTE_OUTPUTS: tuple[str, ...] = ("module", "enabled", "model", "weight", "guidance_start", "guidance_end",
+                                  "control_mode", "resize_mode", "pixel_perfect", "processor_res", "threshold_a",
+                                  "threshold_b")
+
+
+def paste_arg(unit: int) -> int:
+    """The section component index a unit's infotext value (`ControlNet <unit>: "Module: ..."`) is pasted into:
+    its module dropdown (api.add_infotext_field(label, arg=paste_arg(unit)))."""
+    return unit * len(UI_FIELDS) + UI_FIELDS.index("module")
+
+
+def is_pasted_unit(value: Any) -> bool:
+    return isinstance(value, str) and value.lstrip('" ').startswith("Module:")
+
+
+def on_module_change(module: str, pixel_perfect: bool, pasted: bool) -> list:
+    """A picked module sets the sliders to its labels, ranges and defaults; a pasted unit infotext sets every
+    unit widget it names (and then the module's own change keeps those pasted slider values)."""
+    if is_pasted_unit(module):
+        return [*pasted_unit_updates(module), True]
+    return [*([gr.skip()] * (len(PASTE_OUTPUTS) - 3)), *slider_updates(module, pixel_perfect, keep_values=pasted),
+            False]
+
+
+def pasted_unit_updates(text: str) -> list:
+    """One update per PASTE_OUTPUTS name from a unit's infotext value; names it lacks are left alone."""
+    from .infotext import parse_unit
+
+    try:
+        values = parse_unit(text)
+    except (UserInputError, ValueError):
+        return [gr.update(value="none"), *([gr.skip()] * (len(PASTE_OUTPUTS) - 1))]
+    module = values.get("module", "none")
+    try:
+        values["module"] = module_detail(module).label
+        spec = module_detail(module)
+    except UserInputError:
+        values["module"], spec = module, None
+    updates = []
+    for name in PASTE_OUTPUTS:
+        if name not in values:
+            updates.append(gr.skip())
+        elif name in ("processor_res", "threshold_a", "threshold_b") and spec is not None:
+            slider = {"processor_res": spec.resolution, "threshold_a": spec.threshold_a,
+                      "threshold_b": spec.threshold_b}[name]
+            updates.append(_shown(slider, value=values[name], visible=not (name == "processor_res" and
+                                                                            values.get("pixel_perfect")))
+                           if slider is not None and values[name] >= 0 else _hidden())
+        else:
+            updates.append(gr.update(value=values[name]))
+    return updates
+
+
+def slider_updates(module: str, pixel_perfect: bool = False, keep_values: bool = False) -> list[dict]:
     """Gradio updates for (resolution, threshold A, threshold B): the module's labels, ranges and defaults,
-    hidden (value -1) where the module has no such slider; the resolution hides under pixel perfect."""
+    hidden (value -1) where the module has no such slider; the resolution hides under pixel perfect.
+    `keep_values`: ranges and labels only (the values were just pasted)."""
     try:
         spec = module_detail(module)
     except UserInputError:
         return [_hidden(), _hidden(), _hidden()]
-    resolution = _shown(spec.resolution, visible=not pixel_perfect) if spec.resolution else _hidden()
-    return [resolution, _shown(spec.threshold_a) if spec.threshold_a else _hidden(),
-            _shown(spec.threshold_b) if spec.threshold_b else _hidden()]
+    value = None if keep_values else ...
+    resolution = (_shown(spec.resolution, value=value, visible=not pixel_perfect) if spec.resolution
+                  else _hidden())
+    return [resolution, _shown(spec.threshold_a, value=value) if spec.threshold_a else _hidden(),
+            _shown(spec.threshold_b, value=value) if spec.threshold_b else _hidden()]
 
 
 def resolution_visibility(module: str, pixel_perfect: bool) -> dict:
@@ -191,9 +252,13 @@ def resolution_visibility(module: str, pixel_perfect: bool) -> dict:
     return gr.update(visible=has_resolution and not pixel_perfect)
 
 
-def _shown(slider: Slider, visible: bool = True) -> dict:
-    return gr.update(label=slider.label, minimum=slider.minimum, maximum=slider.maximum, step=slider.step,
-                     value=slider.value, visible=visible)
+def _shown(slider: Slider, value: Any = ..., visible: bool = True) -> dict:
+    """The slider's update; `value` ... is its default, None leaves the current value."""
+    update = gr.update(label=slider.label, minimum=slider.minimum, maximum=slider.maximum, step=slider.step,
+                       visible=visible)
+    if value is not None:
+        update["value"] = slider.value if value is ... else value
+    return update
 
 
 def _hidden() -> dict:

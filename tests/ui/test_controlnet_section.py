@@ -94,3 +94,32 @@ def test_preview_gives_the_map_or_a_message(tmp_path):
     assert result is None and str(tmp_path / "dpt_hybrid-midas-501f0c75.pt") in message
     result, message = ui.preview_map(img, "cany", 64, -1, -1, False, services)
     assert result is None and "unknown ControlNet preprocessor 'cany'" in message
+
+
+PASTED = ('Module: canny, Model: control_x [abcd1234], Weight: 0.5, Resize Mode: Just Resize, Processor Res: 256, '
+          'Threshold A: 50, Threshold B: 150, Guidance Start: 0.1, Guidance End: 0.9, Pixel Perfect: False, '
+          'Control Mode: ControlNet is more important')
+
+
+def test_a_pasted_unit_infotext_fills_the_units_widgets():
+    assert ui.paste_arg(0) == units.UI_FIELDS.index("module")
+    assert ui.paste_arg(1) == len(units.UI_FIELDS) + units.UI_FIELDS.index("module")
+    *updates, pasted = ui.on_module_change(PASTED, False, False)
+    got = dict(zip(ui.PASTE_OUTPUTS, updates))
+    assert pasted is True
+    assert {k: got[k]["value"] for k in ("module", "enabled", "model", "weight", "resize_mode", "guidance_start",
+                                         "guidance_end", "pixel_perfect", "control_mode")} == {
+        "module": "canny", "enabled": True, "model": "control_x [abcd1234]", "weight": 0.5,
+        "resize_mode": "Just Resize", "guidance_start": 0.1, "guidance_end": 0.9, "pixel_perfect": False,
+        "control_mode": "ControlNet is more important"}
+    assert (got["processor_res"]["value"], got["processor_res"]["label"]) == (256, "Resolution")
+    assert (got["threshold_a"]["value"], got["threshold_a"]["label"]) == (50, "Low Threshold")
+    assert got["threshold_b"]["value"] == 150
+    # The module set by the paste changes the dropdown again: ranges follow it, the pasted values stay.
+    *updates, pasted = ui.on_module_change("canny", False, True)
+    sliders = updates[-3:]
+    assert pasted is False and all("value" not in s and s["visible"] for s in sliders)
+    assert sliders[1]["label"] == "Low Threshold"
+    # A module the user picks resets the sliders to its defaults.
+    *updates, _ = ui.on_module_change("mlsd", False, False)
+    assert [s["value"] for s in updates[-3:]] == [512, 0.1, 0.1]
