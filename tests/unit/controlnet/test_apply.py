@@ -87,3 +87,24 @@ def test_soft_and_cond_only_modes_scale_residuals_as_documented(cn, parts):
     torch.testing.assert_close(mid_s, mid_b)
     assert all(torch.equal(d[:1], torch.zeros_like(d[:1])) for d in down_c) and not mid_c[:1].any()
     torch.testing.assert_close(down_c[0][1:], down_s[0][1:])  # the conditional half as in soft mode
+
+
+def test_sdxl_hook_matches_diffusers_sdxl_controlnet_pipeline(cn, tiny_sdxl_pipe):
+    from diffusers import StableDiffusionXLControlNetPipeline
+
+    pipe = tiny_sdxl_pipe
+    controlnet = build_tiny_controlnet(pipe.unet, seed=6)
+    image = Image.fromarray(np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    reference = StableDiffusionXLControlNetPipeline(
+        **{k: v for k, v in pipe.components.items() if k not in ("image_encoder", "feature_extractor")},
+        controlnet=controlnet)
+    reference.set_progress_bar_config(disable=True)
+    kw = dict(KW, num_inference_steps=2)
+    expected = reference(image=image, generator=torch.Generator().manual_seed(1), **kw).images
+    unit = cn.apply.ActiveUnit(0, cn.units.ControlUnit(model="x"), controlnet, image)
+    run = cn.apply.ControlRun([unit], cn.apply.StepTracker(2), cfg=True, scale_factor=pipe.vae_scale_factor)
+    with cn.apply.unet_controlled(pipe.unet, run):
+        got = pipe(generator=torch.Generator().manual_seed(1), **kw).images
+    base = pipe(generator=torch.Generator().manual_seed(1), **kw).images
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+    assert not torch.allclose(got, base)
