@@ -1,9 +1,9 @@
-"""Settings of Preprocess (shown in Settings under "Dataset preprocess", listed by /sdapi/v1/options)."""
+"""Settings of Preprocess (a Settings page of their own, listed by /sdapi/v1/options)."""
 from __future__ import annotations
 
 from .focal import FocalWeights
 
-SECTION = "Dataset preprocess"
+SECTION = "dataset_preprocess"  # the Settings page "Dataset Preprocess" (#settings_dataset_preprocess)
 FACE_WEIGHT = "dataset_focal_face_weight"
 ENTROPY_WEIGHT = "dataset_focal_entropy_weight"
 EDGES_WEIGHT = "dataset_focal_edges_weight"

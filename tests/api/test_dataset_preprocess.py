@@ -161,3 +161,12 @@ def test_the_route_is_documented_in_openapi(app_ctx):
     assert {"source_dir", "destination_dir", "width", "height", "crop", "flip", "repeats", "name",
             "caption_filename", "tagger"} <= set(fields)
     assert set(fields["crop"]["enum"]) == {"focal", "center", "auto-size", "split", "none"}
+
+
+def test_focal_weights_are_settings(app_ctx):
+    client, ctx, _ = app_ctx
+    options = client.get("/sdapi/v1/options").json()
+    assert (options["dataset_focal_face_weight"], options["dataset_focal_entropy_weight"],
+            options["dataset_focal_edges_weight"]) == (0.9, 0.15, 0.5)
+    spec = next(s for s in ctx.settings.specs() if s.key == "dataset_focal_face_weight")
+    assert spec.section == "dataset_preprocess"
