@@ -50,8 +50,9 @@ def setup(api) -> None:
 
     add_routes(api, library, lambda: int(_setting(api, UNIT_COUNT_SETTING, DEFAULT_UNIT_COUNT)))
     for index in range(unit_count):
-        # The whole unit is one quoted value; ui.py turns a pasted one into its widgets' values.
-        api.add_infotext_field(infotext.label(index))
+        # The whole unit is one quoted value, pasted into the unit's module dropdown (ui.paste_arg);
+        # ui.py turns it into its widgets' values.
+        api.add_infotext_field(infotext.label(index), arg=index * len(UI_FIELDS) + UI_FIELDS.index("module"))
     _add_section(api, unit_count, library, cache)
 
 

@@ -62,13 +62,7 @@ def services_from_api(api, library=None) -> SectionServices:
 
 
 def build_section(is_img2img: bool, units: int, services: SectionServices | None = None) -> list[Any]:
-    """Build the unit tabs (call inside a gradio layout); returns units * len(UI_FIELDS) input components.
-
-    Also callable as `build_section(api, units, is_img2img)` (the extension's setup has the api at hand):
-    the services then come from `services_from_api(api)`."""
-    if not isinstance(is_img2img, bool):
-        api, is_img2img = is_img2img, bool(services)
-        services = services_from_api(api)
+    """Build the unit tabs (call inside a gradio layout); returns units * len(UI_FIELDS) input components."""
     services = services or SectionServices()
     tab = "img2img" if is_img2img else "txt2img"
     components: list[Any] = []

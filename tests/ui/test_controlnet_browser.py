@@ -1,13 +1,14 @@
 """The ControlNet section in a real browser on one server: upload into unit 0, pick canny, press preview ->
 the map appears; a weight-needing preprocessor without its file shows the path to place; enabled with a tiny
-ControlNet (built from the demo model's UNet) txt2img generates and writes the unit into the infotext."""
+ControlNet (built from the demo model's UNet) txt2img generates and writes the unit into the infotext, and
+pasting that infotext restores the unit."""
 from __future__ import annotations
 
 import pytest
 from PIL import Image, ImageDraw
 
 from tests.helpers.server import start_server
-from tests.ui.conftest import choose, open_page, run_and_wait, small_form
+from tests.ui.conftest import choose, run_and_wait, set_text, small_form
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
@@ -72,6 +73,15 @@ def test_enabled_unit_generates_with_the_model(page, drawing_png):
     log = run_and_wait(page, "txt2img")
     info = page.inner_text("#html_info_txt2img")
     assert 'ControlNet 0: "Module: canny, Model: control_demo_canny [' in info, (log, info)
+    # Paste brings the unit back: another module first, then the infotext into the prompt box + Paste.
+    choose(page, f"{UNIT}_controlnet_preprocessor_dropdown", "mlsd")
+    set_text(page, "txt2img_prompt", info.replace("Threshold A: 100", "Threshold A: 42"))
+    page.click("#txt2img_paste")
+    page.wait_for_function("(id) => document.querySelector('#' + id + ' input').value === 'canny'",
+                           arg=f"{UNIT}_controlnet_preprocessor_dropdown", timeout=30_000)
+    page.wait_for_function("(id) => document.querySelector('#' + id + ' input[type=number]').value === '42'",
+                           arg=f"{UNIT}_controlnet_threshold_A_slider", timeout=30_000)
+    assert "Low Threshold" in page.inner_text(f"#{UNIT}_controlnet_threshold_A_slider")
 
 
 def pick_model(page) -> None:
