@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 
 from modules.pipelines.demo import ensure_demo_checkpoint
 from tests.helpers.server import start_server
-from tests.ui.conftest import choose, open_page, set_number, set_text, text_value
+from tests.ui.conftest import open_page, set_number, set_text, text_value
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
@@ -57,7 +57,8 @@ class Nets:
                 name=path.stem, prompt=prompt, path=str(path), preview=str(preview) if preview else None,
                 description=user.get("description", ""), search_terms=("alias-" + path.stem,),
                 sort_keys={"name": path.stem.lower(), "path": str(path).lower(),
-                           "date_created": int(path.stat().st_mtime), "date_modified": int(path.stat().st_mtime)},
+                           "date_created": int(path.stat().st_mtime),
+                           "date_modified": int(path.stat().st_mtime)},
                 user_metadata=user, negative_prompt=user.get("negative text", "")))
         self._cards = cards
 
@@ -83,7 +84,8 @@ def site(data_dir):
     Image.new("RGB", (8, 8), "blue").save(ckpts / "second-model.preview.png")
     nets = models / "TestNets"
     nets.mkdir(parents=True)
-    network_file(nets / "film.safetensors", {"ss_tag_frequency": json.dumps(TAGS), "ss_sd_model_name": "v1-5.ckpt"})
+    network_file(nets / "film.safetensors",
+                 {"ss_tag_frequency": json.dumps(TAGS), "ss_sd_model_name": "v1-5.ckpt"})
     Image.new("RGB", (8, 8), "red").save(nets / "film.preview.png")
     (nets / "film.json").write_text(json.dumps({"preferred weight": 0.7, "activation text": "grainy film",
                                                 "custom key": "kept"}))
@@ -106,7 +108,7 @@ def site(data_dir):
 
 @pytest.fixture(scope="module")
 def page(site):
-    """One page load for the module (a load costs seconds here); each test leaves the prompt as it found it."""
+    """One page load for the module (a load costs seconds here); the tests run in order on it."""
     from tests.helpers.browser import chromium_page
 
     with chromium_page() as page:
@@ -124,7 +126,8 @@ def open_networks(page, network_page: str) -> None:
 
 def visible_names(page, network_page: str) -> list[str]:
     return page.evaluate("""(id) => [...document.querySelectorAll('#' + id + ' > .card')]
-        .filter((c) => c.style.display !== 'none').map((c) => c.dataset.name)""", f"txt2img_{network_page}_cards")
+        .filter((c) => c.style.display !== 'none').map((c) => c.dataset.name)""",
+                         f"txt2img_{network_page}_cards")
 
 
 def test_panel_pages_escaping_and_previews(page, site):
@@ -158,14 +161,14 @@ def test_preview_route_serves_previews_only(site):
 
 def test_search_sort_and_click_toggles_the_tag(page):
     open_networks(page, "testnet")
-    page.fill("#txt2img_testnet_extra_search textarea, #txt2img_testnet_extra_search input", "alias-fi")
+    page.fill("#txt2img_testnet_extra_search", "alias-fi")
     page.wait_for_function("() => document.querySelector('#txt2img_testnet_cards .card[data-name=zebra]')"
                            ".style.display === 'none'")
     assert visible_names(page, "testnet") == ["film"]
-    page.fill("#txt2img_testnet_extra_search textarea, #txt2img_testnet_extra_search input", "")
+    page.fill("#txt2img_testnet_extra_search", "")
     page.click("#txt2img_testnet_extra_sort_dir")
     assert visible_names(page, "testnet") == ["zebra", "film", EVIL]
-    choose(page, "txt2img_testnet_extra_sort", "Date modified")  # still descending: newest first
+    page.select_option("#txt2img_testnet_extra_sort", "date_modified")  # still descending: newest first
     page.wait_for_function("(id) => document.querySelector('#' + id + ' > .card').dataset.name === 'film'",
                            arg="txt2img_testnet_cards")
     assert visible_names(page, "testnet") == ["film", EVIL, "zebra"]
@@ -175,8 +178,8 @@ def test_search_sort_and_click_toggles_the_tag(page):
     page.click("#txt2img_testnet_cards .card[data-name=film] .name")
     assert text_value(page, "txt2img_prompt") == "a house, <lora:film:0.7> grainy film"
     # Gradio saw the new value: the token counter counts it.
-    page.wait_for_function("(before) => document.querySelector('#txt2img_token_counter').innerText !== before",
-                           arg=counter)
+    page.wait_for_function("(before) => document.querySelector('#txt2img_token_counter').innerText"
+                           " !== before", arg=counter)
     page.click("#txt2img_testnet_cards .card[data-name=film] .name")  # again: taken out
     assert text_value(page, "txt2img_prompt") == "a house"
 
@@ -198,8 +201,8 @@ def test_metadata_view_saves_user_metadata_that_the_next_click_uses(page, site):
     assert saved["activation text"] == "sepia tone" and saved["preferred weight"] == 0.5
     assert saved["notes"] == "my notes" and saved["custom key"] == "kept"
     set_text(page, "txt2img_prompt", "")
-    page.wait_for_selector("#txt2img_testnet_cards .card[data-name=film][data-prompt='<lora:film:0.5> sepia tone']",
-                           state="attached")
+    page.wait_for_selector("#txt2img_testnet_cards .card[data-name=film]"
+                           "[data-prompt='<lora:film:0.5> sepia tone']", state="attached")
     page.click("#txt2img_testnet_cards .card[data-name=film] .name")
     assert text_value(page, "txt2img_prompt") == "<lora:film:0.5> sepia tone"
 

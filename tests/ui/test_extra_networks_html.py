@@ -57,8 +57,8 @@ def test_preview_is_served_by_the_thumb_route_and_a_missing_one_is_a_placeholder
     preview.write_bytes(b"png")
     os.utime(preview, (1_700_000_000, 1_700_000_000))
     url = preview_url(preview)
-    assert url == f"./sd_extra_networks/thumb?filename={str(preview).replace('/', '%2F').replace(' ', '%20')}" \
-                  "&mtime=1700000000"
+    quoted = str(preview).replace("/", "%2F").replace(" ", "%20")
+    assert url == f"./sd_extra_networks/thumb?filename={quoted}&mtime=1700000000"
     with_preview = Elements(card_html(NetworkCard("film", "", preview=str(preview)), "lora", "network"))
     img = next(a for tag, a in with_preview.tags if tag == "img")
     assert img["src"] == url and img["loading"] == "lazy"
@@ -113,7 +113,8 @@ def test_core_pages_list_checkpoints_and_embeddings_with_previews_and_user_metad
     checkpoints, embeddings = network_pages(ctx)
     [alpha] = checkpoints.cards()
     assert (alpha.name, alpha.prompt, alpha.description) == ("alpha", "", "my model")
-    assert alpha.preview == str(ckpt_dir / "alpha.png") and alpha.metadata["checkpoint"] == "alpha.safetensors"
+    assert alpha.preview == str(ckpt_dir / "alpha.png")
+    assert alpha.metadata["checkpoint"] == "alpha.safetensors"
     [shiny] = embeddings.cards()
     assert (shiny.name, shiny.prompt, shiny.preview) == ("shiny", "shiny, glossy", None)
 

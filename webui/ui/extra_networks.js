@@ -42,9 +42,19 @@
   window.extraNetworksSort = (prefix, key) => { stateOf(prefix).key = key || "name"; apply(prefix); };
   window.extraNetworksReverse = (prefix) => { const s = stateOf(prefix); s.descending = !s.descending; apply(prefix); };
 
+  // The controls (extra_networks_html.controls_html) are plain HTML: no Gradio round trip per keystroke.
+  const controlsOf = (el) => el.closest?.(".extra-network-controls");
   document.addEventListener("input", (event) => {
-    const box = event.target.closest?.(".extra-network-search");
-    if (box && box.id.endsWith("_extra_search")) window.extraNetworksSearch(box.id.slice(0, -"_extra_search".length), event.target.value);
+    const controls = controlsOf(event.target);
+    if (controls && event.target.matches(".extra-network-search")) {
+      window.extraNetworksSearch(controls.dataset.prefix, event.target.value);
+    }
+  });
+  document.addEventListener("change", (event) => {
+    const controls = controlsOf(event.target);
+    if (controls && event.target.matches(".extra-network-sort")) {
+      window.extraNetworksSort(controls.dataset.prefix, event.target.value);
+    }
   });
 
   // A grid replaced by Refresh or Save comes back in the page's current search and order.
@@ -99,10 +109,25 @@
     byId("change_checkpoint")?.click();
   };
 
+  // What the hidden Gradio buttons hand to the server: a card to open, a page to refresh (per tab).
   const pendingEdits = {};
+  const pendingRefresh = {};
   window.extraNetworksPendingEdit = (tab) => pendingEdits[tab] || "";
+  window.extraNetworksPendingRefresh = (tab) => pendingRefresh[tab] || "";
 
   document.addEventListener("click", (event) => {
+    const controls = controlsOf(event.target);
+    if (controls) {
+      const prefix = controls.dataset.prefix;
+      const tab = controls.dataset.tab;
+      if (event.target.closest(".extra-network-sort-dir")) window.extraNetworksReverse(prefix);
+      const refresh = event.target.closest(".extra-network-refresh");
+      if (refresh) {
+        pendingRefresh[tab] = refresh.dataset.page;
+        byId(tab + "_extra_networks_refresh")?.click();
+      }
+      return;
+    }
     const card = event.target.closest?.(".extra-network-cards .card");
     if (!card) return;
     const grid = card.closest(".extra-network-cards");

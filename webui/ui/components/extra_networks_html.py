@@ -69,9 +69,24 @@ def cards_html(tab: str, page_id: str, kind: str, cards: list[NetworkCard], erro
     if error:
         body = f'<div class="extra-network-error">{esc(error)}</div>' + body
     if not cards and not error:
-        body = '<div class="extra-network-empty">Nothing here: add files to the folder and press Refresh.</div>'
+        body = '<div class="extra-network-empty">Nothing here: add files to its folder, then Refresh.</div>'
     return (f'<div id="{esc(tab)}_{esc(page_id)}_cards" class="extra-network-cards" data-tab="{esc(tab)}" '
             f'data-page="{esc(page_id)}" data-count="{len(cards)}">{body}</div>')
+
+
+def controls_html(tab: str, page_id: str, sorts: list[tuple[str, str]]) -> str:
+    """Search box, sort choice, direction and Refresh of one page (A1111's ids), handled by the page script."""
+    prefix = f"{esc(tab)}_{esc(page_id)}"
+    options = "".join(f'<option value="{esc(value)}">{esc(label)}</option>' for label, value in sorts)
+    return (f'<div id="{prefix}_controls" class="extra-network-controls" data-prefix="{prefix}"'
+            f' data-tab="{esc(tab)}">'
+            f'<input type="search" id="{prefix}_extra_search" class="extra-network-search" placeholder="Search"'
+            f' aria-label="Search" autocomplete="off">'
+            f'<select id="{prefix}_extra_sort" class="extra-network-sort" aria-label="Sort by">{options}</select>'
+            f'<button type="button" id="{prefix}_extra_sort_dir" class="extra-network-sort-dir"'
+            f' title="Reverse the order">&#8645;</button>'
+            f'<button type="button" id="{prefix}_extra_refresh" class="extra-network-refresh"'
+            f' data-page="{esc(page_id)}">Refresh</button></div>')
 
 
 def _table(rows: list[tuple[str, str]], css_class: str) -> str:

@@ -1,4 +1,4 @@
-"""`GET /sd_extra_networks/thumb?filename=...`: the preview images of the extra-networks cards (A1111's route).
+"""`GET /sd_extra_networks/thumb?filename=...`: the preview images of the extra-networks cards (as A1111).
 
 Only image files inside the model folders are served (the checkpoint, LoRA and embeddings folders, the
 models folder, and the folders of the cards the extensions list): anything else, a path that leaves them
@@ -25,10 +25,10 @@ def model_roots(ctx) -> list[Path]:
     roots += [Path(f).parent for f in paths.ckpt_files]
     for page in provider_pages(ctx):
         cards, _ = safe_cards(page)
-        roots += [Path(c.path).parent for c in cards if c.path]
-        roots += [Path(c.preview).parent for c in cards if c.preview]
+        # Most cards share a few folders: each folder is resolved once, not once per card.
+        roots += dict.fromkeys(Path(f).parent for c in cards for f in (c.path, c.preview) if f)
     resolved: list[Path] = []
-    for root in roots:
+    for root in dict.fromkeys(roots):
         try:
             real = Path(root).resolve()
         except OSError:
