@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .convert import COMPONENTS, LoraWeights, module_index, resolve
+from .convert import COMPONENTS, LoraFormatError, LoraWeights, module_index, resolve
 
 FileKey = tuple[str, int, int]  # (path, mtime_ns, size)
 
@@ -65,6 +65,9 @@ class AdapterCache:
                 self.adapters.move_to_end(key)
                 return self.adapters[key]
             started = time.perf_counter()
+            if _offloaded(self.modules.get("unet")):
+                # sequential CPU offload keeps weights on the meta device: PEFT would put the LoRA there too
+                raise LoraFormatError("cannot be applied while the model uses sequential CPU offload (--lowvram)")
             weights = resolve(read(), self._indexes(), self.modules)
             self.counter += 1
             adapter = Adapter(f"lora_{self.counter}", key, tuple(weights.components()))
@@ -175,6 +178,14 @@ class AdapterCache:
     def loaded(self) -> list[FileKey]:
         with self.lock:
             return list(self.adapters)
+
+
+def _offloaded(unet) -> bool:
+    if unet is None:
+        return False
+    conv = getattr(unet, "conv_in", None)
+    weight = getattr(getattr(conv, "base_layer", conv), "weight", None)
+    return weight is not None and weight.device.type == "meta"
 
 
 def re_exact(name: str) -> str:

@@ -168,3 +168,12 @@ def test_peft_format_and_locon_convs_load_like_kohya(lora_pkg, sd15, tiny_sd15_p
         cache.deactivate()
     assert close(results[0], results[1], tol=1e-5)
     assert close(results[2], outputs(merge_by_hand(tiny_sd15_pipe, locon, te_mult=1.0, unet_mult=1.0)))
+
+
+def test_sequential_offload_is_refused_with_a_reason_not_a_crash(lora_pkg, tiny_sd15_pipe):
+    convert, engine = lora_pkg["convert"], lora_pkg["engine"]
+    pipe = copy.deepcopy(tiny_sd15_pipe)
+    pipe.unet.conv_in.to("meta")  # what accelerate's sequential offload leaves on the module
+    cache = engine.AdapterCache.for_pipe(pipe)
+    with pytest.raises(convert.LoraFormatError, match="sequential CPU offload"):
+        cache.get(("o", 0, 0), lambda: pytest.fail("nothing is read"), 4)
