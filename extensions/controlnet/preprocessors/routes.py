@@ -19,6 +19,7 @@ class DetectRequest(BaseModel):
 
     controlnet_module: str = "none"
     controlnet_input_images: list[str] = Field(default_factory=list)
+    controlnet_images: list[str] = Field(default_factory=list)  # the older name (the webuiapi client sends it)
     controlnet_processor_res: int = -1
     controlnet_threshold_a: float = -1
     controlnet_threshold_b: float = -1
@@ -41,11 +42,12 @@ def add_routes(api, cache: DetectorCache | None = None) -> None:
         return {"module_list": module_names(alias_names), "module_detail": module_details(alias_names)}
 
     def detect(body: DetectRequest) -> dict:
-        if not body.controlnet_input_images:
+        inputs = body.controlnet_input_images or body.controlnet_images
+        if not inputs:
             raise HTTPException(status_code=422, detail="controlnet_input_images: no image given")
         images = []
         try:
-            for index, encoded in enumerate(body.controlnet_input_images):
+            for index, encoded in enumerate(inputs):
                 image = _decode(encoded, f"controlnet_input_images[{index}]")
                 result = run_preprocessor(body.controlnet_module, image, body.controlnet_processor_res,
                                           body.controlnet_threshold_a, body.controlnet_threshold_b,

@@ -102,3 +102,16 @@ def test_register_all_offers_every_module_as_a_provider(tmp_path):
     assert np.array_equal(out[:, :, 0], cv2.Canny(np.asarray(picture()), 100, 200))
     assert providers["depth"].provider.missing_files() == [
         tmp_path / "models" / "ControlNet" / "annotators" / "dpt_hybrid-midas-501f0c75.pt"]
+
+
+def test_webuiapi_client_detect_and_module_list(setup):
+    """The webuiapi client from PyPI, unchanged, over the same app (its session is the test client): it sends
+    the older `controlnet_images` field with data: URIs."""
+    webuiapi = pytest.importorskip("webuiapi")
+    client, _ = setup
+    api = webuiapi.WebUIApi(baseurl="http://testserver/sdapi/v1")
+    api.session = client
+    assert "canny" in api.controlnet_module_list()
+    result = api.controlnet_detect([picture()], module="canny", processor_res=64, threshold_a=100, threshold_b=200)
+    out = np.asarray(result.images[0].convert("RGB"))
+    assert np.array_equal(out[:, :, 0], cv2.Canny(np.asarray(picture()), 100, 200))
