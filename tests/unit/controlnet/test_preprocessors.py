@@ -259,3 +259,17 @@ def test_weight_needing_module_loads_its_local_file_once(tmp_path, monkeypatch):
     detector = next(iter(cache._detectors.values()))
     assert [(c["detect_resolution"], c["depth_and_normal"], c["bg_th"]) for c in detector.calls] == \
         [(256, False, 0.1), (128, True, 0.4)]
+
+
+def test_download_only_when_allowed_and_a_failed_one_names_the_file(tmp_path, no_network):
+    folder = tmp_path / "annotators"
+    # Not allowed (the default): no network use at all (no_network turns any connection into a failure).
+    with pytest.raises(UserInputError, match="or allow annotator downloads"):
+        pp.run_preprocessor("mlsd", drawing(), 64, None, None, annotators_dir=folder)
+    # Allowed, but offline here: the message says the download failed and still names the path to place.
+    with pytest.raises(UserInputError) as err:
+        pp.run_preprocessor("mlsd", drawing(), 64, None, None, annotators_dir=folder, allow_download=True)
+    message = str(err.value)
+    assert message.startswith(f"mlsd needs {folder / 'mlsd_large_512_fp32.pth'}; downloading from "
+                              "https://huggingface.co/lllyasviel/Annotators/resolve/main/ failed ("), message
+    assert not (folder / "mlsd_large_512_fp32.pth").exists()
