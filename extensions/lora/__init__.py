@@ -37,6 +37,9 @@ def setup(api) -> None:
     network = LoraNetwork(LoraLibrary(lora_roots(api)), Settings(api.setting))
     api.register_extra_network("lora", network, aliases=("lyco",))
     api.add_infotext_field(HASHES_LABEL)
+    # info.params is the job's: a batch without tags (Prompt S/R, prompts from file) must not show the
+    # hashes of the batch before it.
+    api.on("before_batch", lambda batch, info: info.params.pop(HASHES_LABEL, None))
 
     def list_loras() -> list[dict]:
         return network.api_list()

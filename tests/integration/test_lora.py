@@ -155,9 +155,12 @@ def test_tags_work_in_hires_and_img2img(lora_ctx):
 
 def test_each_batch_activates_its_own_tags_as_prompt_sr_does(lora_ctx, base, film):
     """X/Y/Z "Prompt S/R" over a LoRA weight gives per-batch prompts: each batch gets its own weight."""
-    prompts = ("a red house <lora:film:1>", "a red house <lora:film:0>")
-    result = generate(lora_ctx, prompts[0], n_iter=2, all_prompts=prompts, all_seeds=(7, 7))
+    prompts = ("a red house <lora:film:1>", "a red house <lora:film:0>", "a red house")
+    result = generate(lora_ctx, prompts[0], n_iter=3, all_prompts=prompts, all_seeds=(7, 7, 7))
     assert np.array_equal(pixels(result, 0), film) and np.array_equal(pixels(result, 1), base)
+    assert np.array_equal(pixels(result, 2), base)
+    hashes = [parse_infotext(text).get("Lora hashes") for text in result.infotexts]
+    assert hashes[0] and hashes[0] == hashes[1] and hashes[2] is None  # no stale hashes on the tagless one
 
 
 def test_the_api_list_has_a1111s_shape(lora_ctx):
