@@ -61,3 +61,31 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 def write_caption(path: Path, text: str) -> None:
     write_atomic(path, text.encode("utf-8"))
+
+
+def write_all_atomic(files: dict[Path, bytes]) -> None:
+    """Replace many files all or nothing as far as a write error goes: every new file is written beside
+    its target first; only when all are written (and flushed to disk, one sync for the whole batch: one
+    fsync per file costs ~6 ms here, 30 s for 5000 captions) are they renamed over the old ones."""
+    written: list[tuple[str, Path]] = []
+    try:
+        for path, data in files.items():
+            path = Path(path)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            written.append((tmp, path))
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+        if len(written) > 1:
+            os.sync()
+        elif written:
+            with open(written[0][0], "rb+") as handle:
+                os.fsync(handle.fileno())
+    except BaseException:
+        for tmp, _ in written:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+        raise
+    for tmp, path in written:
+        os.replace(tmp, path)

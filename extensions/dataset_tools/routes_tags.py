@@ -193,7 +193,8 @@ def add_routes(api, service: DatasetService) -> None:
         edit = BulkEdit(req.action, tuple(req.tags), req.replace_with, req.front, tuple(req.images))
         changes = apply_edit(dataset, edit)
         backup = save(dataset, changes)
-        return TagsEditResponse(changed=sorted(dataset.entry(n).caption.name for n in changes), backup=backup)
+        index = dataset.by_name()
+        return TagsEditResponse(changed=sorted(index[n].caption.name for n in changes), backup=backup)
 
     api.add_route("/sdapi/v1/interrogate", interrogate, methods=("POST",))
     api.add_route("/tagger/v1/interrogators", tagger_interrogators)

@@ -15,14 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from .caption_files import (
-    caption_extension,
-    caption_path,
-    list_images,
-    read_caption,
-    write_atomic,
-    write_caption,
-)
+from .caption_files import caption_extension, caption_path, list_images, read_caption, write_all_atomic
 from .taggers.options import dedupe, split_tags
 
 BACKUP_DIR = ".tag_backups"
@@ -50,11 +43,14 @@ class Dataset:
         counts = Counter(tag for entry in self.entries for tag in set(entry.tags))
         return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
 
+    def by_name(self) -> dict[str, Entry]:
+        return {entry.image.name: entry for entry in self.entries}
+
     def entry(self, image_name: str) -> Entry:
-        for entry in self.entries:
-            if entry.image.name == image_name:
-                return entry
-        raise KeyError(f"{image_name}: not an image of {self.folder}")
+        found = self.by_name().get(image_name)
+        if found is None:
+            raise KeyError(f"{image_name}: not an image of {self.folder}")
+        return found
 
 
 def load_dataset(folder: Path, extension: str = ".txt") -> Dataset:
@@ -128,23 +124,30 @@ def with_changes(dataset: Dataset, changes: dict[str, tuple[str, ...]]) -> Datas
 def save(dataset: Dataset, changes: dict[str, tuple[str, ...]]) -> str | None:
     """Write the changed captions after backing up the current files; returns the backup id (None when
     nothing changed). Per-image edits come here too: {image name: tags}."""
+    index = dataset.by_name()
     targets = []
     for name, tags in changes.items():
-        entry = dataset.entry(name)
+        entry = index.get(name)
+        if entry is None:
+            raise KeyError(f"{name}: not an image of {dataset.folder}")
         if tuple(tags) != entry.tags or not entry.caption.exists():
             targets.append((entry, tuple(tags)))
     if not targets:
         return None
     backup = _new_backup(dataset.folder)
-    created = []
-    for entry, _ in targets:
-        if entry.caption.exists():
-            shutil.copy2(entry.caption, backup / entry.caption.name)
-        else:
-            created.append(entry.caption.name)
-    write_atomic(backup / CREATED_FILE, json.dumps(created).encode())
-    for entry, tags in targets:
-        write_caption(entry.caption, ", ".join(tags))
+    try:
+        created = []
+        for entry, _ in targets:
+            if entry.caption.exists():
+                shutil.copy2(entry.caption, backup / entry.caption.name)
+            else:
+                created.append(entry.caption.name)
+        (backup / CREATED_FILE).write_text(json.dumps(created))
+        # the backups are flushed with the new captions, before any caption is replaced
+        write_all_atomic({entry.caption: ", ".join(tags).encode("utf-8") for entry, tags in targets})
+    except BaseException:
+        shutil.rmtree(backup, ignore_errors=True)  # no undo entry for a save that did not happen
+        raise
     return backup.name
 
 
@@ -164,11 +167,10 @@ def undo(folder: Path) -> list[str]:
     backup = folder / BACKUP_DIR / ids[-1]
     created_file = backup / CREATED_FILE
     created = json.loads(created_file.read_text()) if created_file.is_file() else []
+    saved_files = sorted(p for p in backup.iterdir() if p.name != CREATED_FILE)
+    write_all_atomic({folder / saved.name: saved.read_bytes() for saved in saved_files})
     restored = []
-    for saved in sorted(backup.iterdir()):
-        if saved.name == CREATED_FILE:
-            continue
-        write_atomic(folder / saved.name, saved.read_bytes())
+    for saved in saved_files:
         shutil.copystat(saved, folder / saved.name)
         restored.append(saved.name)
     for name in created:

@@ -94,3 +94,26 @@ def test_failed_write_keeps_the_old_caption(tmp_path, monkeypatch):
         files.write_caption(path, "new")
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]  # no temporary file left behind
+
+
+def test_a_save_that_fails_half_way_leaves_every_old_caption(tmp_path, monkeypatch):
+    import tempfile
+
+    folder = make_set(tmp_path / "set", n=5)
+    before = snapshot(folder)
+    dataset = editor.load_dataset(folder)
+    changes = editor.apply_edit(dataset, editor.BulkEdit("remove", ("smile",)))
+    real, calls = tempfile.mkstemp, []
+
+    def third_fails(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", third_fails)
+    with pytest.raises(OSError, match="disk full"):
+        editor.save(dataset, changes)
+    monkeypatch.undo()
+    assert snapshot(folder) == before  # not two new captions and three old ones
+    assert editor.backups(folder) == []  # and no backup of a save that did not happen
