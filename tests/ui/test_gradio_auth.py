@@ -50,7 +50,8 @@ def test_gradio_routes_need_the_login(server):
     url = server.url
     for method, path in (("get", "/config"), ("get", "/gradio_api/info"), ("post", "/gradio_api/queue/join"),
                          ("get", "/gradio_api/queue/data?session_hash=x"), ("post", "/gradio_api/upload"),
-                         ("get", "/gradio_api/file=/etc/hostname")):
+                         ("get", "/gradio_api/file=/etc/hostname"),
+                         ("get", "/sd_extra_networks/thumb?filename=/nothing.png")):
         response = requests.request(method, url + path, json={"data": [], "fn_index": 0, "session_hash": "x"},
                                     timeout=10)
         assert response.status_code == 401, (path, response.status_code)
@@ -59,6 +60,8 @@ def test_gradio_routes_need_the_login(server):
     session = requests.Session()
     assert session.post(url + "/login", data={"username": "bob", "password": "builder"}, timeout=10).ok
     assert session.get(url + "/config", timeout=10).status_code == 200
+    # The extra-networks previews take the same login (404: logged in, but no such preview).
+    assert session.get(url + "/sd_extra_networks/thumb?filename=/nothing.png", timeout=10).status_code == 404
 
 
 def test_the_api_stays_open_with_gradio_auth_alone(server):

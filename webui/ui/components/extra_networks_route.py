@@ -7,6 +7,7 @@ login, through Gradio's own login check.
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from modules.extensions.networks import PREVIEW_SUFFIXES
@@ -14,6 +15,7 @@ from webui.ui.components.extra_networks_html import THUMB_ROUTE
 from webui.ui.components.extra_networks_pages import provider_pages, safe_cards
 
 IMAGE_SUFFIXES = tuple(sorted({"." + s.rsplit(".", 1)[-1] for s in PREVIEW_SUFFIXES}))
+log = logging.getLogger("webui.ui.extra_networks")
 MEDIA_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp",
                ".gif": "image/gif"}
 
@@ -54,13 +56,17 @@ def allowed_preview(ctx, filename: str) -> Path | None:
 
 
 def _login_check(app):
-    """Gradio's own login dependency from the UI mounted on `app` (None when it has none)."""
+    """Gradio's own login dependency, taken from the /config route of the UI mounted on `app` (every Gradio
+    route that needs the login carries it); None when there is no UI."""
     from starlette.routing import Mount
 
     for mount in (r for r in app.router.routes if isinstance(r, Mount) and r.path == ""):
         for route in getattr(mount.app, "routes", []):
-            if getattr(route, "path", "").endswith("/login_check"):
-                return route.endpoint
+            if getattr(route, "path", None) != "/config":
+                continue
+            for depends in getattr(route, "dependencies", []):
+                if getattr(depends.dependency, "__name__", "") == "login_check":
+                    return depends.dependency
     return None
 
 
@@ -78,7 +84,10 @@ def install_preview_route(app, ctx) -> None:
                             headers={"Cache-Control": "private, max-age=86400"})
 
     check = _login_check(app)
+    if check is None:  # a Gradio that changed how it guards its routes: no preview rather than an open route
+        log.error("extra networks: Gradio's login check not found; card previews are not served")
+        return
     app.add_api_route(THUMB_ROUTE, thumb, methods=["GET"], include_in_schema=False,
-                      dependencies=[Depends(check)] if check is not None else None)
+                      dependencies=[Depends(check)])
     routes = app.router.routes
     routes.insert(0, routes.pop())
