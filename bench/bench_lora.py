@@ -8,7 +8,7 @@ Rows (medians of --repeats alternating runs, min..max in brackets):
 - per UNet step (batch 2 as with CFG, --latent px latents): no LoRA (plain modules), ours with the adapter
   loaded but off (between batches), ours active, diffusers active.
 
-    venv/bin/python bench/bench_lora.py [--repeats 3] [--latent 32] [--threads 0]
+    venv/bin/python bench/bench_lora.py [--repeats 3] [--step-repeats 3] [--latent 32] [--threads 0]
 """
 from __future__ import annotations
 
@@ -71,6 +71,7 @@ def lora_layers(module) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--step-repeats", type=int, default=3, help="UNet steps of each kind")
     parser.add_argument("--latent", type=int, default=32, help="latent width/height of the UNet step (32 = 256 px)")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch's default)")
     args = parser.parse_args()
@@ -111,9 +112,10 @@ def main() -> None:
 
     results: dict[str, list[float]] = {k: [] for k in ("cold ours", "cold diffusers", "weight ours",
                                                         "weight diffusers")}
-    for _ in range(args.repeats):
-        results["cold ours"].append(timed(ours_cold))
-        results["cold diffusers"].append(timed(plain_cold))
+    for i in range(args.repeats):  # ABBA: neither side always runs right after the other's cleanup
+        pair = (("cold ours", ours_cold), ("cold diffusers", plain_cold))
+        for key, fn in (pair if i % 2 == 0 else pair[::-1]):
+            results[key].append(timed(fn))
 
     # weight changes: both adapters loaded side by side (different names), each switched on in turn
     provider = provider_for(folder)
@@ -159,20 +161,22 @@ def main() -> None:
 
     steps: dict[str, list[float]] = {k: [] for k in ("loaded, off", "ours active", "diffusers active")}
     step()  # warm-up
-    for _ in range(args.repeats):
-        steps["loaded, off"].append(timed(step))
-        steps["ours active"].append(ours_active())
-        steps["diffusers active"].append(plain_active())
+    for i in range(args.step_repeats):
+        runs = [("loaded, off", lambda: timed(step)), ("ours active", ours_active),
+                ("diffusers active", plain_active)]
+        for key, fn in (runs if i % 2 == 0 else runs[::-1]):
+            steps[key].append(fn())
     pipe.unload_lora_weights()
     provider.cache_for(pipe).clear()
-    plain_steps = [timed(step) for _ in range(args.repeats)]  # no PEFT layers at all
+    plain_steps = [timed(step) for _ in range(args.step_repeats)]  # no PEFT layers at all
     steps = {"no LoRA": plain_steps, **steps}
 
     def show(values: list[float], unit: float = 1000) -> str:
         return f"{statistics.median(values) * unit:9.1f} ms [{min(values) * unit:.1f}..{max(values) * unit:.1f}]"
 
     print(f"SD1.5-shaped UNet + text encoder (random), rank-16 kohya LoRA {size_mb:.1f} MB; layers loaded "
-          f"(unet, te): ours {ours_layers}, diffusers {plain_layers}; {args.repeats} repeats, "
+          f"(unet, te): ours {ours_layers}, diffusers {plain_layers}; {args.repeats} repeats "
+          f"({args.step_repeats} per step kind), "
           f"{torch.get_num_threads()} threads")
     for key in ("cold", "weight"):
         ours, plain = results[f"{key} ours"], results[f"{key} diffusers"]
