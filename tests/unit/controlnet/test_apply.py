@@ -35,7 +35,7 @@ def test_hook_matches_diffusers_controlnet_pipeline(cn, parts):
     pipe, controlnet, image = parts
     reference = StableDiffusionControlNetPipeline(**pipe.components, controlnet=controlnet)
     reference.set_progress_bar_config(disable=True)
-    for weight in (1.0, 0.6):
+    for weight in (0.6,):  # a weight other than 1: the scale is applied where diffusers applies it
         expected = reference(image=image, controlnet_conditioning_scale=weight,
                              generator=torch.Generator().manual_seed(1), **KW).images
         got, run = ours(cn, pipe, controlnet, image, {"weight": weight})
@@ -108,3 +108,27 @@ def test_sdxl_hook_matches_diffusers_sdxl_controlnet_pipeline(cn, tiny_sdxl_pipe
     base = pipe(generator=torch.Generator().manual_seed(1), **kw).images
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
     assert not torch.allclose(got, base)
+
+
+def test_inpainting_unet_gets_control_from_its_latent_channels_only(cn, parts):
+    # A 9-channel inpainting UNet: the ControlNet sees the 4 latent channels, as in diffusers' inpaint pipeline.
+    from diffusers import StableDiffusionControlNetInpaintPipeline
+
+    from tests.fixtures.tiny_models import build_tiny_inpaint_pipeline
+
+    _, controlnet, control = parts
+    pipe = build_tiny_inpaint_pipeline(seed=0)
+    init = Image.fromarray(np.random.default_rng(2).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (16, 16, 48, 48))
+    kw = dict(KW, image=init, mask_image=mask, strength=1.0)
+    reference = StableDiffusionControlNetInpaintPipeline(**pipe.components, controlnet=controlnet)
+    reference.set_progress_bar_config(disable=True)
+    # (its default conditioning scale is 0.5, not 1)
+    expected = reference(control_image=control, controlnet_conditioning_scale=1.0,
+                         generator=torch.Generator().manual_seed(1), **kw).images
+    unit = cn.apply.ActiveUnit(0, cn.units.ControlUnit(model="x"), controlnet, control)
+    run = cn.apply.ControlRun([unit], cn.apply.StepTracker(3), cfg=True, scale_factor=pipe.vae_scale_factor)
+    with cn.apply.unet_controlled(pipe.unet, run):
+        got = pipe(generator=torch.Generator().manual_seed(1), **kw).images
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
