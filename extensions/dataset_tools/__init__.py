@@ -12,24 +12,20 @@ HERE = Path(__file__).resolve().parent
 
 
 def setup(api) -> None:
+    from . import routes_preprocess, routes_tags
     from .service import DatasetService
-
     from .tagger_settings import add_settings
 
+    # 1. settings: Settings -> Interrogate (caption options); the preprocess part adds its own below
     add_settings(api)
     service = DatasetService.from_api(api)
-    # 1. taggers, for img2img's Interrogate buttons and any extension that wants captions
+    # 2. taggers, for img2img's Interrogate buttons and any extension that wants captions
     for name, provider, aliases in service.taggers.providers():
         api.register("tagger", name, provider, aliases=aliases)
-    # 2. HTTP routes: A1111's /sdapi/v1/interrogate, wd14-tagger's /tagger/v1, ours under /dataset/v1
-    from . import routes_tags
-
+    # 3. HTTP routes: A1111's /sdapi/v1/interrogate, wd14-tagger's /tagger/v1, ours under /dataset/v1
     routes_tags.add_routes(api, service)
-    if (HERE / "routes_preprocess.py").is_file():  # the preprocess part of this extension, once it exists
-        from . import routes_preprocess
-
-        routes_preprocess.add_routes(api)
-    # 3. the Train tab's content: webui/ui/tabs/train.py renders the extension tab with elem_id "train"
+    routes_preprocess.add_routes(api)  # POST /dataset/v1/preprocess and the focal-crop settings
+    # 4. the Train tab's content: webui/ui/tabs/train.py renders the extension tab with elem_id "train"
     def build_train_tab():
         from . import ui_train
 
