@@ -47,17 +47,15 @@ def open_unit(page, drawing_png, module: str) -> None:
     choose(page, f"{UNIT}_controlnet_preprocessor_dropdown", module)
 
 
-def test_preview_shows_the_canny_map(page, drawing_png):
+def test_preview_shows_the_canny_map_and_a_missing_annotator_file_as_a_message(page, drawing_png, data_dir):
     open_unit(page, drawing_png, "canny")
     page.wait_for_selector(f"#{UNIT}_controlnet_threshold_A_slider", state="visible")
     assert "Low Threshold" in page.inner_text(f"#{UNIT}_controlnet_threshold_A_slider")
     page.click(f"#{UNIT}_controlnet_trigger_preprocessor")
     page.wait_for_selector(f"#{UNIT}_generated_image img", state="visible", timeout=30_000)
     assert page.is_checked(f"#{UNIT}_controlnet_preprocessor_preview_checkbox input")
-
-
-def test_missing_annotator_file_is_a_message(page, drawing_png, data_dir):
-    open_unit(page, drawing_png, "depth_midas")
+    # Same unit, a weight-needing module whose file is not there: the message names the path to place.
+    choose(page, f"{UNIT}_controlnet_preprocessor_dropdown", "depth_midas")
     page.click(f"#{UNIT}_controlnet_trigger_preprocessor")
     page.wait_for_selector(f"#{UNIT}_controlnet_preview_message :text('dpt_hybrid-midas-501f0c75.pt')",
                            timeout=30_000)
