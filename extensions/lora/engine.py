@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 import warnings
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,7 +43,9 @@ class Use:
 class AdapterCache:
     """The adapters loaded on one model, in LRU order, and the wrapped layers per component."""
 
-    modules: dict[str, torch.nn.Module]
+    # Weak: the provider's per-model map holds this cache under the UNet as a weak key; a strong reference
+    # here would keep every switched-out model alive.
+    refs: dict[str, weakref.ref]
     adapters: OrderedDict[FileKey, Adapter] = field(default_factory=OrderedDict)
     layers: dict[str, list] = field(default_factory=dict)  # component -> PEFT tuner layers
     indexes: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -53,8 +56,12 @@ class AdapterCache:
 
     @classmethod
     def for_pipe(cls, pipe) -> AdapterCache:
-        modules = {c: getattr(pipe, c) for c in COMPONENTS if getattr(pipe, c, None) is not None}
-        return cls(modules)
+        return cls({c: weakref.ref(getattr(pipe, c)) for c in COMPONENTS if getattr(pipe, c, None) is not None})
+
+    @property
+    def modules(self) -> dict[str, torch.nn.Module]:
+        alive = {c: ref() for c, ref in self.refs.items()}
+        return {c: m for c, m in alive.items() if m is not None}
 
     # -- loading --------------------------------------------------------------------------------------
     def get(self, key: FileKey, read: Callable[[], dict[str, torch.Tensor]], max_loaded: int) -> Adapter:

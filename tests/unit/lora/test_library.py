@@ -141,3 +141,18 @@ def test_setup_registers_and_reads_nothing(lora_pkg, tmp_path):
     assert {s.key for s in c.settings} >= {"lora_preferred_name", "lora_cache_size", "lora_fuse"}
     assert provider.provider.library.roots == (tmp_path / "models" / "Lora", tmp_path / "models" / "LyCORIS")
     json.dumps(provider.provider.api_list())
+
+
+def test_one_adapter_cache_per_model_shared_by_its_derived_pipelines(lora_pkg, folders):
+    import gc
+
+    files, network = lora_pkg["files"], lora_pkg["network"]
+    provider = network.LoraNetwork(files.LoraLibrary(folders), network.Settings(settings()))
+    unet = torch.nn.Linear(2, 2)
+    base, img2img = SimpleNamespace(unet=unet), SimpleNamespace(unet=unet)  # from_pipe shares the modules
+    other = SimpleNamespace(unet=torch.nn.Linear(2, 2))  # a switched-in model
+    assert provider.cache_for(base) is provider.cache_for(img2img)
+    assert provider.cache_for(other) is not provider.cache_for(base)
+    del other
+    gc.collect()
+    assert len(provider._caches) == 1  # the old model's cache went with it
