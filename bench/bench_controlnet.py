@@ -23,7 +23,6 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
@@ -80,8 +79,8 @@ def run_ours(ctx, image_b64: str, steps: int, size: int) -> float:
 
 def run_plain(reference, image: Image.Image, steps: int, size: int) -> float:
     start = time.perf_counter()
-    reference(prompt=PROMPT, negative_prompt=NEGATIVE, image=image, num_inference_steps=steps, guidance_scale=7.0,
-              width=size, height=size, generator=torch.Generator("cpu").manual_seed(1234))
+    reference(prompt=PROMPT, negative_prompt=NEGATIVE, image=image, num_inference_steps=steps,
+              guidance_scale=7.0, width=size, height=size, generator=torch.Generator("cpu").manual_seed(1234))
     return time.perf_counter() - start
 
 
@@ -109,15 +108,16 @@ def main() -> None:
             model = ctx.pipelines.current
             pipe, unet = model.pipe, model.pipe.unet
 
-            # 1. Adding a unit to the loaded checkpoint: the first job loads the ControlNet file, later ones reuse it.
+            # 1. Adding a unit to the loaded checkpoint: the first job loads the ControlNet file.
             short, long = 2, max(args.steps, 3)
             first = run_ours(ctx, image_b64, short, args.size)
             again = run_ours(ctx, image_b64, short, args.size)
-            assert ctx.pipelines.current is model and ctx.pipelines.current.pipe.unet is unet, "base model reloaded"
+            assert ctx.pipelines.current is model and model.pipe.unet is unet, "base model reloaded"
             [hook] = [h for h in ctx.extensions.hooks.hooks("patch_pipeline") if h.extension == "controlnet"]
             library = hook.fn.__self__.library
             entry = library.find(MODEL_NAME)
-            controlnet = library.load(entry, device=unet.device, dtype=unet.dtype, unet_config=dict(unet.config))
+            controlnet = library.load(entry, device=unet.device, dtype=unet.dtype,
+                                      unet_config=dict(unet.config))
 
             # 2. The reference: diffusers' ControlNet pipeline over the same modules and ControlNet weights.
             reference = StableDiffusionControlNetPipeline(**{k: v for k, v in pipe.components.items()
@@ -126,7 +126,8 @@ def main() -> None:
             reference.set_progress_bar_config(disable=True)
             run_plain(reference, image, short, args.size)  # warm-up
 
-            times: dict[tuple[str, int], list[float]] = {(k, n): [] for k in ("ours", "diffusers") for n in (short, long)}
+            kinds = ("ours", "diffusers")
+            times: dict[tuple[str, int], list[float]] = {(k, n): [] for k in kinds for n in (short, long)}
             for _ in range(args.repeats):
                 for n in (short, long):
                     times[("ours", n)].append(run_ours(ctx, image_b64, n, args.size))
@@ -134,13 +135,15 @@ def main() -> None:
             med = {key: statistics.median(values) for key, values in times.items()}
             per_step = {k: (med[(k, long)] - med[(k, short)]) / (long - short) for k in ("ours", "diffusers")}
             size_mb = written.path.stat().st_size / 2**20
-            print(f"demo SD1.5-layout model + ControlNet ({size_mb:.0f} MB LDM file), {args.size}x{args.size}, "
-                  f"Euler, CFG 7, {long} vs {short} steps, {args.repeats} repeats, {torch.get_num_threads()} threads")
+            print(f"demo SD1.5-layout model + ControlNet ({size_mb:.0f} MB LDM file), "
+                  f"{args.size}x{args.size}, Euler, CFG 7, {long} vs {short} steps, {args.repeats} repeats, "
+                  f"{torch.get_num_threads()} threads")
             print("| run | ms/step | s for long run |")
             print("|---|---:|---:|")
             for k in ("ours", "diffusers"):
                 print(f"| {k} | {per_step[k] * 1000:.1f} | {med[(k, long)]:.3f} |")
-            print(f"per-step ratio ours/diffusers: {per_step['ours'] / per_step['diffusers']:.3f} (goal <= 1.03)")
+            ratio = per_step["ours"] / per_step["diffusers"]
+            print(f"per-step ratio ours/diffusers: {ratio:.3f} (goal <= 1.03)")
             print(f"end-to-end ratio ({long} steps): {med[('ours', long)] / med[('diffusers', long)]:.3f}")
             print(f"add a unit to the loaded checkpoint: first job {first:.3f} s (loads the ControlNet), "
                   f"next job {again:.3f} s, difference {first - again:.3f} s; base model not reloaded")

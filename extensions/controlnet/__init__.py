@@ -27,8 +27,8 @@ def bundled_configs_dir(api) -> Path:
 
 def setup(api) -> None:
     unit_count = _setting(api, UNIT_COUNT_SETTING, DEFAULT_UNIT_COUNT)
-    api.add_setting(UNIT_COUNT_SETTING, DEFAULT_UNIT_COUNT, "Multi-ControlNet: number of units (restart to apply)",
-                    section="ControlNet")
+    api.add_setting(UNIT_COUNT_SETTING, DEFAULT_UNIT_COUNT,
+                    "Multi-ControlNet: number of units (restart to apply)", section="ControlNet")
     api.add_setting(MODEL_CACHE_SETTING, 2, "ControlNet models kept loaded", section="ControlNet")
     library = ControlNetLibrary(controlnet_dir(api), bundled_configs_dir(api),
                                 keep=max(1, int(_setting(api, MODEL_CACHE_SETTING, 2))))

@@ -92,18 +92,21 @@ class ControlRun:
         height, width = sample.shape[-2] * self.scale_factor, sample.shape[-1] * self.scale_factor
         for active in self.units:
             unit = active.unit
-            if unit.weight == 0 or not self.tracker.keep(unit) or not _hr_allows(unit, self.tracker.pass_index):
+            if unit.weight == 0 or not self.tracker.keep(unit) \
+                    or not _hr_allows(unit, self.tracker.pass_index):
                 continue
             controlnet = active.controlnet
             x = sample[:, :controlnet.config.in_channels]  # an inpainting UNet's extra channels are not its
             if controlnet.device != x.device:
                 controlnet.to(x.device)
-            cond_only = self.cfg and unit.control_mode == "ControlNet is more important" and x.shape[0] % 2 == 0
+            cond_only = (self.cfg and unit.control_mode == "ControlNet is more important"
+                         and x.shape[0] % 2 == 0)
             rows = slice(x.shape[0] // 2, None) if cond_only else slice(None)
             added = kwargs.get("added_cond_kwargs")
             if cond_only and added:
                 added = {k: v[rows] for k, v in added.items()}
-            t = timestep[rows] if torch.is_tensor(timestep) and timestep.ndim and timestep.shape[0] > 1 else timestep
+            batched = torch.is_tensor(timestep) and timestep.ndim and timestep.shape[0] > 1
+            t = timestep[rows] if batched else timestep
             image = active.control(width, height, x[rows].shape[0], x.device, controlnet.dtype)
             down, mid = controlnet(
                 x[rows].to(controlnet.dtype), t, encoder_hidden_states=kwargs["encoder_hidden_states"][rows]

@@ -44,8 +44,9 @@ def preprocess(unit: ControlUnit, index: int, image: Image.Image, width: int, he
     try:
         from .preprocessors import run_preprocessor
     except ImportError:
-        raise UserInputError(f"ControlNet unit {index}: preprocessor {module!r} is not available "
-                             "(no preprocessors installed); use module \"none\" with a ready control map") from None
+        raise UserInputError(f"ControlNet unit {index}: preprocessor {module!r} is not available (no "
+                             "preprocessors installed); use module \"none\" with a ready control map"
+                             ) from None
     extra = {"cache": cache} if cache is not None else {}
     detected = run_preprocessor(module, image, resolution, unit.threshold_a, unit.threshold_b,
                                 annotators_dir=annotators_dir, **extra)

@@ -11,8 +11,8 @@ from .units import ControlUnit, control_mode_name, resize_mode_name
 FIELDS: tuple[tuple[str, str], ...] = (
     ("Module", "module"), ("Model", "model"), ("Weight", "weight"), ("Resize Mode", "resize_mode"),
     ("Processor Res", "processor_res"), ("Threshold A", "threshold_a"), ("Threshold B", "threshold_b"),
-    ("Guidance Start", "guidance_start"), ("Guidance End", "guidance_end"), ("Pixel Perfect", "pixel_perfect"),
-    ("Control Mode", "control_mode"),
+    ("Guidance Start", "guidance_start"), ("Guidance End", "guidance_end"),
+    ("Pixel Perfect", "pixel_perfect"), ("Control Mode", "control_mode"),
 )
 _FLOATS = {"weight", "threshold_a", "threshold_b", "guidance_start", "guidance_end"}
 

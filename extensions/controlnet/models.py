@@ -39,7 +39,7 @@ class ControlNetFile:
 
 
 def legacy_hash(path: Path) -> str:
-    """A1111's old model hash (8 hex): sha256 of 64 KiB at offset 1 MiB, as sd-webui-controlnet names models."""
+    """A1111's old model hash (8 hex): sha256 of 64 KiB at offset 1 MiB (sd-webui-controlnet's names)."""
     with open(path, "rb") as f:
         f.seek(0x100000)
         return hashlib.sha256(f.read(0x10000)).hexdigest()[:8]
@@ -173,7 +173,8 @@ class ControlNetLibrary:
             try:
                 return ControlNetModel.from_pretrained(entry.path, local_files_only=True)
             except Exception as exc:  # noqa: BLE001 - shown to the user as what is wrong with the folder
-                raise UserInputError(f"ControlNet {entry.name}: cannot load the folder ({_short(exc)})") from None
+                raise UserInputError(
+                    f"ControlNet {entry.name}: cannot load the folder ({_short(exc)})") from None
         return self._read_single_file(entry)
 
     def _read_single_file(self, entry: ControlNetFile):
@@ -184,8 +185,10 @@ class ControlNetLibrary:
         try:
             state = _read_state_dict(entry.path)
         except Exception as exc:  # noqa: BLE001
-            raise UserInputError(f"ControlNet {entry.path.name}: not a readable model file ({_short(exc)})") from None
-        if not any(k.startswith((LDM_PREFIX, "input_hint_block.", "controlnet_cond_embedding.")) for k in state):
+            raise UserInputError(
+                f"ControlNet {entry.path.name}: not a readable model file ({_short(exc)})") from None
+        if not any(k.startswith((LDM_PREFIX, "input_hint_block.", "controlnet_cond_embedding."))
+                   for k in state):
             raise UserInputError(f"ControlNet {entry.path.name}: not a ControlNet (no control_model.* or "
                                  "controlnet_cond_embedding.* weights)")
         config_dir = self._config_dir(entry)
@@ -193,12 +196,14 @@ class ControlNetLibrary:
         raw = state
         state = dict(convert_controlnet_checkpoint(raw, config))
         # diffusers' conversion leaves LDM SDXL's label_emb (the text_time embedding) out: map it here.
-        for ldm, ours in (("label_emb.0.0", "add_embedding.linear_1"), ("label_emb.0.2", "add_embedding.linear_2")):
+        for ldm, ours in (("label_emb.0.0", "add_embedding.linear_1"),
+                          ("label_emb.0.2", "add_embedding.linear_2")):
             for part in ("weight", "bias"):
                 value = raw.get(f"{LDM_PREFIX}{ldm}.{part}", raw.get(f"{ldm}.{part}"))
                 if value is not None and f"{ours}.{part}" not in state:
                     state[f"{ours}.{part}"] = value
-        state = {k: v for k, v in state.items() if v is not None and not k.startswith("controlnet_cond_embedding.")}
+        state = {k: v for k, v in state.items()
+                 if v is not None and not k.startswith("controlnet_cond_embedding.")}
         state.update(_hint_encoder(raw, config))
         with torch.device("meta"):
             model = ControlNetModel.from_config(config)
@@ -207,7 +212,8 @@ class ControlNetLibrary:
         if missing or unexpected:
             raise UserInputError(
                 f"ControlNet {entry.path.name}: its weights do not fit {config_dir.name} "
-                f"({len(missing)} missing, e.g. {missing[:1]}; {len(unexpected)} unexpected, e.g. {unexpected[:1]})")
+                f"({len(missing)} missing, e.g. {missing[:1]}; "
+                f"{len(unexpected)} unexpected, e.g. {unexpected[:1]})")
         try:
             model.load_state_dict(state, strict=True, assign=True)
         except RuntimeError as exc:  # shapes differ from the config

@@ -43,8 +43,9 @@ class ControlNetRunner:
         for index, unit in units:
             entry = self.library.find(unit.model)
             if entry is None:
-                raise UserInputError(f"ControlNet unit {index}: no model {unit.model!r} in {self.library.folder}",
-                                     field="alwayson_scripts")
+                raise UserInputError(
+                    f"ControlNet unit {index}: no model {unit.model!r} in {self.library.folder}",
+                    field="alwayson_scripts")
             # Check the image before loading the model: a missing image is the cheaper mistake to report.
             image = source_image(unit, index, init)
             controlnet = self.library.load(entry, device=unet.device, dtype=unet.dtype,

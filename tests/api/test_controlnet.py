@@ -33,7 +33,8 @@ def cn_server(tmp_path_factory, tiny_sd15_checkpoint, tiny_sd15_pipe, tiny_sdxl_
     models = root / "ControlNet"
     write_controlnet_file(tiny_sd15_pipe.unet, models, "control_tiny_canny", family="sd1", seed=1)
     write_controlnet_file(tiny_sdxl_pipe.unet, models, "control_tiny_xl", family="sdxl", seed=2)
-    flags = parse_flags(["--data-dir", str(root / "data"), "--ckpt-dir", str(tiny_sd15_checkpoint.path.parent),
+    flags = parse_flags(["--data-dir", str(root / "data"),
+                         "--ckpt-dir", str(tiny_sd15_checkpoint.path.parent),
                          "--ckpt", str(tiny_sd15_checkpoint.path), "--no-download-sd-model", "--nowebui",
                          "--controlnet-dir", str(models)], environ={}, project_root=ROOT)
     ctx = build_context(flags, ROOT)
@@ -57,7 +58,8 @@ def test_version_model_list_and_settings(cn_server, client, tiny_sd15_pipe):
     assert [m.split(" [")[0] for m in models] == ["control_tiny_canny", "control_tiny_xl"]
     assert all(m.endswith("]") for m in models)
     write_controlnet_file(tiny_sd15_pipe.unet, cn_server.models, "control_added_later", family="sd1")
-    listed = requests.get(cn_server.url + "/controlnet/model_list", params={"update": "true"}, timeout=10).json()
+    listed = requests.get(cn_server.url + "/controlnet/model_list", params={"update": "true"},
+                          timeout=10).json()
     assert any(m.startswith("control_added_later [") for m in listed["model_list"])
     settings = requests.get(cn_server.url + "/controlnet/settings", timeout=10).json()
     assert settings["control_net_unit_count"] == 3
@@ -74,9 +76,9 @@ def test_webuiapi_controlnet_unit_drives_txt2img_and_img2img(client):
     assert 'ControlNet 0: "Module: canny, Model: control_tiny_canny [' in info
     assert "Pixel Perfect: True, Control Mode: Balanced" in info
     # img2img: a unit without an image uses the init image.
+    no_image = webuiapi.ControlNetUnit(model="control_tiny_canny", module="canny")
     img2img = client.img2img(images=[drawing()], prompt="a house", denoising_strength=0.7,
-                             controlnet_units=[webuiapi.ControlNetUnit(model="control_tiny_canny", module="canny")],
-                             **SMALL)
+                             controlnet_units=[no_image], **SMALL)
     assert img2img.image.size == (64, 64) and "ControlNet 0" in img2img.info["infotexts"][0]
 
 

@@ -41,7 +41,8 @@ def cn_ctx(tmp_path_factory, tiny_sd15_checkpoint, tiny_sd15_pipe, tiny_sdxl_pip
     write_controlnet_folder(tiny_sd15_pipe.unet, models, "control_tiny_folder", family="sd1", seed=2)
     write_controlnet_file(tiny_sdxl_pipe.unet, models, "control_tiny_sdxl", family="sdxl", seed=3)
     (models / "control_broken.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}")
-    flags = parse_flags(["--data-dir", str(root / "data"), "--ckpt-dir", str(tiny_sd15_checkpoint.path.parent),
+    flags = parse_flags(["--data-dir", str(root / "data"),
+                         "--ckpt-dir", str(tiny_sd15_checkpoint.path.parent),
                          "--ckpt", str(tiny_sd15_checkpoint.path), "--no-download-sd-model",
                          "--controlnet-dir", str(models)], environ={}, project_root=ROOT)
     ctx = build_context(flags, ROOT)
@@ -129,7 +130,8 @@ def test_infotext_names_the_unit_as_sd_webui_controlnet_and_parses_back(cn_ctx):
     assert "Weight: 0.5, Resize Mode: Crop and Resize, Processor Res: 512" in text
     assert text.endswith("Guidance Start: 0, Guidance End: 0.8, Pixel Perfect: False, Control Mode: Balanced")
     values = infotext.parse_unit(text)
-    assert values["weight"] == 0.5 and values["guidance_end"] == 0.8 and values["model"].startswith("control_tiny")
+    assert values["weight"] == 0.5 and values["guidance_end"] == 0.8
+    assert values["model"].startswith("control_tiny")
 
 
 def test_control_modes_multi_units_and_guidance_range_each_differ(cn_ctx, base):
@@ -149,7 +151,8 @@ def test_img2img_uses_its_input_and_hires_fix_runs_with_a_full_size_control(cn_c
     plain = pixels(generate(cn_ctx, mode="img2img", init_images=(init,), denoising_strength=0.8))
     controlled = generate(cn_ctx, unit(image=""), mode="img2img", init_images=(init,), denoising_strength=0.8)
     assert not np.array_equal(pixels(controlled), plain)
-    hires = generate(cn_ctx, unit(), enable_hr=True, hr_scale=2.0, hr_upscaler="Latent", denoising_strength=0.6)
+    hires = generate(cn_ctx, unit(), enable_hr=True, hr_scale=2.0, hr_upscaler="Latent",
+                     denoising_strength=0.6)
     assert hires.images[0].size == (128, 128)
 
 
@@ -157,5 +160,6 @@ def test_bad_input_is_a_clear_user_error(cn_ctx):
     assert "ControlNet unit 0 has no image" in failure(cn_ctx, unit(image=""))
     message = failure(cn_ctx, unit(model="control_tiny_sdxl"))
     assert "made for SDXL" in message and "SD1 checkpoint" in message
-    assert "control_broken.safetensors: not a readable model file" in failure(cn_ctx, unit(model="control_broken"))
+    broken = failure(cn_ctx, unit(model="control_broken"))
+    assert "control_broken.safetensors: not a readable model file" in broken
     assert "no model 'nothing_here'" in failure(cn_ctx, unit(model="nothing_here"))

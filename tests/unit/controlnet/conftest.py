@@ -1,4 +1,4 @@
-"""The built-in ControlNet extension imported as the loader imports it (package webui_extensions.controlnet)."""
+"""The built-in ControlNet extension imported as the loader imports it (webui_extensions.controlnet)."""
 from __future__ import annotations
 
 import importlib

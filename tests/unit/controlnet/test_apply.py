@@ -12,7 +12,8 @@ from PIL import Image
 
 from tests.fixtures.controlnets import build_tiny_controlnet
 
-KW = dict(prompt="a cat", num_inference_steps=3, height=64, width=64, output_type="latent", guidance_scale=7.0)
+KW = dict(prompt="a cat", num_inference_steps=3, height=64, width=64, output_type="latent",
+          guidance_scale=7.0)
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +112,7 @@ def test_sdxl_hook_matches_diffusers_sdxl_controlnet_pipeline(cn, tiny_sdxl_pipe
 
 
 def test_inpainting_unet_gets_control_from_its_latent_channels_only(cn, parts):
-    # A 9-channel inpainting UNet: the ControlNet sees the 4 latent channels, as in diffusers' inpaint pipeline.
+    # A 9-channel inpainting UNet: the ControlNet sees the 4 latent channels (as diffusers' inpaint pipeline).
     from diffusers import StableDiffusionControlNetInpaintPipeline
 
     from tests.fixtures.tiny_models import build_tiny_inpaint_pipeline

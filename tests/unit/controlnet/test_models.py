@@ -21,7 +21,8 @@ def folder(tmp_path_factory, tiny_sd15_pipe, tiny_sdxl_pipe):
         "sd1": write_controlnet_file(tiny_sd15_pipe.unet, root, "control_sd15_tiny", family="sd1", seed=1),
         "pth": write_controlnet_file(tiny_sd15_pipe.unet, root, "control_sd15_pickled", family="sd1", seed=2,
                                      suffix=".pth"),
-        "folder": write_controlnet_folder(tiny_sd15_pipe.unet, root, "control_sd15_folder", family="sd1", seed=3),
+        "folder": write_controlnet_folder(tiny_sd15_pipe.unet, root, "control_sd15_folder", family="sd1",
+                                          seed=3),
         "sdxl": write_controlnet_file(tiny_sdxl_pipe.unet, root, "control_sdxl_tiny", family="sdxl", seed=4),
     }
     (root / "annotators").mkdir()
@@ -41,8 +42,8 @@ def library(cn, root):
 def test_ldm_files_and_folders_load_to_the_saved_weights(cn, folder, tiny_sd15_pipe, tiny_sdxl_pipe):
     root, made = folder
     lib = library(cn, root)
-    for key, unet in (("sd1", tiny_sd15_pipe.unet), ("pth", tiny_sd15_pipe.unet), ("folder", tiny_sd15_pipe.unet),
-                      ("sdxl", tiny_sdxl_pipe.unet)):
+    sd1 = tiny_sd15_pipe.unet
+    for key, unet in (("sd1", sd1), ("pth", sd1), ("folder", sd1), ("sdxl", tiny_sdxl_pipe.unet)):
         entry = lib.find(made[key].path.stem if made[key].path.is_file() else made[key].path.name)
         model = lib.load(entry, device="cpu", dtype=torch.float32, unet_config=dict(unet.config))
         assert same_weights(model, made[key].model), key
@@ -80,13 +81,15 @@ def test_bad_files_are_clear_errors(cn, folder, tiny_sd15_pipe, tmp_path):
     root, made = folder
     unet_config = dict(tiny_sd15_pipe.unet.config)
     lib = library(cn, root)
-    with pytest.raises(UserInputError, match="control_sdxl_tiny is made for SDXL and cannot be used with this SD1"):
+    foreign = "control_sdxl_tiny is made for SDXL and cannot be used with this SD1"
+    with pytest.raises(UserInputError, match=foreign):
         lib.load(lib.find("control_sdxl_tiny"), device="cpu", dtype=torch.float32, unet_config=unet_config)
     (tmp_path / "corrupt.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}")
     (tmp_path / "truncated.pth").write_bytes(made["pth"].path.read_bytes()[:5000])
     from safetensors.torch import save_file
 
-    save_file({"model.diffusion_model.conv_in.weight": torch.zeros(1)}, str(tmp_path / "checkpoint.safetensors"))
+    save_file({"model.diffusion_model.conv_in.weight": torch.zeros(1)},
+              str(tmp_path / "checkpoint.safetensors"))
     shutil.copy(made["sd1"].path, tmp_path / "no_config.safetensors")  # tiny weights vs the real SD1.5 config
     lib = library(cn, tmp_path)
     for name, message in (("corrupt", "corrupt.safetensors: not a readable model file"),

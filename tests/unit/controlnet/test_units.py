@@ -36,7 +36,8 @@ def test_api_dicts_with_ints_names_and_image_forms(cn):
         {"model": "m", "image": {"image": red, "mask": mask}, "enabled": False, "resize_mode": "Inner Fit"},
     ])
     first, second, third = units
-    assert (first.weight, first.resize_mode, first.control_mode) == (0.5, "Just Resize", "ControlNet is more important")
+    assert (first.weight, first.resize_mode) == (0.5, "Just Resize")
+    assert first.control_mode == "ControlNet is more important"
     assert first.image.getpixel((0, 0)) == (255, 0, 0) and first.processor_res == 256
     assert second.image is not None and second.resize_mode == "Resize and Fill"
     assert second.control_mode == "My prompt is more important" and second.guidance_start == 0.2
@@ -51,7 +52,8 @@ def test_the_unchanged_webuiapi_client_unit_parses(cn):
                                           guidance_end=0.9)
     [unit] = cn.units.parse_units([client_unit.to_dict()])
     assert unit.active and unit.module == "canny" and unit.model == "control_tiny" and unit.weight == 0.8
-    assert unit.control_mode == "My prompt is more important" and unit.pixel_perfect and unit.guidance_end == 0.9
+    assert unit.control_mode == "My prompt is more important"
+    assert unit.pixel_perfect and unit.guidance_end == 0.9
     assert unit.image.getpixel((0, 0)) == (0, 0, 255) and unit.mask is None
     [blank] = cn.units.parse_units([webuiapi.ControlNetUnit(model="x").to_dict()])  # image "" = none given
     assert blank.image is None
@@ -59,7 +61,8 @@ def test_the_unchanged_webuiapi_client_unit_parses(cn):
 
 def test_ui_flat_list_is_n_units_of_ui_fields(cn):
     fields = cn.units.UI_FIELDS
-    one = [True, Image.new("RGB", (4, 4)), True, "none", "m", 1.5, 0, 1, "Balanced", "Just Resize", True, 512, -1, -1]
+    one = [True, Image.new("RGB", (4, 4)), True, "none", "m", 1.5, 0, 1, "Balanced", "Just Resize", True, 512,
+           -1, -1]
     two = [False, None, False, "none", "None", 1.0, 0, 1, "Balanced", "Crop and Resize", False, 512, -1, -1]
     units = cn.units.parse_units(one + two)
     assert len(one) == len(fields) and len(units) == 2
