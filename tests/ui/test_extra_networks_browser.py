@@ -83,7 +83,7 @@ def site(data_dir):
     shutil.copy(demo, ckpts / "second-model.safetensors")
     Image.new("RGB", (8, 8), "blue").save(ckpts / "second-model.preview.png")
     nets = models / "TestNets"
-    nets.mkdir(parents=True)
+    nets.mkdir(parents=True, exist_ok=True)
     network_file(nets / "film.safetensors",
                  {"ss_tag_frequency": json.dumps(TAGS), "ss_sd_model_name": "v1-5.ckpt"})
     Image.new("RGB", (8, 8), "red").save(nets / "film.preview.png")
@@ -93,6 +93,11 @@ def site(data_dir):
     network_file(nets / "zebra.safetensors")
     for age, name in enumerate(["film", EVIL, "zebra"]):  # film the newest: date order differs from names
         os.utime(nets / f"{name}.safetensors", (1_700_000_000 - age * 1000,) * 2)
+    # For the built-in LoRA extension's own page (extensions/lora): a file it lists, with user metadata.
+    lora = models / "Lora"
+    lora.mkdir(parents=True)
+    network_file(lora / "watercolor.safetensors", {"ss_tag_frequency": json.dumps({"x": {"wet paint": 3}})})
+    (lora / "watercolor.json").write_text(json.dumps({"activation text": "wet paint"}))
     (data_dir / "embeddings").mkdir(exist_ok=True)
     save_file({"emb_params": torch.zeros(1, 64)}, str(data_dir / "embeddings" / "shiny.safetensors"))
     ext = data_dir / "extensions" / "testnets"
@@ -224,3 +229,14 @@ def test_refresh_lists_new_files_and_other_pages_insert_or_select(page, site):
     card.locator(".name").click()
     page.wait_for_function("() => document.querySelector('#setting_sd_model_checkpoint input').value"
                            ".startsWith('second-model')", timeout=60_000)
+
+
+def test_the_lora_extension_has_its_page_of_real_cards(page):
+    open_networks(page, "lora")
+    set_text(page, "txt2img_prompt", "")
+    page.click("#txt2img_lora_cards .card[data-name=watercolor] .name")
+    assert text_value(page, "txt2img_prompt") == "<lora:watercolor:1> wet paint"
+    page.click("#txt2img_lora_cards .card[data-name=watercolor] .metadata-button")
+    page.wait_for_selector("#txt2img_extra_networks_meta_info .extra-network-metadata[data-name=watercolor]"
+                           " .extra-network-tags", state="visible")
+    assert "wet paint" in page.inner_text("#txt2img_extra_networks_meta_info .extra-network-tags")

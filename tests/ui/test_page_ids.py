@@ -20,7 +20,9 @@ A1111_IDS = [
     *(f"{tab}_{name}" for tab in ("txt2img", "img2img") for name in (
         "prompt", "neg_prompt", "generate", "interrupt", "skip", "gallery", "steps", "sampling", "width",
         "height", "cfg_scale", "seed", "batch_count", "batch_size", "token_counter", "styles", "paste",
-        "results", "progress", "settings", "script_list")),
+        "results", "progress", "settings", "script_list", "extra_networks", "extra_tabs", "checkpoints",
+        "textual_inversion")),
+    "change_checkpoint",
     "html_info_txt2img", "html_log_txt2img", "html_info_img2img", "html_log_img2img", "txt2img_hr",
     "mode_img2img", "img2img_image", "img2img_sketch", "img2maskimg", "inpaint_sketch", "img_inpaint_base",
     "img_inpaint_mask", "img2img_batch_input_dir", "img2img_batch_output_dir", "img2img_denoising_strength",
@@ -82,8 +84,9 @@ def test_a1111_ids_exist_at_load_without_opening_a_tab(browser_page, server):
     assert browser_page.is_visible("#txt2img_prompt") and not browser_page.is_visible("#img2img_prompt")
     selected = browser_page.evaluate(
         "() => [...document.querySelectorAll('button[role=tab][aria-selected=true]')].map((b) => b.id)")
-    assert selected[:2] == ["tab_txt2img-button", "img2img_img2img_tab-button"]
-    assert {"extras_single_tab-button", "settings_sd-button"} <= set(selected)
+    assert selected[0] == "tab_txt2img-button"
+    assert {"img2img_img2img_tab-button", "txt2img_checkpoints-button", "extras_single_tab-button",
+            "settings_sd-button"} <= set(selected)
 
 
 def test_every_declared_id_exists_at_load(browser_page, server):

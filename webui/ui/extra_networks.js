@@ -10,8 +10,16 @@
   window.extraNetworksToggle = (tab) => {
     const panel = byId(tab + "_extra_tabs");
     if (!panel) return;
-    if (panel.dataset.open === "true") delete panel.dataset.open;
-    else panel.dataset.open = "true";
+    if (panel.dataset.open === "true") {
+      delete panel.dataset.open;
+      return;
+    }
+    panel.dataset.open = "true";
+    // The first opening fills the grids (extra_networks.py builds none at page load).
+    if (!panel.dataset.loaded) {
+      panel.dataset.loaded = "true";
+      byId(tab + "_extra_networks_load")?.click();
+    }
   };
 
   // ---- search and sort -------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The extra-networks browser under the prompt of txt2img/img2img, with A1111's element ids.
 
 The 🎴 button (`<tab>_extra_networks`) shows the panel `<tab>_extra_tabs`: one tab per page
-(`<tab>_checkpoints`, `<tab>_textual_inversion`, `<tab>_lora`, ...), each with search, sort + direction, Refresh and a card grid.
+(`<tab>_checkpoints`, `<tab>_textual_inversion`, `<tab>_lora`, ...), each with search, sort + direction,
+Refresh and a card grid.
 Clicks, search and sort run in the browser (extra_networks.js) over HTML built once per refresh; the server
 is asked only to refresh a page, to open a card's metadata view and to save its user metadata (name.json).
 """
@@ -14,7 +15,12 @@ from pathlib import Path
 import gradio as gr
 
 from modules.extensions.networks import read_file_metadata, write_user_metadata
-from webui.ui.components.extra_networks_html import cards_html, controls_html, metadata_html
+from webui.ui.components.extra_networks_html import (
+    cards_html,
+    controls_html,
+    metadata_html,
+    placeholder_html,
+)
 from webui.ui.components.extra_networks_pages import (
     NetworkPage,
     find_card,
@@ -63,6 +69,11 @@ def build(ctx, tab: str, toggle: gr.Button | None = None) -> NetworksPanel:
         for page in pages:
             with gr.Tab(page.title, id=page.id, elem_id=f"{tab}_{page.id}"):
                 grids[page.id] = _page(tab, page)
+    # The grids are filled when the panel is first opened, not at page load: hundreds of cards would be
+    # ~300 KB of /config and ~3000 DOM elements per tab for every visitor, opened or not.
+    loader = gr.Button(visible="hidden", elem_id=f"{tab}_extra_networks_load")
+    loader.click(lambda: [render(tab, page) for page in pages], None, [grids[page.id] for page in pages],
+                 show_progress="hidden")
     # What the browser asks for (a card to open, a page to refresh) travels in this hidden box.
     request = gr.Textbox(visible="hidden", elem_id=f"{tab}_extra_networks_request")
     _refresher(tab, pages, grids, request)
@@ -75,7 +86,7 @@ def _page(tab: str, page: NetworkPage) -> gr.HTML:
     # Search, sort and Refresh are plain HTML controls (extra_networks.js): a set of Gradio widgets per
     # page and tab cost ~1000 DOM elements and a third more /config at every page load.
     gr.HTML(controls_html(tab, page.id, SORTS), elem_id=f"{prefix}_controls_html", padding=False)
-    return gr.HTML(render(tab, page), elem_id=f"{prefix}_cards_html", padding=False)
+    return gr.HTML(placeholder_html(tab, page.id), elem_id=f"{prefix}_cards_html", padding=False)
 
 
 def _refresher(tab: str, pages: list[NetworkPage], grids: dict[str, gr.HTML], request: gr.Textbox) -> None:

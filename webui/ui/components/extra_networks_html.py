@@ -74,6 +74,12 @@ def cards_html(tab: str, page_id: str, kind: str, cards: list[NetworkCard], erro
             f'data-page="{esc(page_id)}" data-count="{len(cards)}">{body}</div>')
 
 
+def placeholder_html(tab: str, page_id: str) -> str:
+    """The grid before the panel is first opened (its id exists from the page load, as in A1111)."""
+    return (f'<div id="{esc(tab)}_{esc(page_id)}_cards" class="extra-network-cards" data-tab="{esc(tab)}" '
+            f'data-page="{esc(page_id)}" data-loading="true"></div>')
+
+
 def controls_html(tab: str, page_id: str, sorts: list[tuple[str, str]]) -> str:
     """Search box, sort choice, direction and Refresh of one page (A1111's ids), handled by the page script."""
     prefix = f"{esc(tab)}_{esc(page_id)}"
