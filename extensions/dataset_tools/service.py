@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,13 +54,15 @@ class DatasetService:
         provider, name = self.tagger(model)
         return provider.caption(image, name, options)
 
-    def caption(self, request: CaptionRequest) -> CaptionReport:
+    def caption(self, request: CaptionRequest,
+                progress: Callable[[int, int], None] | None = None) -> CaptionReport:
+        """Caption the folder; `progress(done, total)` is called before each image and at the end."""
         if request.tagger == FILENAME:
-            return caption_folder(request, caption=None)
+            return caption_folder(request, caption=None, progress=progress)
         provider, name = self.tagger(request.tagger)
         if hasattr(provider, "unavailable"):  # fail once, not once per image
             raise UserInputError(provider.unavailable())
-        return caption_folder(request, lambda image: provider.caption(image, name, request.options))
+        return caption_folder(request, lambda image: provider.caption(image, name, request.options), progress)
 
 
 def decode_image(text: str, field: str = "image") -> Image.Image:

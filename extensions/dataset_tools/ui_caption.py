@@ -50,12 +50,13 @@ def build(api, service) -> None:
     run = gr.Button("Caption", variant="primary", elem_id="caption_run")
     result = gr.HTML(elem_id="caption_result")
 
-    def on_caption(folder_text, tagger_name, g, c, m, add, exc, r, u, e, s, mode_value, ext):
+    def on_caption(folder_text, tagger_name, g, c, m, add, exc, r, u, e, s, mode_value, ext,
+                   progress=gr.Progress()):
         try:
             options = TagOptions(float(g), float(c), bool(r), tuple(split_tags(exc)), tuple(split_tags(add)),
                                  bool(u), bool(e), bool(s), int(m or 0))
-            report = service.caption(CaptionRequest(service.folder(folder_text), tagger_name, options,
-                                                    mode_value, ext))
+            request = CaptionRequest(service.folder(folder_text), tagger_name, options, mode_value, ext)
+            report = service.caption(request, lambda done, total: progress((done, total), unit="images"))
         except (ValueError, LookupError, OSError) as exc_:
             return f"<div class='gen-error'>{html.escape(str(exc_))}</div>"
         return report_html(report)

@@ -77,3 +77,11 @@ def test_filename_as_caption(tmp_path):
 def test_bad_mode_is_refused(tmp_path):
     with pytest.raises(ValueError, match="overwrite, append, skip"):
         captions.CaptionRequest(tmp_path, mode="merge")
+
+
+def test_progress_is_reported_per_image(taggers, tmp_path):
+    folder = folder_with_images(tmp_path / "set")
+    seen = []
+    request = captions.CaptionRequest(folder)
+    captions.caption_folder(request, caption=None, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(0, 3), (1, 3), (2, 3), (3, 3)]
