@@ -11,8 +11,15 @@ import gradio as gr
 from modules.generation.service import submit_generation
 from modules.types import INPAINTING_FILL, RESIZE_MODES
 from webui.ui import forms
-from webui.ui.components import batch_dir, extension_sections, extra_networks, output, params, prompt
-from webui.ui.components import interrogate
+from webui.ui.components import (
+    batch_dir,
+    extension_sections,
+    extra_networks,
+    interrogate,
+    output,
+    params,
+    prompt,
+)
 from webui.ui.components.runner import SessionJobs, session_key, stream_job
 from webui.ui.registry import SendTarget
 
