@@ -34,6 +34,20 @@ class ActiveUnit:
     controlnet: Any  # ControlNetModel
     detected: Image.Image  # the preprocessed map, before fitting to a size
     _tensors: dict[tuple[int, int, int, str, str], Any] = field(default_factory=dict)
+    # diffusers' ModelMixin.dtype walks every submodule (milliseconds per read): read once, not per call.
+    dtype: Any = None
+    device: Any = None
+
+    def __post_init__(self) -> None:
+        param = next(self.controlnet.parameters())
+        self.dtype, self.device = param.dtype, param.device
+
+    def on(self, device) -> Any:
+        """The ControlNet on `device` (moved once when the UNet runs elsewhere, e.g. with offloading)."""
+        if self.device != device:
+            self.controlnet.to(device)
+            self.device = device
+        return self.controlnet
 
     def control(self, width: int, height: int, batch: int, device, dtype):
         """The control tensor at width x height for a batch of `batch`, cached per size and batch."""
@@ -95,10 +109,8 @@ class ControlRun:
             if unit.weight == 0 or not self.tracker.keep(unit) \
                     or not _hr_allows(unit, self.tracker.pass_index):
                 continue
-            controlnet = active.controlnet
+            controlnet = active.on(sample.device)
             x = sample[:, :controlnet.config.in_channels]  # an inpainting UNet's extra channels are not its
-            if controlnet.device != x.device:
-                controlnet.to(x.device)
             cond_only = (self.cfg and unit.control_mode == "ControlNet is more important"
                          and x.shape[0] % 2 == 0)
             rows = slice(x.shape[0] // 2, None) if cond_only else slice(None)
@@ -107,11 +119,12 @@ class ControlRun:
                 added = {k: v[rows] for k, v in added.items()}
             batched = torch.is_tensor(timestep) and timestep.ndim and timestep.shape[0] > 1
             t = timestep[rows] if batched else timestep
-            image = active.control(width, height, x[rows].shape[0], x.device, controlnet.dtype)
+            dtype = active.dtype
+            image = active.control(width, height, x[rows].shape[0], x.device, dtype)
             down, mid = controlnet(
-                x[rows].to(controlnet.dtype), t, encoder_hidden_states=kwargs["encoder_hidden_states"][rows]
-                .to(controlnet.dtype), controlnet_cond=image, conditioning_scale=unit.weight,
-                added_cond_kwargs=added, return_dict=False)
+                x[rows].to(dtype), t, encoder_hidden_states=kwargs["encoder_hidden_states"][rows].to(dtype),
+                controlnet_cond=image, conditioning_scale=unit.weight, added_cond_kwargs=added,
+                return_dict=False)
             if unit.control_mode != "Balanced":
                 n = len(down) + 1
                 down = [d * SOFT_BASE ** float(n - 1 - i) for i, d in enumerate(down)]
