@@ -177,3 +177,19 @@ def test_sequential_offload_is_refused_with_a_reason_not_a_crash(lora_pkg, tiny_
     cache = engine.AdapterCache.for_pipe(pipe)
     with pytest.raises(convert.LoraFormatError, match="sequential CPU offload"):
         cache.get(("o", 0, 0), lambda: pytest.fail("nothing is read"), 4)
+
+
+def test_sd2_kohya_lora_matches_the_hand_merge(lora_pkg):
+    from tests.fixtures.tiny_models import build_tiny_sd2_pipeline
+
+    engine = lora_pkg["engine"]
+    pristine = build_tiny_sd2_pipeline()
+    pipe = copy.deepcopy(pristine)
+    sd = kohya_lora(pristine, seed=41, strength=0.3, ldm=True)  # linear proj_in/proj_out, 64-wide context
+    cache = engine.AdapterCache.for_pipe(pipe)
+    adapter = cache.get(("sd2", 0, 0), lambda: dict(sd), 4)
+    cache.activate([engine.Use(adapter, 0.9, 0.9)])
+    got = outputs(pipe)
+    cache.deactivate()
+    assert close(got, outputs(merge_by_hand(pristine, sd, te_mult=0.9, unet_mult=0.9, ldm=True)))
+    assert same(outputs(pipe), outputs(pristine))
