@@ -199,17 +199,20 @@ def test_metadata_view_saves_user_metadata_that_the_next_click_uses(page, site):
     assert text_value(page, "txt2img_extra_networks_activation") == "grainy film"
     set_text(page, "txt2img_extra_networks_activation", "sepia tone")
     set_text(page, "txt2img_extra_networks_notes", "my notes")
+    set_text(page, "txt2img_extra_networks_negative", "blurry")
     set_number(page, "txt2img_extra_networks_weight", 0.5)
     page.click("#txt2img_extra_networks_save")
     page.wait_for_selector("#txt2img_extra_networks_meta_status:has-text('Saved film.json')")
     saved = json.loads((site["nets"] / "film.json").read_text())
     assert saved["activation text"] == "sepia tone" and saved["preferred weight"] == 0.5
-    assert saved["notes"] == "my notes" and saved["custom key"] == "kept"
+    assert saved["notes"] == "my notes" and saved["custom key"] == "kept" and saved["negative text"] == "blurry"
     set_text(page, "txt2img_prompt", "")
+    set_text(page, "txt2img_neg_prompt", "ugly")
     page.wait_for_selector("#txt2img_testnet_cards .card[data-name=film]"
                            "[data-prompt='<lora:film:0.5> sepia tone']", state="attached")
     page.click("#txt2img_testnet_cards .card[data-name=film] .name")
     assert text_value(page, "txt2img_prompt") == "<lora:film:0.5> sepia tone"
+    assert text_value(page, "txt2img_neg_prompt") == "ugly, blurry"
 
 
 def test_refresh_lists_new_files_and_other_pages_insert_or_select(page, site):
@@ -240,3 +243,14 @@ def test_the_lora_extension_has_its_page_of_real_cards(page):
     page.wait_for_selector("#txt2img_extra_networks_meta_info .extra-network-metadata[data-name=watercolor]"
                            " .extra-network-tags", state="visible")
     assert "wet paint" in page.inner_text("#txt2img_extra_networks_meta_info .extra-network-tags")
+
+
+def test_img2img_has_its_own_panel_inserting_into_its_prompt(page):
+    page.click("#tab_img2img-button")
+    page.click("#img2img_extra_networks")
+    page.click("#img2img_textual_inversion-button")
+    page.wait_for_selector("#img2img_textual_inversion_cards .card[data-name=shiny]", state="visible")
+    set_text(page, "img2img_prompt", "a cat")
+    page.click("#img2img_textual_inversion_cards .card[data-name=shiny] .name")
+    assert text_value(page, "img2img_prompt") == "a cat, shiny"
+    assert text_value(page, "txt2img_prompt") != "a cat, shiny"
