@@ -127,7 +127,6 @@ def _unit(prefix: str, is_img2img: bool, services: SectionServices) -> dict[str,
     f["resize_mode"] = gr.Radio(list(RESIZE_MODES), value="Crop and Resize", label="Resize Mode",
                                 elem_id=f"{prefix}_controlnet_resize_mode_radio")
 
-    sliders = [f["processor_res"], f["threshold_a"], f["threshold_b"]]
     pasted = gr.State(False)  # the next module change comes from a paste: keep the pasted slider values
     f["module"].change(on_module_change, [f["module"], f["pixel_perfect"], pasted],
                        [*(f[name] for name in PASTE_OUTPUTS), pasted], show_progress="hidden")

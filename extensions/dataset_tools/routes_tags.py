@@ -28,7 +28,6 @@ from .tag_editor import BulkEdit, apply_edit, load_dataset, save, undo
 from .taggers.options import TagOptions
 
 
-
 class InterrogateRequest(BaseModel):
     image: str = Field("", description="base64 image (a data: URI prefix is allowed)")
     model: str = Field("clip", description="'clip', 'deepdanbooru' or a WD14 tagger name "

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from modules.extensions.hooks import HOOK_POINTS, ExtensionHookError
+from modules.extensions.networks import NetworkCard, find_preview, read_user_metadata, write_user_metadata
 from modules.extensions.registry import (
     PROVIDER_KINDS,
     Contributions,
@@ -25,7 +26,6 @@ from modules.extensions.registry import (
     SectionSpec,
     TabSpec,
 )
-from modules.extensions.networks import NetworkCard, find_preview, read_user_metadata, write_user_metadata
 from modules.prompts.extra_networks import ExtraNetworkParams
 from modules.settings import SettingSpec
 from modules.types import GenerationRequest, GenerationResult, UserInputError

@@ -11,7 +11,14 @@ from pydantic import BaseModel, Field
 
 from modules.types import UserInputError
 
-from . import ALLOW_DOWNLOAD_SETTING, DetectorCache, annotators_dir_for, module_details, module_names, run_preprocessor
+from . import (
+    ALLOW_DOWNLOAD_SETTING,
+    DetectorCache,
+    annotators_dir_for,
+    module_details,
+    module_names,
+    run_preprocessor,
+)
 
 
 class DetectRequest(BaseModel):

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import torch
 
-from modules.extensions.loader import ExtensionLoader, discover, ExtensionRoot
+from modules.extensions.loader import ExtensionLoader, ExtensionRoot, discover
 from modules.extensions.registry import ExtensionRegistry
 from modules.settings import Settings
 from tests.fixtures.loras import write_lora
