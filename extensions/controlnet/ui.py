@@ -38,6 +38,13 @@ class SectionServices:
     cache: DetectorCache | None = None
 
 
+def loaded_family(api) -> str | None:
+    """'sd1' / 'sd2' / 'sdxl' of the loaded checkpoint (API 1.2), None when unknown or nothing is loaded."""
+    loaded = getattr(api, "loaded_model", None)
+    summary = loaded() if callable(loaded) else None
+    return summary.family if summary is not None else None
+
+
 def services_from_api(api, library=None) -> SectionServices:
     """The section's services from the extension API (and the model library, when the caller has one)."""
     from .preprocessors import ALLOW_DOWNLOAD_SETTING, annotators_dir_for
@@ -49,7 +56,8 @@ def services_from_api(api, library=None) -> SectionServices:
         library = ControlNetLibrary(annotators.parent, api.root.resolve().parent.parent / "configs")
 
     def models(refresh: bool = False) -> list[str]:
-        return ["None", *(f.title for f in library.list(refresh=refresh))]
+        # Only the loaded checkpoint's family (an SD1 model cannot take an SDXL ControlNet); all when none.
+        return ["None", *(f.title for f in library.list(family=loaded_family(api), refresh=refresh))]
 
     def allow_download() -> bool:
         try:

@@ -11,6 +11,7 @@ raises half-way leaves no tab, hook or setting behind.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,13 +31,22 @@ from modules.prompts.extra_networks import ExtraNetworkParams
 from modules.settings import SettingSpec
 from modules.types import GenerationRequest, GenerationResult, UserInputError
 
-API_VERSION: tuple[int, int] = (1, 1)
+API_VERSION: tuple[int, int] = (1, 2)
+
+
+@dataclass(frozen=True)
+class LoadedModelSummary:
+    """The loaded checkpoint as extensions see it (1.2): enough to filter model lists by family."""
+
+    name: str
+    family: str  # "sd1", "sd2" or "sdxl"
+    architecture: str  # the bundled config it runs as: "sd15", "sd2-v", "sdxl-base", ...
 # Jobs an extension submits are of kind "extension:<extension>/<kind>"; the job API answers their result as is.
 EXTENSION_JOB_PREFIX = "extension:"
 
 __all__ = [
     "API_VERSION", "EXTENSION_JOB_PREFIX", "HOOK_POINTS", "ExtensionApi", "ExtensionHookError", "ExtraNetworkParams",
-    "GenerationRequest", "GenerationResult", "NetworkCard", "SettingSpec", "UserInputError",
+    "GenerationRequest", "GenerationResult", "LoadedModelSummary", "NetworkCard", "SettingSpec", "UserInputError",
     "find_preview", "read_user_metadata", "write_user_metadata",
 ]
 
@@ -45,7 +55,7 @@ class ExtensionApi:
     """Handed to `setup(api)`: read the app's folders and settings, register what the extension adds."""
 
     def __init__(self, name: str, root: Path, *, settings, paths, flags, contributions: Contributions | None = None,
-                 jobs=None):
+                 jobs=None, pipelines=None):
         self.name = name
         self.root = Path(root)  # the extension's own folder
         self.version = API_VERSION
@@ -55,6 +65,7 @@ class ExtensionApi:
         self._flags = flags
         self.contributions = contributions or Contributions()
         self._jobs = jobs  # the app's JobQueue (None in contexts without one, e.g. some tests)
+        self._pipelines = pipelines  # the app's PipelineManager, read-only here (loaded_model)
 
     # -- reading the app ------------------------------------------------------------------------
     def setting(self, key: str) -> Any:
@@ -69,6 +80,17 @@ class ExtensionApi:
     @property
     def data_dir(self) -> Path:
         return Path(self._paths.data_dir)
+
+    def loaded_model(self) -> LoadedModelSummary | None:
+        """What checkpoint is loaded now (name, family 'sd1' | 'sd2' | 'sdxl', architecture), None if none."""
+        current = getattr(self._pipelines, "current", None) if self._pipelines is not None else None
+        if current is None:
+            return None
+        architecture = str(getattr(current, "architecture", "") or "")
+        family = "sdxl" if current.family == "sdxl" else "sd2" if architecture.startswith("sd2") else "sd1"
+        checkpoint = getattr(current, "checkpoint", None)
+        name = str(getattr(checkpoint, "title", None) or getattr(checkpoint, "name", None) or "")
+        return LoadedModelSummary(name, family, architecture)
 
     def flag(self, name: str, default: Any = None) -> Any:
         """A command-line flag's value by its attribute name (`lora_dir` for --lora-dir)."""

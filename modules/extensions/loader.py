@@ -121,9 +121,11 @@ class ExtensionLoader:
     """Loads the enabled extensions into an ExtensionRegistry; `a1111_loader` handles A1111-style ones."""
 
     def __init__(self, registry: ExtensionRegistry, *, settings, paths, flags, app_version: str,
-                 a1111_loader: Callable[[ExtensionInfo, ExtensionRegistry], None] | None = None, jobs=None):
+                 a1111_loader: Callable[[ExtensionInfo, ExtensionRegistry], None] | None = None, jobs=None,
+                 pipelines=None):
         self.registry = registry
         self._jobs = jobs  # the app's JobQueue, for api.submit_job
+        self._pipelines = pipelines  # the app's PipelineManager, for api.loaded_model
         self._settings = settings
         self._paths = paths
         self._flags = flags
@@ -153,7 +155,7 @@ class ExtensionLoader:
             return
         contributions = Contributions()
         api = ExtensionApi(info.name, info.path, settings=self._settings, paths=self._paths, flags=self._flags,
-                           contributions=contributions, jobs=self._jobs)
+                           contributions=contributions, jobs=self._jobs, pipelines=self._pipelines)
         try:
             setup = self._entry_point(info, manifest)
             setup(api)

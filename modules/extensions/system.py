@@ -65,7 +65,7 @@ def load_extensions(ctx, *, app_version: str,
     loader = ExtensionLoader(registry, settings=ctx.settings, paths=ctx.paths, flags=ctx.flags,
                              app_version=app_version,
                              a1111_loader=compat.load_extension if compat is not None else None,
-                             jobs=getattr(ctx, "jobs", None))
+                             jobs=getattr(ctx, "jobs", None), pipelines=getattr(ctx, "pipelines", None))
     loader.load_all(infos)
     if compat is not None:
         compat.finish_loading()

@@ -112,3 +112,30 @@ def test_bundled_configs_have_the_real_sizes(cn):
         with torch.device("meta"):
             model = ControlNetModel.from_config(config)
         assert round(sum(p.numel() for p in model.parameters()) / 1e6) == params
+
+
+def test_the_sections_model_list_follows_the_loaded_checkpoints_family(cn, folder, tmp_path):
+    """The UI dropdown lists only ControlNets of the loaded family (api.loaded_model, API 1.2); all when none."""
+    import importlib
+    from types import SimpleNamespace
+
+    from modules.extensions.api import ExtensionApi
+    from modules.extensions.loader import package_name
+    from modules.flags import Flags
+    from modules.paths import BUILTIN_EXTENSIONS_DIR, Paths
+    from modules.settings import Settings
+
+    root, _ = folder
+    ui = importlib.import_module(f"{package_name('controlnet')}.ui")
+    pipelines = SimpleNamespace(current=None)
+    api = ExtensionApi("controlnet", BUILTIN_EXTENSIONS_DIR / "controlnet", settings=Settings(tmp_path / "c.json"),
+                       paths=Paths.from_dirs(data_dir=tmp_path), flags=Flags(), pipelines=pipelines)
+    services = ui.services_from_api(api, library(cn, root))
+    assert len(services.models()) == 5  # None + all four: nothing loaded
+    pipelines.current = SimpleNamespace(family="sdxl", architecture="sdxl-base", checkpoint=None)
+    assert api.loaded_model().family == "sdxl"
+    assert [m.split(" [")[0] for m in services.models()] == ["None", "control_sdxl_tiny"]
+    pipelines.current = SimpleNamespace(family="sd1", architecture="sd15", checkpoint=None)
+    assert "control_sdxl_tiny" not in " ".join(services.models()) and len(services.models()) == 4
+    pipelines.current = SimpleNamespace(family="sd1", architecture="sd2-v", checkpoint=None)
+    assert api.loaded_model().family == "sd2" and services.models() == ["None"]
