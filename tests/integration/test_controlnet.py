@@ -163,3 +163,33 @@ def test_bad_input_is_a_clear_user_error(cn_ctx):
     broken = failure(cn_ctx, unit(model="control_broken"))
     assert "control_broken.safetensors: not a readable model file" in broken
     assert "no model 'nothing_here'" in failure(cn_ctx, unit(model="nothing_here"))
+
+
+def other_control_png() -> str:
+    image = Image.new("RGB", (64, 64), (0, 0, 0))
+    image.paste((255, 255, 255), (8, 8, 40, 56))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_control_images_steer_the_image_end_step_zero_is_the_base_and_inpaint_takes_control(cn_ctx, base):
+    """Issue 13's acceptance: another control image gives another image; guidance end 0 means no control
+    at all (bit for bit); inpaint runs with a unit and is steered by it."""
+    one = pixels(generate(cn_ctx, unit()))
+    other = pixels(generate(cn_ctx, unit(image=other_control_png())))
+    assert np.abs(one - other).max() > 10
+    assert np.array_equal(pixels(generate(cn_ctx, unit(guidance_end=0.0))), base)
+    init = Image.new("RGB", (64, 64), (200, 40, 40))
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (16, 16, 48, 48))
+    inpaint = dict(mode="img2img", init_images=(init,), mask=mask, denoising_strength=0.8)
+    plain = pixels(generate(cn_ctx, **inpaint))
+    assert not np.array_equal(pixels(generate(cn_ctx, unit(), **inpaint)), plain)
+
+
+def test_a_preprocessor_without_its_weights_fails_the_job_before_it_runs(cn_ctx):
+    """depth_midas without its annotator file: the job fails naming the file, no image made without control."""
+    job, result = run(cn_ctx, unit(module="depth_midas"))
+    assert job.state == "failed" and "dpt_hybrid-midas-501f0c75.pt" in str(job.error)
+    assert result is None or not getattr(result, "images", None)
