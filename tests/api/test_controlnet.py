@@ -69,7 +69,9 @@ def test_webuiapi_controlnet_unit_drives_txt2img_and_img2img(client):
     base = client.txt2img(prompt="a house", **SMALL).image
     unit = webuiapi.ControlNetUnit(image=drawing(), module="canny", model="control_tiny_canny", weight=1.0,
                                    threshold_a=100, threshold_b=200, pixel_perfect=True)
-    result = client.txt2img(prompt="a house", controlnet_units=[unit], **SMALL)
+    # webuiapi writes the units into its mutable default `alwayson_scripts={}`, so every later call in this
+    # process (other test modules' clients too) would carry them: give each call its own dict.
+    result = client.txt2img(prompt="a house", controlnet_units=[unit], alwayson_scripts={}, **SMALL)
     assert result.image.size == (64, 64)
     assert np.abs(np.asarray(result.image).astype(int) - np.asarray(base).astype(int)).max() > 10
     info = result.info["infotexts"][0]
@@ -78,7 +80,7 @@ def test_webuiapi_controlnet_unit_drives_txt2img_and_img2img(client):
     # img2img: a unit without an image uses the init image.
     no_image = webuiapi.ControlNetUnit(model="control_tiny_canny", module="canny")
     img2img = client.img2img(images=[drawing()], prompt="a house", denoising_strength=0.7,
-                             controlnet_units=[no_image], **SMALL)
+                             controlnet_units=[no_image], alwayson_scripts={}, **SMALL)
     assert img2img.image.size == (64, 64) and "ControlNet 0" in img2img.info["infotexts"][0]
 
 
