@@ -1,8 +1,13 @@
 """Which server folders a request may name. Paths are the server's; with --listen (others on the network)
-they must lie inside the data dir unless --enable-insecure-extension-access, as for installing extensions."""
+they must lie inside the data dir unless --enable-insecure-extension-access, as for installing extensions.
+The rule itself is preprocess_paths.resolve_folder's (one rule for every dataset route); this adds that
+the folder must exist, with the exceptions the caption and tag routes map to 403 / 404 / 422."""
 from __future__ import annotations
 
 from pathlib import Path
+
+from .preprocess_paths import FolderNotAllowed, confined
+from .preprocess_paths import resolve_folder as resolve_any_folder
 
 
 class FolderRefused(PermissionError):
@@ -14,13 +19,10 @@ def resolve_folder(raw: str, *, data_dir: Path, listen: bool, insecure: bool) ->
     text = (raw or "").strip()
     if not text:
         raise ValueError("no folder given")
-    path = Path(text).expanduser()
-    if not path.is_absolute():
-        path = Path(data_dir) / path
-    path = path.resolve()
-    if listen and not insecure and not path.is_relative_to(Path(data_dir).resolve()):
-        raise FolderRefused(f"{text}: outside the data dir ({data_dir}); with --listen only folders inside "
-                            "it are allowed (--enable-insecure-extension-access lifts this)")
+    try:
+        path = resolve_any_folder(text, data_dir, confined=confined(listen, insecure), field="folder")
+    except FolderNotAllowed as exc:
+        raise FolderRefused(str(exc)) from None
     if not path.is_dir():
         raise FileNotFoundError(f"{text}: no such folder")
     return path
