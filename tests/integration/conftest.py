@@ -22,6 +22,17 @@ def write_files(folder: Path, files: dict[str, str]) -> Path:
     return folder
 
 
+def loaded_context(data_dir: Path, checkpoint, *extra_flags: str):
+    """A real AppContext on `data_dir` with the tiny checkpoint loaded (built-in extensions included)."""
+    flags = parse_flags(["--data-dir", str(data_dir), "--ckpt-dir", str(checkpoint.path.parent),
+                         "--ckpt", str(checkpoint.path), "--no-download-sd-model", *extra_flags],
+                        environ={}, project_root=ROOT)
+    ctx = build_context(flags, ROOT)
+    load_initial_model(ctx)
+    assert ctx.model_error is None
+    return ctx
+
+
 @pytest.fixture
 def make_ctx(tmp_path, tiny_sd15_checkpoint):
     """make_ctx({"ext-name": {"path": "text"}}, *flags) -> a loaded AppContext; closed after the test."""
@@ -31,13 +42,8 @@ def make_ctx(tmp_path, tiny_sd15_checkpoint):
         data = tmp_path / "data"
         for name, files in extensions.items():
             write_files(data / "extensions" / name, files)
-        flags = parse_flags(["--data-dir", str(data), "--ckpt-dir", str(tiny_sd15_checkpoint.path.parent),
-                             "--ckpt", str(tiny_sd15_checkpoint.path), "--no-download-sd-model",
-                             *extra_flags], environ={}, project_root=ROOT)
-        ctx = build_context(flags, ROOT)
+        ctx = loaded_context(data, tiny_sd15_checkpoint, *extra_flags)
         made.append(ctx)
-        load_initial_model(ctx)
-        assert ctx.model_error is None
         # As the server does at start-up: every script's ui() built once, so missing args get defaults.
         from webui.a1111.script_ui import collect_defaults
 

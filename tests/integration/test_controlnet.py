@@ -10,13 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from modules.context import build_context, load_initial_model
-from modules.flags import parse_flags
 from modules.generation.service import submit_generation
 from modules.images.infotext import parse_infotext
 from modules.types import GenerationRequest
 from tests.fixtures.controlnets import write_controlnet_file, write_controlnet_folder
-from tests.integration.conftest import ROOT, WAIT
+from tests.integration.conftest import WAIT, loaded_context
 
 REQUEST = GenerationRequest(prompt="a red house", seed=7, width=64, height=64, steps=3, batch_size=1,
                             save_images=False)
@@ -41,13 +39,7 @@ def cn_ctx(tmp_path_factory, tiny_sd15_checkpoint, tiny_sd15_pipe, tiny_sdxl_pip
     write_controlnet_folder(tiny_sd15_pipe.unet, models, "control_tiny_folder", family="sd1", seed=2)
     write_controlnet_file(tiny_sdxl_pipe.unet, models, "control_tiny_sdxl", family="sdxl", seed=3)
     (models / "control_broken.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}")
-    flags = parse_flags(["--data-dir", str(root / "data"),
-                         "--ckpt-dir", str(tiny_sd15_checkpoint.path.parent),
-                         "--ckpt", str(tiny_sd15_checkpoint.path), "--no-download-sd-model",
-                         "--controlnet-dir", str(models)], environ={}, project_root=ROOT)
-    ctx = build_context(flags, ROOT)
-    load_initial_model(ctx)
-    assert ctx.model_error is None
+    ctx = loaded_context(root / "data", tiny_sd15_checkpoint, "--controlnet-dir", str(models))
     assert ctx.extensions.info("controlnet").status == "loaded", ctx.extensions.info("controlnet").error
     ctx.scanned_at_setup = len(runner_of(ctx).library._files)
     yield ctx

@@ -10,13 +10,11 @@ import time
 import numpy as np
 import pytest
 
-from modules.context import build_context, load_initial_model
-from modules.flags import parse_flags
 from modules.generation.service import submit_generation
 from modules.images.infotext import parse_infotext
 from modules.types import GenerationRequest
 from tests.fixtures.loras import kohya_lora, kohya_metadata, write_lora
-from tests.integration.conftest import ROOT, WAIT
+from tests.integration.conftest import WAIT, loaded_context
 
 REQUEST = GenerationRequest(prompt="a red house", seed=7, width=64, height=64, steps=2, batch_size=1,
                             save_images=False)
@@ -31,12 +29,7 @@ def lora_ctx(tmp_path_factory, tiny_sd15_checkpoint, tiny_sd15_pipe, tiny_sdxl_p
     write_lora(loras / "styles" / "ink.safetensors", kohya_lora(tiny_sd15_pipe, seed=2, strength=0.3, ldm=True))
     write_lora(loras / "xl.safetensors", kohya_lora(tiny_sdxl_pipe, seed=3))
     (loras / "broken.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}")
-    flags = parse_flags(["--data-dir", str(root / "data"), "--ckpt-dir", str(tiny_sd15_checkpoint.path.parent),
-                         "--ckpt", str(tiny_sd15_checkpoint.path), "--no-download-sd-model",
-                         "--lora-dir", str(loras)], environ={}, project_root=ROOT)
-    ctx = build_context(flags, ROOT)
-    load_initial_model(ctx)
-    assert ctx.model_error is None
+    ctx = loaded_context(root / "data", tiny_sd15_checkpoint, "--lora-dir", str(loras))
     assert ctx.extensions.info("lora").status == "loaded", ctx.extensions.info("lora").error
     yield ctx
     ctx.close()
