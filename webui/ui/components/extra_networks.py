@@ -1,6 +1,6 @@
 """The extra-networks browser under the prompt of txt2img/img2img, with A1111's element ids.
 
-The 🎴 button (`<tab>_extra_networks`) shows the panel `<tab>_extra_tabs`: one tab per page
+The Networks button (`<tab>_extra_networks`, A1111's 🎴) shows the panel `<tab>_extra_tabs`: one tab per page
 (`<tab>_checkpoints`, `<tab>_textual_inversion`, `<tab>_lora`, ...), each with search, sort + direction,
 Refresh and a card grid.
 Clicks, search and sort run in the browser (extra_networks.js) over HTML built once per refresh; the server
@@ -32,7 +32,7 @@ from webui.ui.components.extra_networks_pages import (
 ASSETS = Path(__file__).resolve().parents[1]  # webui/ui: extra_networks.js and .css
 SORTS = [("Name", "name"), ("Date created", "date_created"), ("Date modified", "date_modified"),
          ("Path", "path")]
-TOGGLE_ICON = "\U0001F3B4"  # 🎴, A1111's "Show/hide extra networks"
+TOGGLE_LABEL = "Networks"  # A1111's 🎴 "Show/hide extra networks"; text shows without an emoji font
 
 
 def page_script() -> str:
@@ -57,9 +57,9 @@ def render(tab: str, page: NetworkPage) -> str:
 
 
 def build(ctx, tab: str, toggle: gr.Button | None = None) -> NetworksPanel:
-    """The panel for `tab` ("txt2img"/"img2img"); `toggle` is the prompt row's 🎴 button (made if None)."""
+    """The panel for `tab` ("txt2img"/"img2img"); `toggle` is the prompt row's Networks button (made if None)."""
     if toggle is None:
-        toggle = gr.Button(TOGGLE_ICON, elem_id=f"{tab}_extra_networks", size="sm", min_width=40)
+        toggle = gr.Button(TOGGLE_LABEL, elem_id=f"{tab}_extra_networks", size="sm", min_width=40)
     # Shown and hidden in the browser (a data attribute and CSS), so every id exists from the page's load.
     toggle.click(None, None, None, js=f"() => {{ extraNetworksToggle({tab!r}); }}")
     pages = network_pages(ctx)

@@ -63,7 +63,8 @@ def build(ctx, tab: str) -> PromptRow:
                 paste = gr.Button("Paste", elem_id=f"{tab}_paste", size="sm", min_width=60, elem_classes=["tool"])
                 clear = gr.Button("Clear", elem_id=f"{tab}_clear_prompt", size="sm", min_width=60,
                                   elem_classes=["tool"])
-                extra_networks = gr.Button("\U0001F3B4", elem_id=f"{tab}_extra_networks", size="sm", min_width=40,
+                # A text label like its neighbours: A1111's 🎴 shows as an empty box where no emoji font is installed.
+                extra_networks = gr.Button("Networks", elem_id=f"{tab}_extra_networks", size="sm", min_width=60,
                                            elem_classes=["tool"])
             with gr.Row(elem_id=f"{tab}_style_tools"):
                 apply_style = gr.Button("Apply style", elem_id=f"{tab}_style_apply", size="sm", min_width=60,
