@@ -53,6 +53,18 @@ DEFAULT_SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("quicksettings_list", ["sd_model_checkpoint"], "Quicksettings list", "ui"),
     SettingSpec("eta_ddim", 0.0, "Eta for DDIM", "sampler"),
     SettingSpec("eta_ancestral", 1.0, "Eta for k-diffusion ancestral samplers", "sampler"),
+    # A1111's sampler parameters (modules/sampler_params.py says which samplers take each one).
+    SettingSpec("s_churn", 0.0, "sigma churn (Euler; 0 = off)", "sampler"),
+    SettingSpec("s_tmin", 0.0, "sigma tmin (Euler)", "sampler"),
+    SettingSpec("s_tmax", 0.0, "sigma tmax (Euler; 0 = infinity)", "sampler"),
+    SettingSpec("s_noise", 1.0, "sigma noise (Euler)", "sampler"),
+    SettingSpec("sigma_min", 0.0, "Schedule min sigma (0 = the model's)", "sampler"),
+    SettingSpec("sigma_max", 0.0, "Schedule max sigma (0 = the model's)", "sampler"),
+    SettingSpec("rho", 0.0, "Schedule rho (0 = the schedule's default)", "sampler"),
+    SettingSpec("initial_noise_multiplier", 1.0, "Noise multiplier for img2img", "img2img"),
+    SettingSpec("img2img_extra_noise", 0.0, "Extra noise multiplier for img2img and hires fix", "img2img"),
+    SettingSpec("img2img_fix_steps", False, "With img2img, do exactly the amount of steps the slider specifies",
+                "img2img"),
     SettingSpec("sd_vae_as_default", True, "Ignore selected VAE for checkpoints with their own .vae file", "sd"),
     SettingSpec("auto_vae_precision", True, "Retry the VAE in float32 when it produces NaNs", "sd"),
     # A1111's names: model upscalers (ESRGAN, SwinIR, ... through spandrel) run in tiles of this many pixels.
