@@ -9,8 +9,6 @@ from __future__ import annotations
 import io
 import math
 import os
-import re
-import string
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -21,6 +19,15 @@ from typing import Any
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
+from modules.images.filenames import (  # noqa: F401  (re-exported: callers import names from here)
+    KNOWN_TOKENS,
+    expand_directory,
+    expand_pattern,
+    name_tokens,
+    next_number,
+    sanitize_name,
+)
+from modules.images.outputs import OutputDirs
 from modules.types import GenerationRequest, GenerationResult
 
 # Output folder per kind of image, A1111's names.
@@ -39,16 +46,6 @@ _EXIF_IFD, _USER_COMMENT = 0x8769, 0x9286
 _UNICODE, _ASCII = b"UNICODE\x00", b"ASCII\x00\x00\x00"
 # A JPEG APP1 segment holds at most 65533 bytes of EXIF.
 _JPEG_EXIF_MAX = 65533
-# Not allowed in file names on some system, or trouble in URLs ('#') and shells; A1111 removes the same kind.
-_BAD_NAME_CHARS = re.compile(r'[<>:"/\\|?*#\x00-\x1f\x7f]')
-_WINDOWS_RESERVED = frozenset({"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
-                               *(f"lpt{i}" for i in range(1, 10))})
-_TOKEN = re.compile(r"\[(\w+)\]")
-# Tokens a pattern may use; one without a value becomes "", a name not listed stays as written.
-KNOWN_TOKENS = frozenset({"seed", "prompt", "prompt_words", "negative_prompt", "steps", "cfg", "sampler",
-                          "scheduler", "width", "height", "model_name", "model_hash", "date", "datetime"})
-_NUMBER = re.compile(r"^(\d+)(?:[-.]|$)")
-_WORD_SPLIT = re.compile(r"[\s" + re.escape(string.punctuation) + r"]+")
 # PIL's per-format keys that say nothing about how the image was made.
 _IGNORED_INFO = frozenset({
     "jfif", "jfif_version", "jfif_unit", "jfif_density", "dpi", "exif", "loop", "background", "timestamp",
@@ -59,7 +56,8 @@ _IGNORED_INFO = frozenset({
 
 @dataclass(frozen=True)
 class SaveOptions:
-    """How images are saved: format png/jpg/webp, name pattern, date folder, sidecar .txt, quality 1-100."""
+    """How images are saved: format png/jpg/webp, name pattern, date folder, sidecar .txt, quality 1-100,
+    and A1111's "save a copy of large images as JPG" (over `downscale_threshold_mb` MB or `target_side_length` px)."""
 
     format: str = "png"
     filename_pattern: str = "[seed]"
@@ -70,97 +68,53 @@ class SaveOptions:
     webp_lossless: bool = False
     prompt_words: int = 8
     max_name_bytes: int = 200
+    export_for_4chan: bool = True
+    downscale_threshold_mb: float = 4.0
+    target_side_length: int = 4000
+    grid_format: str = "png"
+    grid_to_dirs: bool = True
 
     @classmethod
     def from_settings(cls, values: Mapping[str, Any]) -> SaveOptions:
         """From A1111 setting keys (samples_format, samples_filename_pattern, jpeg_quality, save_txt, ...)."""
         base = cls()
-        use_dirs = values.get("save_to_dirs", True)
+        use_dirs = bool(values.get("save_to_dirs", True))
+        # A1111: an empty name pattern is the seed, or seed and prompt when there are no subfolders to say it.
+        default_name = "[seed]" if use_dirs else "[seed]-[prompt_spaces]"
+        # A1111: an empty directory pattern means [prompt_words]; the setting's own default is [date].
+        directory = str(values.get("directories_filename_pattern", base.directory_pattern) or "[prompt_words]")
         return cls(
             format=str(values.get("samples_format") or base.format).lower(),
-            # A1111's empty pattern means "the seed".
-            filename_pattern=str(values.get("samples_filename_pattern") or "[seed]"),
-            directory_pattern=str(values.get("directories_filename_pattern") or "[date]") if use_dirs else "",
+            filename_pattern=str(values.get("samples_filename_pattern") or default_name),
+            directory_pattern=directory if use_dirs else "",
             add_number=bool(values.get("save_images_add_number", True)),
             save_txt=bool(values.get("save_txt", False)),
             jpeg_quality=int(values.get("jpeg_quality", base.jpeg_quality)),
             webp_lossless=bool(values.get("webp_lossless", False)),
             prompt_words=int(values.get("directories_max_prompt_words", base.prompt_words)),
+            export_for_4chan=bool(values.get("export_for_4chan", base.export_for_4chan)),
+            downscale_threshold_mb=float(values.get("img_downscale_threshold", base.downscale_threshold_mb)),
+            target_side_length=int(values.get("target_side_length", base.target_side_length)),
+            grid_format=str(values.get("grid_format") or base.grid_format).lower(),
+            grid_to_dirs=bool(values.get("grid_save_to_dirs", True)),
         )
 
-
-# ---- names ----------
-
-
-def sanitize_name(text: str, max_bytes: int = 200) -> str:
-    """A file-name-safe version of `text`, at most `max_bytes` UTF-8 bytes."""
-    text = _BAD_NAME_CHARS.sub("", text).lstrip(" ")
-    encoded = text.encode("utf-8")[:max_bytes]
-    text = encoded.decode("utf-8", errors="ignore")  # a cut inside a character drops it
-    text = text.rstrip(" .")  # Windows drops trailing dots and spaces
-    if text.split(".")[0].lower() in _WINDOWS_RESERVED:
-        text = "_" + text
-    return text
+    @classmethod
+    def for_save_button(cls, values: Mapping[str, Any]) -> SaveOptions:
+        """The UI's Save button: like generated images, but subfolders only with use_save_to_dirs_for_ui."""
+        options = cls.from_settings(values)
+        # The name pattern still follows save_to_dirs (A1111 picks its default from that setting alone).
+        return options if values.get("use_save_to_dirs_for_ui", False) else replace(options, directory_pattern="")
 
 
-def name_tokens(request: GenerationRequest, *, seed: int, prompt: str | None = None,
-                model_name: str = "", model_hash: str = "") -> dict[str, Any]:
-    """Values for file-name pattern tokens ([seed], [prompt_words], [model_name], ...) of one image."""
-    return {
-        "seed": seed,
-        "prompt": request.prompt if prompt is None else prompt,
-        "negative_prompt": request.negative_prompt,
-        "steps": request.steps,
-        "cfg": request.cfg_scale,
-        "sampler": request.sampler_name,
-        "scheduler": request.scheduler,
-        "width": request.width,
-        "height": request.height,
-        "model_name": model_name,
-        "model_hash": model_hash,
-    }
+# ---- folders ----------
 
 
-def expand_pattern(pattern: str, tokens: Mapping[str, Any], *, now: datetime | None = None,
-                   prompt_words: int = 8, max_bytes: int = 200) -> str:
-    """`[seed]-[prompt_words]` -> `1234-a cat on a mat`; unknown tokens stay as written so typos show."""
-    now = now or datetime.now()
-    values: dict[str, Any] = {"date": now.strftime("%Y-%m-%d"), "datetime": now.strftime("%Y%m%d%H%M%S"),
-                              **tokens}
-    prompt = str(values.get("prompt") or "")
-    words = [w for w in _WORD_SPLIT.split(prompt) if w][:prompt_words]
-    values["prompt_words"] = " ".join(words) or "empty"
-    values["prompt"] = prompt[:128]
-
-    def one(match: re.Match[str]) -> str:
-        key = match.group(1).lower()
-        if key not in values and key not in KNOWN_TOKENS:
-            return match.group(0)
-        value = values.get(key)
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        # Sanitised one by one, so a prompt cannot add folders or hide the other tokens.
-        return "" if value is None else sanitize_name(str(value), max_bytes)
-
-    return sanitize_name(_TOKEN.sub(one, pattern), max_bytes)
-
-
-def next_number(folder: Path, basename: str = "") -> int:
-    """The next free counter in `folder`: one past the highest `NNNNN-...` (or `basename-NNNN-...`) there."""
-    prefix = f"{basename}-" if basename else ""
-    highest = -1
-    try:
-        names = os.listdir(folder)
-    except FileNotFoundError:
-        return 0
-    for name in names:
-        if name.startswith(prefix) and (m := _NUMBER.match(name[len(prefix):])):
-            highest = max(highest, int(m.group(1)))
-    return highest + 1
-
-
-def output_folder(outputs_dir: Path | str, kind: str) -> Path:
-    """`outputs/<A1111 folder>` for kind txt2img, img2img, extras, txt2img-grids or img2img-grids."""
+def output_folder(outputs_dir: Path | str | OutputDirs, kind: str) -> Path:
+    """The folder for kind txt2img, img2img, extras, txt2img-grids or img2img-grids: from the settings'
+    OutputDirs, or `<outputs_dir>/<A1111 folder>` given a plain folder."""
+    if isinstance(outputs_dir, OutputDirs):
+        return outputs_dir.folder(kind)
     if kind not in OUTPUT_FOLDERS:
         raise ValueError(f"unknown output kind {kind!r}; choose one of: {', '.join(OUTPUT_FOLDERS)}")
     return Path(outputs_dir) / OUTPUT_FOLDERS[kind]
@@ -179,35 +133,67 @@ def save_image(image: Image.Image, folder: Path | str, options: SaveOptions = Sa
     now = now or datetime.now()
     tokens = dict(tokens or {})
 
-    def expand(pattern: str) -> str:
-        return expand_pattern(pattern, tokens, now=now, prompt_words=options.prompt_words,
-                              max_bytes=options.max_name_bytes)
+    # [image_hash] hashes the pixels: only computed when a pattern asks for it.
+    wants_hash = "image_hash" in f"{options.filename_pattern}{options.directory_pattern}".lower()
+    pixels = image.tobytes() if wants_hash else None
+    naming = {"now": now, "prompt_words": options.prompt_words, "max_bytes": options.max_name_bytes,
+              "image_bytes": pixels}
 
     target = Path(folder)
-    if options.directory_pattern and (sub := expand(options.directory_pattern)):
+    if options.directory_pattern and (sub := expand_directory(options.directory_pattern, tokens, **naming)):
         target = target / sub
     target.mkdir(parents=True, exist_ok=True)
 
     data, exif_fits = _encode(image, pil_format, options, infotext, extra_info or {})
-    decoration = expand(options.filename_pattern) if options.filename_pattern else ""
+    decoration = expand_pattern(options.filename_pattern, tokens, **naming) if options.filename_pattern else ""
+    # A1111 numbers a file that would otherwise have no name at all, whatever save_images_add_number says.
+    numbered = options.add_number or not (decoration or basename)
 
     tried = [-1]
 
     def name_for(attempt: int) -> str:
-        if options.add_number:
+        if numbered:
             # Rescan on every try: another saver may have taken numbers meanwhile.
             number = max(next_number(target, basename), tried[0] + 1)
             tried[0] = number
             stem = f"{basename}-{number:04}" if basename else f"{number:05}"
             return "-".join(p for p in (stem, decoration) if p)
-        stem = "-".join(p for p in (basename, decoration) if p) or "image"
+        stem = "-".join(p for p in (basename, decoration) if p)
         return stem if attempt == 0 else f"{stem}-{attempt}"
 
     path = _publish(target, data, ext, name_for)
+    if options.export_for_4chan and pil_format != "JPEG":
+        _export_large_copy(image, path, len(data), options, infotext)
     if infotext and (options.save_txt or not exif_fits):
         # The text has to live somewhere: beside the image when the format could not hold it.
         _publish(target, infotext.encode("utf-8"), ".txt", lambda _: path.stem, overwrite=True)
     return path
+
+
+def large_copy_size(size: tuple[int, int], file_bytes: int, options: SaveOptions) -> tuple[int, int] | None:
+    """The (width, height) of A1111's extra JPEG for a large image, or None when the image is not large:
+    over `downscale_threshold_mb` MB on disk, or a side over `target_side_length` px (then fitted to it)."""
+    width, height = size
+    side = int(options.target_side_length)
+    oversize = side > 0 and (width > side or height > side)
+    if not oversize and file_bytes <= options.downscale_threshold_mb * 1024 * 1024:
+        return None
+    if not oversize:
+        return width, height
+    if width > height:
+        return side, max(1, height * side // width)
+    return max(1, width * side // height), side
+
+
+def _export_large_copy(image: Image.Image, path: Path, file_bytes: int, options: SaveOptions,
+                       infotext: str) -> Path | None:
+    """Save `path` again as a JPEG beside it (same name, .jpg) when the image is large; returns that path."""
+    size = large_copy_size(image.size, file_bytes, options)
+    if size is None:
+        return None
+    copy = image if size == image.size else image.resize(size, Image.Resampling.LANCZOS)
+    data, _ = _encode(copy, "JPEG", options, infotext, {})
+    return _publish(path.parent, data, ".jpg", lambda _: path.stem, overwrite=True)
 
 
 def _encode(image: Image.Image, pil_format: str, options: SaveOptions, infotext: str,
@@ -284,11 +270,12 @@ def _publish(folder: Path, data: bytes, ext: str, name_for: Callable[[int], str]
 BeforeSave = Callable[[Image.Image, str], tuple[Image.Image, str]]
 
 
-def save_generation(result: GenerationResult, request: GenerationRequest, outputs_dir: Path | str,
+def save_generation(result: GenerationResult, request: GenerationRequest, outputs_dir: Path | str | OutputDirs,
                     options: SaveOptions = SaveOptions(), *, model_name: str = "", model_hash: str = "",
                     save_grid: bool = True, now: datetime | None = None, before_save: BeforeSave | None = None,
                     after_save: Callable[[Path], None] | None = None) -> list[Path]:
-    """Save every image of a job (and its grid) under `outputs_dir`; returns the paths, grid last.
+    """Save every image of a job (and its grid) in its folder (OutputDirs from the settings, or A1111's folders
+    under a plain `outputs_dir`); returns the paths, grid last.
     `before_save(image, infotext)` may hand back another image/infotext; `after_save(path)` hears each file."""
     now = now or datetime.now()
     folder = output_folder(outputs_dir, request.mode)
@@ -305,12 +292,19 @@ def save_generation(result: GenerationResult, request: GenerationRequest, output
     for i, image in enumerate(result.images):
         seed = result.all_seeds[i] if i < len(result.all_seeds) else request.seed
         prompt = result.all_prompts[i] if i < len(result.all_prompts) else request.prompt
+        negative = result.all_negative_prompts[i] if i < len(result.all_negative_prompts) else None
         infotext = result.infotexts[i] if i < len(result.infotexts) else ""
-        tokens = name_tokens(request, seed=seed, prompt=prompt, model_name=model_name, model_hash=model_hash)
+        tokens = name_tokens(request, seed=seed, prompt=prompt, negative_prompt=negative, model_name=model_name,
+                             model_hash=model_hash, index=i, all_seeds=result.all_seeds,
+                             job_timestamp=result.job_timestamp, width=image.width, height=image.height)
         save(image, folder, options, infotext, tokens)
     if save_grid and result.grid is not None and not request.do_not_save_grid:
-        tokens = name_tokens(request, seed=result.seed, model_name=model_name, model_hash=model_hash)
-        grid_options = replace(options, filename_pattern="")  # A1111 names grids grid-NNNN
+        tokens = name_tokens(request, seed=result.seed, model_name=model_name, model_hash=model_hash,
+                             all_seeds=result.all_seeds, job_timestamp=result.job_timestamp,
+                             width=result.grid.width, height=result.grid.height)
+        # A1111 names grids grid-NNNN, in grid_format, in a subfolder only with grid_save_to_dirs.
+        grid_options = replace(options, filename_pattern="", format=options.grid_format,
+                               directory_pattern=options.directory_pattern if options.grid_to_dirs else "")
         grids = output_folder(outputs_dir, f"{request.mode}-grids")
         # A script's grid (X/Y/Z plot) carries its own infotext; a plain grid the first image's.
         save(result.grid, grids, grid_options, result.grid_info, tokens, "grid")
