@@ -14,6 +14,7 @@ from modules.generation.img2img import generate_img2img
 from modules.generation.info import model_identity
 from modules.generation.runtime import GenerationEnv
 from modules.generation.txt2img import generate_txt2img
+from modules.images.outputs import OutputDirs
 from modules.images.saving import SaveOptions, make_grid, save_generation
 from modules.jobs.failure import detach_traceback, safe_str
 from modules.types import GenerationRequest, GenerationResult, UserInputError
@@ -212,9 +213,11 @@ def save_result(ctx, request: GenerationRequest, result: GenerationResult, setti
     name, shorthash = model_identity(model)
     kept = result if save_images else GenerationResult(grid=result.grid, infotexts=result.infotexts[:1],
                                                        all_seeds=result.all_seeds[:1], extra=result.extra)
-    options = SaveOptions.from_settings(settings.as_dict())
+    values = settings.as_dict()  # the job's override_settings included
+    options = SaveOptions.from_settings(values)
     before, after = _save_hooks(hooks, info)
-    paths = save_generation(kept, request, ctx.paths.outputs_dir, options, model_name=name, model_hash=shorthash,
+    folders = OutputDirs.from_settings(values, ctx.paths.data_dir)  # outdir_* settings
+    paths = save_generation(kept, request, folders, options, model_name=name, model_hash=shorthash,
                             save_grid=bool(save_grid), before_save=before, after_save=after)
     result.saved_paths = [str(p) for p in paths]
 
