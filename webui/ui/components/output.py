@@ -17,7 +17,8 @@ from pathlib import Path
 import gradio as gr
 from PIL import Image
 
-from modules.images.saving import SaveOptions, output_folder, save_image
+from modules.images.outputs import OutputDirs
+from modules.images.saving import SaveOptions, save_image
 from webui.ui.components.runner import SessionJobs, error_html, info_html, notes_html, session_key
 
 SEND_LABELS = {"img2img": "Send to img2img", "inpaint": "Send to inpaint", "extras": "Send to extras",
@@ -83,7 +84,7 @@ def build(ctx, ui, tab: str, state: gr.State | None = None, *, sends=("img2img",
 
     gallery.select(on_select, state, [state, info], show_progress="hidden")
     kind = folder_kind or tab
-    folder.click(lambda: open_folder(ctx, output_folder(ctx.paths.outputs_dir, kind)), None, log,
+    folder.click(lambda: open_folder(ctx, _folders(ctx).folder(kind)), None, log,
                  show_progress="hidden")
     save.click(lambda s: save_selected(ctx, s), state, [download, log], show_progress="hidden")
     zip_button.click(lambda s: zip_all(s), state, [download, log], show_progress="hidden")
@@ -123,19 +124,24 @@ def open_folder(ctx, folder: Path) -> str:
 
 
 def save_selected(ctx, state) -> tuple:
-    """Save the selected image with its parameters under log/images (A1111's "Save") and offer it."""
+    """Save the selected image with its parameters in outdir_save (log/images: A1111's "Save") and offer it."""
     image, infotext = selected(state)
     if image is None:
         return gr.update(visible=False), error_html("Nothing to save yet: generate an image first.")
     try:
-        path = save_image(image, ctx.paths.data_dir / "log" / "images",
-                          SaveOptions.from_settings(ctx.settings.as_dict()), infotext=infotext)
+        path = save_image(image, _folders(ctx).folder("save"),
+                          SaveOptions.for_save_button(ctx.settings.as_dict()), infotext=infotext)
     except (OSError, ValueError) as exc:
         return gr.update(visible=False), error_html(f"Could not save: {exc}")
     # Offered from a temp copy: Gradio serves downloads only from the temp dir, cwd or allowed paths.
     offered = Path(tempfile.mkdtemp(prefix="webui-save-")) / path.name
     shutil.copyfile(path, offered)
     return gr.update(value=[str(offered)], visible=True), notes_html([f"Saved {html.escape(str(path))}"])
+
+
+def _folders(ctx) -> OutputDirs:
+    """The outdir_* settings as they are now (a changed setting applies at the next click)."""
+    return OutputDirs.from_settings(ctx.settings.as_dict(), ctx.paths.data_dir)
 
 
 def zip_all(state) -> tuple:
