@@ -27,11 +27,12 @@ from modules.extensions.registry import (
     SectionSpec,
     TabSpec,
 )
+from modules.postprocessing.steps import ExtrasStep, PostprocessedImage
 from modules.prompts.extra_networks import ExtraNetworkParams
 from modules.settings import SettingSpec
 from modules.types import GenerationRequest, GenerationResult, UserInputError
 
-API_VERSION: tuple[int, int] = (1, 2)
+API_VERSION: tuple[int, int] = (1, 3)
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,8 @@ EXTENSION_JOB_PREFIX = "extension:"
 
 __all__ = [
     "API_VERSION", "EXTENSION_JOB_PREFIX", "HOOK_POINTS", "ExtensionApi", "ExtensionHookError", "ExtraNetworkParams",
-    "GenerationRequest", "GenerationResult", "LoadedModelSummary", "NetworkCard", "SettingSpec", "UserInputError",
+    "ExtrasStep", "GenerationRequest", "GenerationResult", "LoadedModelSummary", "NetworkCard", "PostprocessedImage",
+    "SettingSpec", "UserInputError",
     "find_preview", "read_user_metadata", "write_user_metadata",
 ]
 
@@ -163,6 +165,14 @@ class ExtensionApi:
 
     def register_tagger(self, name: str, tagger: Any) -> None:
         self.register("tagger", name, tagger)
+
+    def add_extras_step(self, step: ExtrasStep) -> None:
+        """A step of the Extras tab and job (1.3): an accordion with an Enable checkbox whose widgets
+        (`step.build_ui()`) become `args`; `step.process(images, args)` gets and returns a list of
+        PostprocessedImage (so it may split, copy or drop). See modules/postprocessing/steps.py."""
+        if not isinstance(step, ExtrasStep):
+            raise TypeError(f"add_extras_step: expected an ExtrasStep, not {type(step).__name__}")
+        self.register("extras_step", step.name, step)
 
     # -- HTTP -----------------------------------------------------------------------------------
     def add_route(self, path: str, endpoint: Callable[..., Any], *, methods: tuple[str, ...] = ("GET",)) -> None:

@@ -86,7 +86,8 @@ class Contributions:
     css: list[Path] = field(default_factory=list)
 
 
-PROVIDER_KINDS = ("extra_network", "upscaler", "preprocessor", "tagger", "script")
+# "extras_step": a modules.postprocessing.steps.ExtrasStep (api.add_extras_step, since API 1.3)
+PROVIDER_KINDS = ("extra_network", "upscaler", "preprocessor", "tagger", "script", "extras_step")
 
 
 class ExtensionRegistry:

@@ -4,6 +4,9 @@ after the other, saving to outputs/extras-images when asked.
 
 A source image's own `parameters` text stays with the result; what Extras did is written next to it as
 the `extras` text chunk (A1111's name), e.g. "Postprocess upscale by: 2, Postprocess upscaler: Lanczos".
+
+The upscale is one of the job's ordered steps (steps.py); extensions add others (`api.add_extras_step`),
+which may turn one image into several and attach a caption, saved as `<image>.txt` beside the image.
 """
 from __future__ import annotations
 
@@ -17,6 +20,18 @@ from PIL import Image, ImageOps
 
 from modules.images.saving import SaveOptions, output_folder, read_image_info, save_image
 from modules.jobs.progress import JobStopped
+from modules.postprocessing.steps import (
+    DISABLED_SETTING,
+    ENABLE,
+    ORDER_SETTING,
+    UPSCALE,
+    ExtrasStep,
+    PostprocessedImage,
+    info_text,
+    order_steps,
+    run_steps,
+    step_args,
+)
 from modules.postprocessing.upscalers import NONE, UpscalerRegistry, registry_for
 from modules.types import GenerationResult, UserInputError
 
@@ -50,6 +65,8 @@ class ExtrasRequest:
     save: bool = False  # the API returns images without saving (A1111); the UI saves
     show_results: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    # Extension steps: {step name: {"enable": bool, arg: value, ...}}; a step not named here does not run.
+    steps: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def validate_extras(request: ExtrasRequest, registry: UpscalerRegistry) -> None:
@@ -68,6 +85,17 @@ def validate_extras(request: ExtrasRequest, registry: UpscalerRegistry) -> None:
                              field="extras_upscaler_2_visibility")
     registry.get(request.upscaler_1, "upscaler_1")
     registry.get(request.upscaler_2, "upscaler_2")
+
+
+def validate_steps(request: ExtrasRequest, known: list[ExtrasStep]) -> None:
+    """Raise UserInputError for a step name nobody registered or args that are not a mapping."""
+    names = {s.name.lower() for s in known}
+    for name, args in request.steps.items():
+        if str(name).lower() not in names:
+            listed = ", ".join(s.name for s in known) or "none are installed"
+            raise UserInputError(f"unknown Extras step {name!r}; known: {listed}", field="steps")
+        if not isinstance(args, Mapping):
+            raise UserInputError(f"step {name!r}: args must be an object of name: value", field="steps")
 
 
 def target_size(width: int, height: int, request: ExtrasRequest) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -89,10 +117,16 @@ def target_size(width: int, height: int, request: ExtrasRequest) -> tuple[tuple[
 def postprocess_image(image: Image.Image, request: ExtrasRequest, registry: UpscalerRegistry
                       ) -> tuple[Image.Image, str]:
     """(the upscaled image, its Extras infotext) for one image; no saving, no progress."""
+    out, info = _upscale(image, request, registry)
+    return out, info_text(info)
+
+
+def _upscale(image: Image.Image, request: ExtrasRequest, registry: UpscalerRegistry
+             ) -> tuple[Image.Image, dict[str, Any]]:
     first = registry.get(request.upscaler_1, "upscaler_1")
     if first.run is None:
         # A1111: with upscaler 1 "None" Extras does no upscaling at all (upscaler 2 included).
-        return image, ""
+        return image, {}
     if image.mode not in ("RGB", "RGBA", "L"):
         # Palette and 16-bit images do not resample well (or at all): work in RGB(A) like the models do.
         image = image.convert("RGBA" if image.has_transparency_data else "RGB")
@@ -113,24 +147,61 @@ def postprocess_image(image: Image.Image, request: ExtrasRequest, registry: Upsc
         info["Postprocess upscaler 2 visibility"] = round(request.extras_upscaler_2_visibility, 3)
     if final != size:
         out = ImageOps.fit(out, final, Image.Resampling.LANCZOS)  # centre crop (sizes already cover)
-    return out, ", ".join(f"{k}: {_fmt(v)}" for k, v in info.items())
+    return out, info
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+def upscale_step(request: ExtrasRequest, registry: UpscalerRegistry) -> ExtrasStep:
+    """The core's upscale as a step (order 1000, as A1111's): the request's upscale fields are its args.
+    Its errors are the user's (a size over the limit), so it is not contained like an extension's step."""
+    def process(items: list[PostprocessedImage], args: dict[str, Any]) -> list[PostprocessedImage]:
+        for item in items:
+            item.image, info = _upscale(item.image, request, registry)
+            item.info.update(info)
+        return items
+
+    return ExtrasStep(UPSCALE, process, order=1000)
+
+
+def registered_steps(ctx) -> list[ExtrasStep]:
+    """The steps extensions registered (api.add_extras_step), in run order, without those the settings
+    disable in Extras; the core's upscale is not among them (its widgets are the tab's own)."""
+    system = getattr(ctx, "extensions", None)
+    found = [p.provider for p in system.registry.providers(STEP_KIND)] if system is not None else []
+    return [s for s in _ordered(ctx, [s for s in found if isinstance(s, ExtrasStep)]) if s.name != UPSCALE]
+
+
+STEP_KIND = "extras_step"  # the provider kind of modules.extensions.registry
+
+
+def _ordered(ctx, steps: list[ExtrasStep]) -> list[ExtrasStep]:
+    return order_steps(steps, _setting_list(ctx, ORDER_SETTING), _setting_list(ctx, DISABLED_SETTING))
+
+
+def _setting_list(ctx, key: str) -> list[str]:
+    try:
+        value = ctx.settings.get(key)
+    except Exception:  # noqa: BLE001 - a context without the setting (tests, scripts): the default order
+        return []
+    if isinstance(value, str):  # "Split oversized images, Caption" typed into a text field
+        value = [v.strip() for v in value.split(",")]
+    return [str(v) for v in value or () if str(v).strip()]
 
 
 def run_extras(ctx, request: ExtrasRequest, job_ctx=None) -> GenerationResult:
-    """The Extras job: each image upscaled (and saved when asked); result images carry their chunks.
+    """The Extras job: each image through the enabled steps (upscale among them), every output saved when
+    asked (with its caption file); result images carry their chunks.
 
-    `ctx` is the AppContext, duck-typed (settings, paths). Interrupt stops after the current image; the
-    finished ones are kept, as for generation.
+    `ctx` is the AppContext, duck-typed (settings, paths, extensions). Interrupt stops after the current
+    image; the finished ones are kept, as for generation.
     """
     registry = registry_for(ctx)
     # 1. Check everything before the first image is touched.
     validate_extras(request, registry)
+    extension_steps = registered_steps(ctx)
+    validate_steps(request, extension_steps)
+    core = upscale_step(request, registry)
+    plan = [(step, args) for step in _ordered(ctx, [core, *extension_steps])
+            if (args := {ENABLE: True} if step is core else step_args(step, request.steps)) is not None]
     sources = list(request.images) or list(read_folder(request.input_dir))
     if not sources:
         raise UserInputError("no image to process", field="image")
@@ -140,8 +211,9 @@ def run_extras(ctx, request: ExtrasRequest, job_ctx=None) -> GenerationResult:
     if job_ctx is not None:
         job_ctx.set_total(0, len(sources))
 
-    # 2. One image after the other.
+    # 2. One image after the other; a source may give several outputs (split, flipped copies).
     options = SaveOptions.from_settings(ctx.settings.as_dict()) if request.save else None
+    batch = bool(request.input_dir) or len(sources) > 1
     for index, (name, image) in enumerate(sources):
         if job_ctx is not None:
             try:
@@ -152,18 +224,47 @@ def run_extras(ctx, request: ExtrasRequest, job_ctx=None) -> GenerationResult:
             job_ctx.begin_image(index)
             job_ctx.textinfo = f"Extras: image {index + 1} of {len(sources)}"
         parameters, _ = read_image_info(image)
-        out, info = postprocess_image(image, request, registry)
-        out = out.copy() if out is image else out
-        out.info = {k: v for k, v in {"parameters": parameters, "extras": info}.items() if v}
-        result.images.append(out)
-        result.infotexts.append(info or (parameters or ""))
-        # 3. Save: batch results are named after their sources; a folder the user named gets no date folders.
-        if options is not None:
-            result.saved_paths.append(str(_save(ctx, request, out, name, parameters, info, options,
-                                                batch=bool(request.input_dir) or len(sources) > 1)))
+        items = _run_plan(plan, core, PostprocessedImage(image, name), result.warnings)
+        for item, item_name in zip(items, _unique_names(items)):
+            info = info_text(item.info)
+            out = item.image.copy() if item.image is image else item.image
+            out.info = {k: v for k, v in {"parameters": parameters, "extras": info}.items() if v}
+            result.images.append(out)
+            result.infotexts.append(info or (parameters or ""))
+            # 3. Save: batch results are named after their sources; a folder the user named gets no date
+            # folders; a caption a step set goes beside the image as <image>.txt (what trainers read).
+            if options is not None:
+                path = _save(ctx, request, out, item_name, parameters, info, options, batch=batch)
+                result.saved_paths.append(str(path))
+                if item.caption is not None:
+                    path.with_suffix(".txt").write_text(item.caption, encoding="utf-8")
     if not request.show_results and request.input_dir:
         result.images = []  # "Show result images" off: a folder run only writes files
     return result
+
+
+def _run_plan(plan: list[tuple[ExtrasStep, dict[str, Any]]], core: ExtrasStep, item: PostprocessedImage,
+              warnings: list[str]) -> list[PostprocessedImage]:
+    """The steps in order; the core's upscale raises (a user error), the extensions' are contained."""
+    items = [item]
+    for step, args in plan:
+        if step is core:
+            items = step.process(items, args)
+        else:
+            items = run_steps(items, [(step, args)], warnings)
+    return items
+
+
+def _unique_names(items: list[PostprocessedImage]) -> list[str]:
+    """Item names, with "-2", "-3" added to repeats so two outputs of one source never share a file."""
+    seen: dict[str, int] = {}
+    names = []
+    for item in items:
+        count = seen.get(item.name.lower(), 0) + 1
+        seen[item.name.lower()] = count
+        stem, dot, ext = item.name.rpartition(".")
+        names.append(item.name if count == 1 else (f"{stem}-{count}{dot}{ext}" if dot else f"{item.name}-{count}"))
+    return names
 
 
 def _save(ctx, request: ExtrasRequest, image: Image.Image, name: str, parameters: str | None, info: str,
@@ -225,6 +326,7 @@ def request_from_values(values: Mapping[str, Any]) -> ExtrasRequest:
         upscaler_1=str(values.get("upscaler_1") or NONE), upscaler_2=str(values.get("upscaler_2") or NONE),
         extras_upscaler_2_visibility=float(values.get("extras_upscaler_2_visibility") or 0.0),
         save=True, show_results=bool(values.get("show_results", True)),
+        steps={str(k): dict(v) for k, v in (values.get("steps") or {}).items()},
     )
 
 
