@@ -71,6 +71,9 @@ DEFAULT_SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("quicksettings_list", ["sd_model_checkpoint"], "Quicksettings list", "ui"),
     SettingSpec("eta_ddim", 0.0, "Eta for DDIM", "sampler"),
     SettingSpec("eta_ancestral", 1.0, "Eta for k-diffusion ancestral samplers", "sampler"),
+    # A1111's noise source (modules/rng): GPU = the model's device, CPU = same on every machine, NV = CUDA's.
+    SettingSpec("randn_source", "GPU", "Random number generator source", "sd", ("GPU", "CPU", "NV")),
+    SettingSpec("eta_noise_seed_delta", 0, "Eta noise seed delta (ENSD; step noise from seed + delta)", "sampler"),
     # A1111's sampler parameters (modules/sampler_params.py says which samplers take each one).
     SettingSpec("s_churn", 0.0, "sigma churn (Euler; 0 = off)", "sampler"),
     SettingSpec("s_tmin", 0.0, "sigma tmin (Euler)", "sampler"),

@@ -22,8 +22,8 @@ def image_infotext(request: GenerationRequest, model, *, prompt: str, negative: 
                    schedule: str, extra: dict[str, Any]) -> str:
     """The infotext of one image; `request` carries the resolved sampler name and effective clip skip."""
     name, shorthash = model_identity(model)
-    # Our noise always comes from CPU generators (device-independent): A1111 calls that "RNG: CPU".
-    extra = {"Eta": request.eta, "RNG": "CPU", **extra}
+    # "RNG" (the noise source) and "ENSD" come in `extra`, written only when not A1111's defaults.
+    extra = {"Eta": request.eta, **extra}
     extra = {k: v for k, v in extra.items() if v is not None}
     params = build_generation_params(request, seed=seed, subseed=subseed, model_name=name,
                                      model_hash=shorthash, schedule_type=schedule, extra=extra)
