@@ -1,5 +1,6 @@
-"""Dataset tools (built in): the Train tab (Preprocess, Caption, Tag editor), the taggers (WD14 ONNX models
-in models/interrogators/, DeepDanbooru and BLIP listed), interrogation in img2img and the API.
+"""Dataset tools (built in): the Train tab (Preprocess, Caption, Tag editor), Preprocess as Extras steps, the
+taggers (WD14 ONNX models in models/interrogators/, DeepDanbooru and BLIP listed), interrogation in img2img
+and the API.
 
 setup runs in every app start and every test that builds an app: it registers only. Model folders are
 looked at, and onnxruntime and gradio imported, when something is used.
@@ -12,7 +13,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def setup(api) -> None:
-    from . import routes_preprocess, routes_tags
+    from . import extras_steps, routes_preprocess, routes_tags
     from .service import DatasetService
     from .tagger_settings import add_settings
 
@@ -25,7 +26,9 @@ def setup(api) -> None:
     # 3. HTTP routes: A1111's /sdapi/v1/interrogate, wd14-tagger's /tagger/v1, ours under /dataset/v1
     routes_tags.add_routes(api, service)
     routes_preprocess.add_routes(api)  # POST /dataset/v1/preprocess and the focal-crop settings
-    # 4. the Train tab's content: webui/ui/tabs/train.py renders the extension tab with elem_id "train"
+    # 4. Preprocess as Extras steps (split, focal crop, auto-size, flipped copies, caption)
+    extras_steps.add_steps(api, service)
+    # 5. the Train tab's content: webui/ui/tabs/train.py renders the extension tab with elem_id "train"
     def build_train_tab():
         from . import ui_train
 

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .focal import FocalWeights, debug_overlay
-from .preprocess_ops import CROP_MODES, RESIZE_MODES, AutoSizeOptions, SplitOptions, process_image
+from .preprocess_ops import CROP_MODES, RESIZE_MODES, AutoSizeOptions, SplitOptions, flipped_copies, process_image
 from .preprocess_paths import check_folders, kohya_folder
 
 CAPTION_EXTENSIONS = (".txt", ".caption")
@@ -182,7 +182,7 @@ def _process_one(options: PreprocessOptions, index: int, path: Path, image: Imag
     existing = read_existing_caption(path)
     sub = 0
     for item in produced:
-        outputs = [item.image] + ([ImageOps.mirror(item.image)] if options.flip else [])
+        outputs = [item.image] + ([copy for _, copy in flipped_copies(item.image)] if options.flip else [])
         for out in outputs:
             name = f"{index:05d}-{sub}-{safe_stem(path.stem)}"
             target_path = output / f"{name}.png"

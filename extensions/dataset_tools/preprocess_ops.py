@@ -8,13 +8,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from PIL import Image
+from PIL import Image, ImageOps
 
 from .focal import FocalAnalysis, FocalWeights, analyse, cover_size, main_face, window_around
 
 CROP_MODES = ("focal", "center", "auto-size", "split", "none")
 RESIZE_MODES = ("stretch", "fill")  # what crop "none" does: stretch to the size, or fit and pad
 SIZE_STEP = 64  # auto-sized crops are multiples of 64 pixels, as the models want
+FLIP_MODES = ("Horizontal", "Vertical", "Both")  # A1111's "Create flipped copies" choices
+FLIP_SUFFIXES = {"Horizontal": "-flipped", "Vertical": "-flipped-v", "Both": "-flipped-hv"}
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,17 @@ def split_tiles(image: Image.Image, target: tuple[int, int], options: SplitOptio
         box = (start, 0, start + tile, target[1]) if along == 0 else (0, start, target[0], start + tile)
         tiles.append(scaled.crop(box))
     return tiles
+
+
+def flipped_copies(image: Image.Image, modes: tuple[str, ...] = ("Horizontal",)) -> list[tuple[str, Image.Image]]:
+    """(name suffix, copy) per mode, in FLIP_MODES order: Horizontal mirrors left-right (what Preprocess's
+    "flip" writes), Vertical top-bottom, Both is the two together (a half turn)."""
+    bad = [m for m in modes if m not in FLIP_MODES]
+    if bad:
+        raise ValueError(f"flip mode {bad[0]!r}: one of {', '.join(FLIP_MODES)}")
+    make = {"Horizontal": ImageOps.mirror, "Vertical": ImageOps.flip,
+            "Both": lambda im: im.transpose(Image.Transpose.ROTATE_180)}
+    return [(FLIP_SUFFIXES[m], make[m](image)) for m in FLIP_MODES if m in modes]
 
 
 def process_image(image: Image.Image, target: tuple[int, int], crop: str, *, resize_mode: str = "stretch",

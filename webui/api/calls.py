@@ -255,6 +255,7 @@ def extras_request(ctx, body, images: list[tuple[str, Any]]) -> ExtrasRequest:
         extras_upscaler_2_visibility=body.extras_upscaler_2_visibility, upscale_first=body.upscale_first,
         gfpgan_visibility=body.gfpgan_visibility, codeformer_visibility=body.codeformer_visibility,
         codeformer_weight=body.codeformer_weight, save=False, show_results=body.show_extras_results,
+        steps=dict(getattr(body, "extras_steps", None) or {}),  # our optional field (routes_extras.py)
     )
     validate_extras(request, registry_for(ctx))
     return request
