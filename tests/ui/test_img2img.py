@@ -1,6 +1,6 @@
 """img2img and Extras in a real browser: send to img2img, inpaint with an uploaded and a drawn mask (only the
-masked area changes), a broken init image that shows a message while the next Generate still works, and an
-Extras upscale."""
+masked area changes), a broken init image that shows a message while the next Generate still works, an
+Extras upscale, and an Extras step (dataset_tools' flipped copies) enabled in its accordion."""
 from __future__ import annotations
 
 import numpy as np
@@ -154,3 +154,22 @@ def test_extras_upscales_and_sends_on(page, data_dir, source_png):
     page.click("#extras_send_to_img2img")
     page.wait_for_selector("#tab_img2img", state="visible")
     page.wait_for_selector("#img2img_image img")
+
+
+def test_extras_steps_show_as_accordions_and_an_enabled_one_runs(page, data_dir, source_png):
+    open_tab(page, "extras")
+    for step in ("split_oversized_images", "auto_focal_point_crop", "auto_sized_crop", "create_flipped_copies",
+                 "caption"):
+        page.wait_for_selector(f"#extras_step_{step}", state="visible")
+    page.set_input_files("#extras_image input[type=file]", str(source_png))
+    page.wait_for_selector("#extras_image img")
+    page.click("#extras_step_create_flipped_copies button")  # open the accordion
+    page.check("#extras_step_create_flipped_copies_enable input[type=checkbox]")
+    folder = data_dir / "outputs" / "extras-images"
+    before = set(folder.rglob("*.png")) if folder.exists() else set()
+    assert "Time taken" in run_and_wait(page, "extras", click="#extras_generate")
+    new = sorted(set(folder.rglob("*.png")) - before)
+    assert len(new) == 2  # the image and its mirror
+    with Image.open(new[0]) as first, Image.open(new[1]) as second, Image.open(source_png) as source:
+        assert np.array_equal(np.asarray(first.convert("RGB")), np.asarray(source.convert("RGB")))
+        assert np.array_equal(np.asarray(second.convert("RGB")), np.asarray(source.convert("RGB"))[:, ::-1])

@@ -1,13 +1,17 @@
 """Extras tab: upscale single images, an uploaded batch, or a folder; upscaler 1 and 2 with visibility,
-scale by / scale to; dataset steps that extensions add appear in the always-on slot below.
+scale by / scale to; the steps extensions add (api.add_extras_step: split, focal crop, flipped copies,
+caption, ...) follow as accordions, each with an Enable checkbox, in run order.
 
 The work runs on the job worker (one GPU user at a time) through modules.postprocessing.
 """
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import gradio as gr
+
+from modules.extensions.hooks import describe_exception
 
 from webui.ui.components import output
 from webui.ui.components.runner import SessionJobs, session_key, stream_job
@@ -17,6 +21,7 @@ from webui.ui.registry import SendTarget
 TAB = "extras"
 log = logging.getLogger("webui.ui")
 SINGLE, BATCH, DIRECTORY = "single_image", "batch_process", "batch_from_directory"
+STEP_PREFIX = "step:"  # step:<step name>:<arg name>, one form field per step widget
 
 
 def postprocessing():
@@ -93,8 +98,7 @@ def build(ctx, ui) -> None:
             unavailable = unavailable_choices(ctx)
             if unavailable:  # what is missing and how to get it, instead of rows that silently are not there
                 gr.Markdown(unavailable, elem_id="extras_upscalers_unavailable")
-            # Extensions' dataset steps (captioning, cropping, ...) land here.
-            gr.Column(elem_id="extras_scripts", visible=False)
+            step_fields = build_steps(ctx)
             if postprocessing() is None:
                 gr.Markdown("Upscalers are not installed in this build yet.", elem_id="extras_unavailable")
         with gr.Column(scale=1, elem_id=f"{TAB}_output_column"):
@@ -109,7 +113,8 @@ def build(ctx, ui) -> None:
     inputs = {"mode": mode, "image": image, "files": files, "input_dir": input_dir, "output_dir": output_dir,
               "show_results": show_results, "scale_to": scale_to, "upscaling_resize": resize,
               "upscaling_resize_w": width, "upscaling_resize_h": height, "upscaling_crop": crop,
-              "upscaler_1": upscaler_1, "upscaler_2": upscaler_2, "extras_upscaler_2_visibility": visibility}
+              "upscaler_1": upscaler_1, "upscaler_2": upscaler_2, "extras_upscaler_2_visibility": visibility,
+              **step_fields}
     names = list(inputs)
     jobs = SessionJobs(ctx)
 
@@ -123,6 +128,53 @@ def build(ctx, ui) -> None:
                    show_progress="hidden")
 
 
+def build_steps(ctx) -> dict[str, Any]:
+    """An accordion per registered step (Enable checkbox, then the step's widgets); returns the form fields.
+    A step whose widgets fail to build is reported on the Extensions tab and shown as a note, not a crash."""
+    module = postprocessing()
+    system = getattr(ctx, "extensions", None)
+    try:
+        steps = module.registered_steps(ctx) if module is not None else []
+    except Exception:
+        log.exception("extras steps unavailable")
+        steps = []
+    owners = {p.name: p.extension for p in system.registry.providers("extras_step")} if system is not None else {}
+    fields: dict[str, Any] = {}
+    with gr.Column(elem_id="extras_scripts", visible=bool(steps)):
+        for step in steps:
+            slug = _slug(step.name)
+            with gr.Accordion(step.name, open=False, elem_id=f"extras_step_{slug}"):
+                fields[f"{STEP_PREFIX}{step.name}:enable"] = gr.Checkbox(
+                    label="Enable", value=False, elem_id=f"extras_step_{slug}_enable", info=step.description or None)
+                try:
+                    widgets = dict(step.build_ui() or {}) if step.build_ui is not None else {}
+                except Exception as exc:
+                    owner = owners.get(step.name, step.name)
+                    if system is not None:
+                        system.errors.add(owner, f"Extras step {step.name!r}: {describe_exception(exc)}")
+                    log.error("Extras step %s could not build its widgets: %s", step.name, exc)
+                    gr.Markdown(f"The {owner} extension could not build this step's settings; it runs with its "
+                                "defaults. See the Extensions tab.")
+                    widgets = {}
+            for arg, component in widgets.items():
+                if isinstance(component, gr.blocks.Block) and arg != "enable":
+                    fields[f"{STEP_PREFIX}{step.name}:{arg}"] = component
+    return fields
+
+
+def steps_from_values(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{step name: {arg: value}} for the enabled steps, from the prefixed form fields (which are removed)."""
+    by_step: dict[str, dict[str, Any]] = {}
+    for key in [k for k in values if k.startswith(STEP_PREFIX)]:
+        name, _, arg = key[len(STEP_PREFIX):].rpartition(":")
+        by_step.setdefault(name, {})[arg] = values.pop(key)
+    return {name: args for name, args in by_step.items() if args.get("enable")}
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in text.lower()).strip("_")
+
+
 def extras_request(ctx, values: dict):
     """The postprocessing request from the widget values (A1111's extras API names); the folders it names are
     made absolute and, with --listen, kept inside the data dir (server_folders.py)."""
@@ -130,6 +182,7 @@ def extras_request(ctx, values: dict):
     if module is None:
         raise ValueError("Extras needs the upscalers (modules/postprocessing), which this build does not have")
     values = dict(values)
+    values["steps"] = steps_from_values(values)
     named = {key: (values.get(key) or "").strip() for key in ("input_dir", "output_dir")}
     if values.get("mode") != DIRECTORY:
         named["input_dir"] = ""  # only "Batch from directory" reads one; the output folder is for every mode
