@@ -157,7 +157,7 @@ def expand_pattern(pattern: str, tokens: Mapping[str, Any], *, now: datetime | N
         elif key in values or key in KNOWN_TOKENS:
             value = values.get(key)
         else:
-            out.append(match.group(0))
+            out.append(f"[{match.group(1)}]")  # as A1111: the name stays, its arguments go
             continue
         if value is SKIP_WITH_PREVIOUS:
             out.pop()
