@@ -43,6 +43,11 @@ class GenerationRequest:
     clip_skip: int = 1
     tiling: bool = False
     eta: float | None = None
+    # Sampler parameters (A1111's p.s_churn, ...): None = the setting of the same name.
+    s_churn: float | None = None
+    s_tmin: float | None = None
+    s_tmax: float | None = None
+    s_noise: float | None = None
     # hires fix (txt2img)
     enable_hr: bool = False
     hr_scale: float = 2.0
@@ -71,12 +76,14 @@ class GenerationRequest:
     inpaint_full_res: bool = False
     inpaint_full_res_padding: int = 32
     inpainting_mask_invert: int = 0
-    initial_noise_multiplier: float = 1.0
+    initial_noise_multiplier: float | None = None  # None = the initial_noise_multiplier setting
     # model selection for this job only (title, name or hash); empty = the loaded model
     sd_model_checkpoint: str = ""
     sd_vae: str = ""
     # per-job settings overrides (A1111 override_settings), e.g. {"CLIP_stop_at_last_layers": 2}
     override_settings: dict[str, Any] = field(default_factory=dict)
+    # False: the overrides (and the job's model and VAE) stay in effect after the job, as in A1111
+    override_settings_restore_afterwards: bool = True
     # always-on extension arguments keyed by extension name (A1111 alwayson_scripts)
     extensions: dict[str, dict[str, Any]] = field(default_factory=dict)
     # script selected in the script dropdown and its args

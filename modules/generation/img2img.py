@@ -51,8 +51,6 @@ def generate_img2img(model, request: GenerationRequest, *, progress=None,
     # diffusers runs int(steps * strength) steps from the noised image, as A1111 does by default.
     plan.first = replace(plan.first, steps=int(request.steps * request.denoising_strength))
     result = new_result(plan)
-    if request.initial_noise_multiplier != 1.0:
-        result.warnings.append("Noise multiplier is not applied: diffusers adds the initial noise itself")
 
     # 3. Prompts and seeds of every image: image i gets seed + i (or what a script decided per image).
     total = request.total_images

@@ -28,6 +28,7 @@ from modules.generation.runtime import (
 )
 from modules.jobs.progress import JobInterrupted, make_step_callback
 from modules.pipelines.memory import execution_device
+from modules.sampler_params import apply_sampler_params
 from modules.samplers import build_scheduler, model_scheduler_config
 
 
@@ -42,6 +43,7 @@ class PassSpec:
     step_offset: int = 0  # steps of earlier passes in the same batch
     tiling: bool = False
     latent_family: str = "sd1"
+    params: Any = None  # sampler_params.SamplerParams: eta, sigma churn, schedule sigmas, img2img noise
 
 
 log = logging.getLogger(__name__)
@@ -80,6 +82,7 @@ def run_pass(pipe, cond, spec: PassSpec, progress=None, *, env=None, **call_kwar
     `env` brings the extensions' on_step hooks (they run before progress, which may stop the pass)."""
     base_config = model_scheduler_config(pipe.scheduler)
     scheduler = build_scheduler(base_config, spec.sampler, spec.schedule, seed=spec.seed)
+    apply_sampler_params(scheduler, spec.params)
     callback = chain_callbacks(cond.step_callback, step_callback(env, spec.steps),
                                progress_callback(progress, spec))
     if callback is not None:

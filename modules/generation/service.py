@@ -12,6 +12,7 @@ from typing import Any
 from modules.extensions.hooks import GenerationInfo, SaveInfo
 from modules.generation.img2img import generate_img2img
 from modules.generation.info import model_identity
+from modules.generation.job_vae import job_vae, vae_path_for
 from modules.generation.runtime import GenerationEnv
 from modules.generation.txt2img import generate_txt2img
 from modules.images.outputs import OutputDirs
@@ -56,6 +57,11 @@ class JobSettings:
 
     def as_dict(self) -> dict[str, Any]:
         return {**self._base.as_dict(), **self._overrides}
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        """The known, coerced overrides of this job (the model key excluded)."""
+        return dict(self._overrides)
 
 
 def submit_generation(ctx, request: GenerationRequest):
@@ -103,6 +109,11 @@ def run_generation(ctx, request: GenerationRequest, job_ctx=None) -> GenerationR
     if getattr(model.checkpoint, "hash", True) is None and hasattr(ctx.checkpoints, "ensure_hash"):
         # Infotext names the model by hash as A1111 does: hashed once per file, then cached by the registry.
         model.checkpoint = ctx.checkpoints.ensure_hash(model.checkpoint)
+    if not request.override_settings_restore_afterwards:
+        # A1111's restore_afterwards=false: the overrides, the job's model and its VAE stay after the job.
+        result = _generate_and_save(ctx, request, job_ctx, env, settings, model)
+        _keep_overrides(ctx, settings, model if switched else None)
+        return result
     if not switched:
         return _generate_and_save(ctx, request, job_ctx, env, settings, model)
     try:
@@ -124,6 +135,37 @@ def run_generation(ctx, request: GenerationRequest, job_ctx=None) -> GenerationR
 
 
 def _generate_and_save(ctx, request: GenerationRequest, job_ctx, env, settings, model) -> GenerationResult:
+    # The job's own VAE (override_settings' sd_vae) around generating and saving.
+    warnings: list[str] = []
+    loaded, wanted = _vae_paths(ctx, settings, model)
+    with job_vae(model.pipe, loaded, wanted, keep=not request.override_settings_restore_afterwards,
+                 warnings=warnings):
+        result = _generate_and_save_with(ctx, request, job_ctx, env, settings, model)
+    result.warnings += warnings
+    return result
+
+
+def _vae_paths(ctx, settings, model) -> tuple[Any, Any]:
+    """(VAE file the model has now, VAE file this job wants); equal when the job names no other VAE."""
+    stored, wanted = ctx.settings.get("sd_vae"), settings.get("sd_vae")
+    paths = getattr(ctx, "paths", None)
+    if stored == wanted or paths is None:
+        return None, None
+    where = (model.checkpoint.path, paths.vae_dir, getattr(paths, "ckpt_dirs", ()))
+    return vae_path_for(stored, *where), vae_path_for(wanted, *where)
+
+
+def _keep_overrides(ctx, settings, switched_model) -> None:
+    """restore_afterwards=false: the job's overrides become the settings (in memory, as A1111's opts.set)."""
+    changes = settings.overrides
+    if switched_model is not None and hasattr(ctx.checkpoints, "title_of"):
+        changes["sd_model_checkpoint"] = ctx.checkpoints.title_of(switched_model.checkpoint)
+    if changes:
+        ctx.settings.update(changes, save=False)
+
+
+def _generate_and_save_with(ctx, request: GenerationRequest, job_ctx, env, settings, model
+                            ) -> GenerationResult:
     # 4. Generate: through the extensions' pipeline patches and job wrappers (A1111's Script.run), when any.
     info, hooks = env.info, env.hooks
     info.model = model

@@ -37,6 +37,7 @@ from modules.generation.runtime import GenerationEnv, derived_pipeline, seamless
 from modules.generation.seeds import create_latents, fresh_generators, job_seeds, step_generators
 from modules.generation.validation import validate_request
 from modules.pipelines.memory import execution_device
+from modules.sampler_params import model_sigma_range, resolve_sampler_params
 from modules.samplers import resolve_sampler
 from modules.types import GenerationRequest, GenerationResult, UserInputError
 
@@ -108,18 +109,26 @@ def plan_job(model, request: GenerationRequest, env: GenerationEnv) -> JobPlan:
     clip_skip = request.clip_skip if request.clip_skip > 1 else int(env.setting("CLIP_stop_at_last_layers"))
     # DDIM reads eta at call time; diffusers' ancestral samplers have it fixed at 1 (A1111's default too).
     eta = request.eta if request.eta is not None else float(env.setting("eta_ddim"))
+    # Sampler parameters (eta, sigma churn, schedule sigmas, img2img noise): they write their own infotext.
+    sigmas = model_sigma_range(model.pipe.scheduler)
+    params = resolve_sampler_params(sampler, schedule, request, env.setting, model_sigmas=sigmas,
+                                    kind=request.mode)
     first = PassSpec(sampler, schedule, seed=0, steps=request.steps, tiling=request.tiling,
-                     latent_family=model.family)
-    plan = JobPlan(request, prompt, negative, first, clip_skip, eta, warnings=list(warnings),
-                   info_request=request.with_changes(sampler_name=sampler.name, clip_skip=clip_skip))
+                     latent_family=model.family, params=params)
+    info_request = request.with_changes(sampler_name=sampler.name, clip_skip=clip_skip, eta=None,
+                                        initial_noise_multiplier=params.noise_multiplier)
+    plan = JobPlan(request, prompt, negative, first, clip_skip, eta, warnings=[*warnings, *params.warnings],
+                   info_request=info_request)
     if request.enable_hr:
         plan.hires = hr.plan_hires(request, env.upscalers)
         hr_sampler, hr_schedule, hr_warnings = hr.resolve_hires_sampler(request, sampler, schedule)
-        plan.warnings += hr_warnings
+        hr_params = resolve_sampler_params(hr_sampler, hr_schedule, request, env.setting, model_sigmas=sigmas,
+                                           kind="hires")
+        plan.warnings += [*hr_warnings, *(w for w in hr_params.warnings if w not in plan.warnings)]
         # diffusers' img2img runs int(steps * strength) of the given steps, as A1111 does by default.
         steps = int(plan.hires.steps * request.denoising_strength)
         plan.hires_pass = PassSpec(hr_sampler, hr_schedule, seed=0, steps=steps, step_offset=request.steps,
-                                   tiling=request.tiling, latent_family=model.family)
+                                   tiling=request.tiling, latent_family=model.family, params=hr_params)
     if request.refiner_checkpoint:
         plan.refiner = load_refiner(request, model, env)
     return plan
@@ -231,6 +240,16 @@ def inpaint_model_inputs(pipe, request: GenerationRequest, count: int) -> dict[s
     return {"image": [gray] * count, "mask_image": [white] * count, "strength": 1.0}
 
 
+def sampler_infotext(plan: JobPlan) -> dict[str, Any]:
+    """Infotext keys of the sampler parameters that applied: the first pass's, then the hires pass's (A1111
+    collects both passes' into one extra_generation_params)."""
+    out: dict[str, Any] = {}
+    for spec in (plan.first, plan.hires_pass):
+        if spec is not None and spec.params is not None:
+            out.update(spec.params.infotext)
+    return out
+
+
 def new_result(plan: JobPlan) -> GenerationResult:
     """An empty job result stamped now (A1111's job_timestamp format), carrying the plan's warnings."""
     stamp = datetime.now().strftime("%Y%m%d%H%M%S")
@@ -241,7 +260,7 @@ def collect_images(result: GenerationResult, model, plan: JobPlan, images, batch
                    env: GenerationEnv | None = None) -> None:
     """Append a batch's images with their prompts, seeds and infotexts to the job result; extensions'
     after_image hooks see each image first, their info.params go into every infotext."""
-    extra = {**dict(getattr(cond, "extra_params", None) or {}), **extra_params(env)}
+    extra = {**sampler_infotext(plan), **dict(getattr(cond, "extra_params", None) or {}), **extra_params(env)}
     for warning in getattr(cond, "warnings", None) or ():
         if warning not in result.warnings:
             result.warnings.append(warning)

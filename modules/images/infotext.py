@@ -183,7 +183,7 @@ def _img2img_params(r: GenerationRequest) -> dict[str, Any]:
             out["Masked content"] = INPAINTING_FILL[r.inpainting_fill]
         if r.inpainting_mask_invert:
             out["Mask mode"] = "Inpaint not masked"
-    if r.initial_noise_multiplier != 1.0:
+    if r.initial_noise_multiplier is not None and r.initial_noise_multiplier != 1.0:
         out["Noise multiplier"] = r.initial_noise_multiplier
     return out
 
@@ -416,8 +416,6 @@ _FIELDS: tuple[tuple[str, str, Any], ...] = (
     ("Denoising strength", "denoising_strength", float),
     ("Clip skip", "clip_skip", int),
     ("Tiling", "tiling", lambda v: _to_bool(v)),  # late-bound: defined below
-    ("Eta", "eta", float),
-    ("Eta DDIM", "eta", float),
     ("Hires upscale", "hr_scale", float),
     ("Hires resize-1", "hr_resize_x", int),
     ("Hires resize-2", "hr_resize_y", int),
@@ -443,6 +441,14 @@ _SETTINGS: tuple[tuple[str, str], ...] = (
     ("Emphasis", "emphasis"),
     ("RNG", "randn_source"),
     ("ENSD", "eta_noise_seed_delta"),
+    # A1111 pastes sampler parameters as settings (each sampler reads its own eta setting).
+    ("Eta", "eta_ancestral"),
+    ("Eta DDIM", "eta_ddim"),
+    ("Sigma churn", "s_churn"),
+    ("Sigma tmin", "s_tmin"),
+    ("Sigma tmax", "s_tmax"),
+    ("Sigma noise", "s_noise"),
+    ("Extra noise", "img2img_extra_noise"),
     ("Schedule max sigma", "sigma_max"),
     ("Schedule min sigma", "sigma_min"),
     ("Schedule rho", "rho"),

@@ -77,8 +77,9 @@ def test_infotext_fills_only_unset_fields():
 
 
 def test_echo_and_warnings():
-    body = Img2ImgRequest(init_images=["abc"], mask="m", restore_faces=True, s_churn=1.0)
+    body = Img2ImgRequest(init_images=["abc"], mask="m", restore_faces=True, s_churn=1.0, s_min_uncond=0.5)
     params = echo_parameters(body, "Euler", "Automatic", include_init_images=False)
     assert params["init_images"] is None and params["mask"] is None and params["sampler_name"] == "Euler"
     notes = ignored_field_warnings(body)
-    assert any("restore_faces" in n for n in notes) and any("s_churn" in n for n in notes)
+    assert any("restore_faces" in n for n in notes) and any("s_min_uncond" in n for n in notes)
+    assert not any("s_churn" in n for n in notes)  # the s_* fields reach the sampler now

@@ -84,8 +84,6 @@ def generation_request(body, *, mode: str, sampler: str, schedule: str, init_ima
             values.update(mask_blur_x=None, mask_blur_y=None)
         else:
             values["mask_blur"] = data["mask_blur_x"]
-        if data.get("initial_noise_multiplier") is None:
-            values.pop("initial_noise_multiplier", None)
     return GenerationRequest(**values)
 
 
@@ -96,11 +94,8 @@ def ignored_field_warnings(body) -> list[str]:
         notes.append("restore_faces: face restoration is not available in this build; ignored")
     if body.hr_checkpoint_name and body.hr_checkpoint_name != "Use same checkpoint" and body.enable_hr:
         notes.append("hr_checkpoint_name: a separate hires checkpoint is not supported; the same model was used")
-    if not body.override_settings_restore_afterwards and body.override_settings:
-        notes.append("override_settings_restore_afterwards=false is not supported: overrides applied to this job only")
-    for name in ("s_churn", "s_tmin", "s_tmax", "s_min_uncond"):
-        if getattr(body, name):
-            notes.append(f"{name}: not used by the diffusers samplers; ignored")
+    if body.s_min_uncond:
+        notes.append("s_min_uncond: not used by the diffusers samplers; ignored")
     return notes
 
 
