@@ -5,7 +5,9 @@
 - POST /tagger/v1/interrogate           sd-webui-wd14-tagger (picobyte's current shape):
                                         {image, model, threshold} -> {caption: {tag: {...}, rating: {...}}}
 - POST /tagger/v1/unload-interrogators  sd-webui-wd14-tagger: frees the loaded models
-- POST /dataset/v1/caption              caption a server folder
+- POST /dataset/v1/caption              caption a server folder: inline (200 with the report, as A1111's and
+                                        the tagger extension's routes answer), or with `background: true` a
+                                        job (202 + id; progress, cancel and the report at /sdapi/v1/jobs/{id})
 - GET  /dataset/v1/tags?dir=...         tag frequencies of a folder
 - POST /dataset/v1/tags                 bulk add/remove/replace/move_to_front, or undo
 Errors: 404 unknown model or folder, 403 a folder outside the data dir with --listen, 422 bad values or
@@ -70,6 +72,8 @@ class CaptionFolderRequest(BaseModel):
     escape_brackets: bool = True
     sort_by_confidence: bool = True
     max_tags: int = Field(0, ge=0, description="0: no limit")
+    background: bool = Field(False, description="run as a job of the queue: answers 202 with the job id at once "
+                                                "(as /dataset/v1/preprocess); the report is the job's result")
 
 
 class SkippedFile(BaseModel):
@@ -130,6 +134,11 @@ def _http_errors(fn):
     return wrapper
 
 
+def _response(report) -> CaptionFolderResponse:
+    return CaptionFolderResponse(written=report.written,
+                                 skipped=[SkippedFile(file=f, reason=r) for f, r in report.skipped])
+
+
 def add_routes(api, service: DatasetService) -> None:
     @_http_errors
     def interrogate(req: InterrogateRequest) -> InterrogateResponse:
@@ -162,14 +171,40 @@ def add_routes(api, service: DatasetService) -> None:
     @_http_errors
     def caption(req: CaptionFolderRequest) -> CaptionFolderResponse:
         """Caption every image of a server folder with a tagger (or its file name); writes <image>.txt or
-        .caption beside each. Mode overwrite, append (new tags after the old) or skip (keep existing)."""
+        .caption beside each. Mode overwrite, append (new tags after the old) or skip (keep existing).
+        `background: true`: 202 with the job at once; follow /sdapi/v1/jobs/{id}, the report is its result."""
         options = TagOptions(req.general_threshold, req.character_threshold, req.include_ratings,
                              tuple(req.exclude_tags), tuple(req.additional_tags), req.replace_underscores,
                              req.escape_brackets, req.sort_by_confidence, req.max_tags)
-        report = service.caption(CaptionRequest(service.folder(req.dir), req.tagger, options, req.mode,
-                                                req.caption_extension))
-        return CaptionFolderResponse(written=report.written,
-                                     skipped=[SkippedFile(file=f, reason=r) for f, r in report.skipped])
+        request = CaptionRequest(service.folder(req.dir), req.tagger, options, req.mode, req.caption_extension)
+        if req.background:
+            return _caption_job(request)
+        return _response(service.caption(request))
+
+    def _caption_job(request: CaptionRequest):
+        from fastapi.responses import JSONResponse
+
+        from .routes_preprocess import accepted
+
+        if request.tagger != FILENAME:  # unknown tagger or missing weights: refused now, not in the job
+            provider, _ = service.tagger(request.tagger)
+            if hasattr(provider, "unavailable"):
+                raise UserInputError(provider.unavailable())
+
+        def job(job_ctx):
+            def progress(done: int, total: int) -> None:
+                job_ctx.check()  # stops between two images when the job is cancelled
+                if done == 0:
+                    job_ctx.set_total(total, 1)
+                elif done <= total:
+                    job_ctx.step(done - 1)
+                job_ctx.textinfo = f"Caption {min(done + 1, total)}/{total}"
+
+            return _response(service.caption(request, progress)).model_dump()
+
+        job_id = api.submit_job("caption", job, description=f"Caption {request.folder}")
+        status = accepted(api, job_id)
+        return JSONResponse(status.model_dump(), status_code=202, headers={"Location": status.status_url})
 
     @_http_errors
     def tags(dir: str = Query(description="a folder on the server"),

@@ -83,3 +83,23 @@ def test_listen_keeps_folders_inside_the_data_dir(tmp_path):
                 .status_code == 403
     finally:
         ctx.close()
+
+
+def test_caption_in_the_background_is_a_job_with_the_same_report(app, tmp_path):
+    client, ctx = app
+    folder = make_set(tmp_path / "bg", n=3)
+    answer = client.post("/dataset/v1/caption", json={"dir": str(folder), "tagger": "tiny-wd14",
+                                                      "general_threshold": 0.99, "background": True})
+    assert answer.status_code == 202, answer.text
+    job_id = answer.json()["id"]
+    assert answer.headers["location"] == f"/sdapi/v1/jobs/{job_id}"
+    result = client.get(f"/sdapi/v1/jobs/{job_id}/result", params={"wait": 30})
+    assert result.json() == {"written": ["00.txt", "01.txt", "02.txt"], "skipped": []}
+    assert (folder / "01.txt").read_text() == "red theme, hatsune miku"
+    status = client.get(f"/sdapi/v1/jobs/{job_id}").json()
+    assert status["state"] == "done" and status["progress"] == 1.0
+    assert status["kind"] == "extension:dataset_tools/caption"
+    # An unknown tagger is refused at once, nothing queued.
+    before = len(ctx.jobs.list())
+    refused = client.post("/dataset/v1/caption", json={"dir": str(folder), "tagger": "nope", "background": True})
+    assert refused.status_code == 404 and len(ctx.jobs.list()) == before
