@@ -91,6 +91,10 @@ DEFAULT_SPECS: tuple[SettingSpec, ...] = (
     # A1111's names: model upscalers (ESRGAN, SwinIR, ... through spandrel) run in tiles of this many pixels.
     SettingSpec("ESRGAN_tile", 192, "Tile size for upscaler models (pixels, 0 = no tiling)", "upscaling"),
     SettingSpec("ESRGAN_tile_overlap", 8, "Tile overlap for upscaler models (pixels)", "upscaling"),
+    # Extras steps (modules/postprocessing/steps.py): names run first in this order; names hidden in Extras.
+    SettingSpec("postprocessing_operation_order", [], "Postprocessing operation order", "postprocessing"),
+    SettingSpec("postprocessing_disable_in_extras", [], "Disable postprocessing operations in Extras tab",
+                "postprocessing"),
 )
 
 
