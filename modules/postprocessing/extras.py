@@ -18,7 +18,8 @@ from typing import Any
 
 from PIL import Image, ImageOps
 
-from modules.images.saving import SaveOptions, output_folder, read_image_info, save_image
+from modules.images.outputs import OutputDirs
+from modules.images.saving import SaveOptions, read_image_info, save_image
 from modules.jobs.progress import JobStopped
 from modules.postprocessing.steps import (
     DISABLED_SETTING,
@@ -273,7 +274,8 @@ def _save(ctx, request: ExtrasRequest, image: Image.Image, name: str, parameters
         folder = Path(request.output_dir).expanduser()
         options = replace(options, directory_pattern="")
     else:
-        folder = output_folder(ctx.paths.outputs_dir, "extras")
+        # outdir_samples, else outdir_extras_samples (A1111's rule)
+        folder = OutputDirs.from_settings(ctx.settings.as_dict(), ctx.paths.data_dir).folder("extras")
     basename = ""
     if batch:
         basename = Path(name).stem

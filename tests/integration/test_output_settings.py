@@ -191,6 +191,25 @@ def test_export_for_4chan_makes_a_jpeg_copy_of_a_large_image(ctx, job, out):
     assert not path.with_suffix(".jpg").exists()
 
 
+# ---- extras ----------
+
+
+def test_extras_images_go_to_outdir_extras_samples_or_outdir_samples(ctx, job, out):
+    from modules.postprocessing.extras import ExtrasRequest, run_extras
+
+    request = ExtrasRequest(images=(("a.png", job.images[0]),), upscaler_1="Lanczos", save=True)
+    saved = {}
+    for name, settings in (("own", {"outdir_extras_samples": str(out / "extras")}),
+                           ("common", {"outdir_extras_samples": str(out / "extras"), "outdir_samples": str(out / "all")})):
+        ctx.settings.update(settings)
+        try:
+            saved[name] = Path(run_extras(ctx, request).saved_paths[0])
+        finally:
+            ctx.settings.update({"outdir_extras_samples": "outputs/extras-images", "outdir_samples": ""})
+    assert saved["own"].parent.parent == out / "extras" and saved["own"].suffix == ".png"
+    assert saved["common"].parent.parent == out / "all"
+
+
 # ---- the UI's Save button ----------
 
 
