@@ -22,7 +22,13 @@ def main(argv: list[str]) -> int:
             install.reexec_in(python, [str(ROOT / "launch.py"), *argv])
         # 2. torch, then requirements.txt (skipped quickly when nothing changed).
         if not flags.skip_install:
-            install.prepare_environment(ROOT, [ROOT / "requirements.txt", ROOT / "requirements-nodeps.txt"])
+            install.prepare_environment(ROOT, [ROOT / "requirements.txt", ROOT / "requirements-nodeps.txt"],
+                                        reinstall_torch=flags.reinstall_torch)
+        # 3. xformers for --xformers, matched to the installed torch (or why not, with the command to run).
+        line = install.ensure_xformers(wanted=flags.xformers, reinstall=flags.reinstall_xformers,
+                                       may_install=not flags.skip_install)
+        if line:
+            print(line, flush=True)
     warning = install.system_libraries_warning()
     if warning:
         print(warning, flush=True)

@@ -37,6 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="start on the CPU even when an NVIDIA GPU is visible but torch cannot use it")
     setup.add_argument("--no-download-sd-model", action="store_true",
                        help="on first start with no checkpoint, do not try to download SD 1.5")
+    setup.add_argument("--reinstall-torch", action="store_true",
+                       help="run the torch install command (TORCH_COMMAND) again, even when torch is installed")
+    setup.add_argument("--reinstall-xformers", action="store_true",
+                       help="with --xformers: install xformers again (matched to the installed torch, or "
+                       "XFORMERS_PACKAGE)")
 
     dev = p.add_argument_group("device and memory (chosen automatically from the GPU; these override)")
     dev.add_argument("--use-cpu", nargs="+", default=[], metavar="TASK",
@@ -44,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--medvram", action="store_true", help="keep only the running model on the GPU (model offload)")
     dev.add_argument("--medvram-sdxl", action="store_true", help="--medvram for SDXL models only")
     dev.add_argument("--lowvram", action="store_true", help="stream layers to the GPU one by one (sequential offload; slowest, least VRAM)")
-    dev.add_argument("--xformers", action="store_true", help="use xformers attention (when importable and CUDA is present)")
+    dev.add_argument("--xformers", action="store_true",
+                     help="use xformers attention on CUDA; installed at start when missing, matched to the "
+                     "installed torch (or XFORMERS_PACKAGE)")
     dev.add_argument("--opt-sdp-attention", action="store_true", help="use PyTorch scaled-dot-product attention (the default)")
     dev.add_argument("--no-half", action="store_true", help="run all models in float32")
     dev.add_argument("--no-half-vae", action="store_true", help="run the VAE in float32")
@@ -108,6 +115,8 @@ class Flags:
     skip_prepare_environment: bool = False
     skip_torch_cuda_test: bool = False
     no_download_sd_model: bool = False
+    reinstall_torch: bool = False
+    reinstall_xformers: bool = False
     use_cpu: tuple[str, ...] = ()
     medvram: bool = False
     medvram_sdxl: bool = False
