@@ -1,10 +1,11 @@
 """LoRA files as low-rank pairs per real module: kohya/A1111 (`lora_unet_*`, `lora_te*_`, LDM or diffusers
-block names) and diffusers/PEFT (`unet.<module>.lora_A.weight`), matched against the loaded model's modules.
+block names), diffusers/PEFT (`unet.<module>.lora_A.weight`) and LyCORIS LoCon/LoHa/LoKr/full diff (kohya
+names; see lycoris.py), matched against the loaded model's modules.
 
 Every key is resolved against the module names the model really has (an index built once per model), so a
 LoRA for another architecture is recognised before any tensor is copied, instead of a shape error from
-deep inside a load. The scale alpha / rank is baked into `up`, so one PEFT adapter per file has lora_alpha ==
-r and the multiplier of a tag is its only scale.
+deep inside a load. A pair keeps the file's tensors as they are (no copy) with its scale alpha / rank beside
+them: the PEFT layer's scaling is that scale times the tag's multiplier.
 """
 from __future__ import annotations
 
@@ -13,13 +14,16 @@ from dataclasses import dataclass, field
 
 import torch
 
+from . import lycoris
+
 COMPONENTS = ("unet", "text_encoder", "text_encoder_2")
 KOHYA_PREFIXES = {"lora_unet_": "unet", "lora_te_": "text_encoder", "lora_te1_": "text_encoder",
                   "lora_te2_": "text_encoder_2"}
-# LyCORIS kinds that have no lora_down/lora_up pair: named in the warning (PEFT could hold some, not wired).
-UNSUPPORTED_KINDS = {"hada_w1_a": "LoHa", "lokr_w1": "LoKr", "lokr_w1_a": "LoKr", "oft_blocks": "OFT",
-                     "oft_diag": "OFT", "diff": "full-weight diff", "w_norm": "GLoRA", "a1.weight": "GLoRA",
-                     "dora_scale": "DoRA"}
+# LyCORIS kinds this engine does not apply: named in the warning. A bias delta (`diff_b`, `bias_indices`)
+# has no place in a LoRA pair; DoRA rescales the merged weight's columns, which no added branch can do.
+UNSUPPORTED_KINDS = {"oft_blocks": "OFT", "oft_diag": "OFT", "oft_R": "BOFT", "w_norm": "GLoRA",
+                     "a1.weight": "GLoRA", "dora_scale": "DoRA", "diff_b": "full diff with bias",
+                     "on_input": "IA3", "bias_indices": "LoRA with bias"}
 ARCH_BY_CONTEXT = {768: "SD 1.x", 1024: "SD 2.x", 2048: "SDXL"}
 
 
@@ -29,10 +33,11 @@ class LoraFormatError(ValueError):
 
 @dataclass
 class LowRank:
-    """One module's pair: out = base(x) + mult * up(down(x)); `up` already carries alpha / rank."""
+    """One module's pair: out = base(x) + mult * scale * up(down(x)) (scale: the file's alpha / rank)."""
 
     down: torch.Tensor
     up: torch.Tensor
+    scale: float = 1.0
 
     @property
     def rank(self) -> int:
@@ -63,8 +68,10 @@ def lora_arch(state_dict: dict[str, torch.Tensor]) -> str | None:
     if any(k.startswith(("lora_te1_", "lora_te2_", "text_encoder_2.")) for k in state_dict):
         return "SDXL"
     for key, tensor in state_dict.items():
-        if "attn2" in key and ("to_k" in key) and ("lora_down" in key or "lora_A" in key or "lora.down" in key):
-            return ARCH_BY_CONTEXT.get(int(tensor.shape[1]))
+        if "attn2" in key and ("to_k" in key) and any(m in key for m in ("lora_down", "lora_A", "lora.down",
+                                                                       "hada_w1_b")):
+            if tensor.dim() == 2 or "lora" in key:  # a LoHa Tucker factor has no input width there
+                return ARCH_BY_CONTEXT.get(int(tensor.shape[1]))
     return None
 
 
@@ -166,6 +173,8 @@ def resolve(state_dict: dict[str, torch.Tensor], indexes: dict[str, dict[str, st
     weights = LoraWeights(arch=lora_arch(state_dict))
     unknown: list[str] = []
     for key, down in state_dict.items():
+        if _lycoris(key, state_dict, indexes, modules, weights, unknown):
+            continue
         found = _pair_key(key)
         if found is None:
             continue
@@ -182,8 +191,12 @@ def resolve(state_dict: dict[str, torch.Tensor], indexes: dict[str, dict[str, st
         alpha = float(state_dict[alpha_key].item()) if alpha_key in state_dict else float(rank)
         target = modules[component].get_submodule(name)
         target = getattr(target, "base_layer", target)
+        mid = state_dict.get(up_key.replace("lora_up", "lora_mid"))
+        if mid is not None and "lora_up" in up_key:
+            # LoCon's CP core (1x1 down, kxk mid): folded into one kxk down, still rank r
+            down = torch.einsum("ijhw,jn->inhw", mid.float(), down.float().flatten(1)).to(down.dtype)
         down, up = _fit(down, up, target, key)
-        weights.layers.setdefault(component, {})[name] = LowRank(down, up * (alpha / rank))
+        weights.layers.setdefault(component, {})[name] = LowRank(down, up, alpha / rank)
     if unknown:
         total = len(unknown) + sum(len(v) for v in weights.layers.values())
         raise LoraFormatError(f"{len(unknown)} of {total} layers are not in the loaded model "
@@ -191,6 +204,39 @@ def resolve(state_dict: dict[str, torch.Tensor], indexes: dict[str, dict[str, st
     if not weights.layers:
         raise LoraFormatError("has no LoRA layers (lora_down/lora_up or lora_A/lora_B pairs)")
     return weights
+
+
+def _lycoris(key: str, state_dict: dict[str, torch.Tensor], indexes: dict[str, dict[str, str]],
+             modules: dict[str, torch.nn.Module], weights: LoraWeights, unknown: list[str]) -> bool:
+    """Resolve `key` if it marks a LoHa/LoKr/full-diff module (True: handled, also when unknown)."""
+    found = lycoris.kind_and_stem(key)
+    if found is None:
+        return False
+    kind, stem = found
+    place = _kohya_stem(stem)
+    name = indexes.get(place[0], {}).get(place[1]) if place else None
+    if name is None:
+        unknown.append(key)
+        return True
+    target = modules[place[0]].get_submodule(name)
+    target = getattr(target, "base_layer", target)
+    try:
+        down, up = lycoris.factors(kind, stem, state_dict, target.weight.shape)
+    except ValueError as exc:
+        shape = tuple(target.weight.shape)
+        raise LoraFormatError(f"layer {stem} ({kind}): {exc}, the model's is {shape}") from None
+    if isinstance(target, torch.nn.Conv2d):
+        down = down.reshape(down.shape[0], *target.weight.shape[1:])
+    dtype = target.weight.dtype  # built in float32; the layer's dtype now, so the engine copies nothing
+    weights.layers.setdefault(place[0], {})[name] = LowRank(*_fit(down.to(dtype), up.to(dtype), target, key))
+    return True
+
+
+def _kohya_stem(stem: str) -> tuple[str, str] | None:
+    for prefix, component in KOHYA_PREFIXES.items():
+        if stem.startswith(prefix):
+            return component, stem[len(prefix):]
+    return None
 
 
 def _pair_key(key: str) -> tuple[str, str, str, str] | None:

@@ -28,6 +28,7 @@ class Adapter:
     key: FileKey
     weights_components: tuple[str, ...]
     load_seconds: float = 0.0
+    modules: list[tuple[str, str]] = field(default_factory=list)  # (component, module name) it was put on
 
 
 @dataclass
@@ -47,7 +48,7 @@ class AdapterCache:
     # here would keep every switched-out model alive.
     refs: dict[str, weakref.ref]
     adapters: OrderedDict[FileKey, Adapter] = field(default_factory=OrderedDict)
-    layers: dict[str, list] = field(default_factory=dict)  # component -> PEFT tuner layers
+    layers: dict[str, dict[str, object]] = field(default_factory=dict)  # component -> name -> PEFT LoRA layer
     indexes: dict[str, dict[str, str]] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
     counter: int = 0
@@ -79,16 +80,16 @@ class AdapterCache:
             self.counter += 1
             adapter = Adapter(f"lora_{self.counter}", key, tuple(weights.components()))
             try:
-                self._inject(adapter.name, weights)
+                self._inject(adapter, weights)
             except Exception:
-                self._remove(adapter.name)  # nothing half-loaded stays on the model
+                self._remove(adapter)  # nothing half-loaded stays on the model
                 raise
             adapter.load_seconds = time.perf_counter() - started
             self.loads += 1
             self.adapters[key] = adapter
             while len(self.adapters) > max(1, max_loaded):
                 _, old = self.adapters.popitem(last=False)
-                self._remove(old.name)
+                self._remove(old)
             return adapter
 
     def _indexes(self) -> dict[str, dict[str, str]]:
@@ -96,48 +97,60 @@ class AdapterCache:
             self.indexes = {c: module_index(c, m) for c, m in self.modules.items()}
         return self.indexes
 
-    def _inject(self, adapter: str, weights: LoraWeights) -> None:
-        from peft import LoraConfig, inject_adapter_in_model, set_peft_model_state_dict
-        from peft.tuners.tuners_utils import BaseTunerLayer
+    # The PEFT LoRA layers are built here directly instead of by inject_adapter_in_model +
+    # set_peft_model_state_dict: those walk the whole model per target, build each lora_A/lora_B with a
+    # kaiming init that the load then overwrites, remap and copy the state dict, and toggle requires_grad on
+    # every parameter - 2/3 of a cold load. Here the layers are made on the meta device (no allocation, no
+    # init) and given the file's tensors as their parameters (no copy when dtype and device already match).
+    def _inject(self, adapter: Adapter, weights: LoraWeights) -> None:
+        from peft import LoraConfig
+        from peft.tuners.lora.layer import Conv2d as LoraConv2d
+        from peft.tuners.lora.layer import Linear as LoraLinear
+        from peft.tuners.lora.layer import LoraLayer
 
+        config = LoraConfig(r=1, lora_alpha=1, lora_dropout=0.0, init_lora_weights=False, inference_mode=True)
         for component, layers in weights.layers.items():
-            module = self.modules[component]
-            ranks = {name: pair.rank for name, pair in layers.items()}
-            rank = max(ranks.values())
-            # alpha == r for every layer (the file's alpha is baked into `up`), so scaling == multiplier.
-            pattern = {re_exact(n): r for n, r in ranks.items() if r != rank}
-            config = LoraConfig(r=rank, lora_alpha=rank, target_modules=sorted(layers), rank_pattern=pattern,
-                                alpha_pattern=dict(pattern), lora_dropout=0.0, init_lora_weights=False)
-            state = {}
+            root = self.modules[component]
+            wrapped = self.layers.setdefault(component, {})
             for name, pair in layers.items():
-                state[f"{name}.lora_A.weight"] = pair.down
-                state[f"{name}.lora_B.weight"] = pair.up
-            with warnings.catch_warnings():  # "multiple adapters in the model": that is the point here
-                warnings.filterwarnings("ignore", message=".*peft_config.*")
-                inject_adapter_in_model(config, module, adapter_name=adapter, low_cpu_mem_usage=True)
-            result = set_peft_model_state_dict(module, state, adapter_name=adapter, low_cpu_mem_usage=True)
-            missing = [k for k in getattr(result, "unexpected_keys", []) if adapter in k or "lora_" in k]
-            if missing:
-                raise RuntimeError(f"PEFT did not take {len(missing)} LoRA tensors (first: {missing[0]})")
-            self.layers[component] = [m for m in module.modules() if isinstance(m, BaseTunerLayer)]
-            for layer in self.layers[component]:
-                layer.enable_adapters(False)
-                for part in (layer.lora_A, layer.lora_B):
-                    part.requires_grad_(False)
-
-    def _remove(self, adapter: str) -> None:
-        """Drop one adapter; a layer left without adapters goes back to the plain module."""
-        for component, module in self.modules.items():
-            for name, child in list(module.named_modules()):
-                if child in self.layers.get(component, ()) and adapter in getattr(child, "lora_A", {}):
-                    child.delete_adapter(adapter)
-                    if not child.lora_A:
+                module = root.get_submodule(name)
+                # scaling = lora_alpha / r = the file's scale; activate() multiplies in the tag's weight
+                alpha = pair.scale * pair.rank
+                with torch.device("meta"), warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # PEFT's notes on meta/unmergeable layers: not ours
+                    if isinstance(module, LoraLayer):
+                        module.update_layer(adapter.name, pair.rank, lora_alpha=alpha, config=config)
+                        layer = module
+                    else:
+                        kind = LoraLinear if isinstance(module, torch.nn.Linear) else LoraConv2d
+                        layer = kind(module, adapter.name, config=config, r=pair.rank, lora_alpha=alpha)
                         parent_name, _, attr = name.rpartition(".")
-                        parent = module.get_submodule(parent_name) if parent_name else module
-                        setattr(parent, attr, child.get_base_layer())
-            from peft.tuners.tuners_utils import BaseTunerLayer
+                        setattr(root.get_submodule(parent_name) if parent_name else root, attr, layer)
+                        layer._disable_adapters = True  # off until a batch activates it
+                adapter.modules.append((component, name))
+                wrapped[name] = layer
+                base = layer.get_base_layer().weight
+                for part, tensor in ((layer.lora_A, pair.down), (layer.lora_B, pair.up)):
+                    part[adapter.name].weight = torch.nn.Parameter(
+                        tensor.to(device=base.device, dtype=base.dtype), requires_grad=False)
 
-            self.layers[component] = [m for m in module.modules() if isinstance(m, BaseTunerLayer)]
+    def _remove(self, adapter: Adapter) -> None:
+        """Drop one adapter; a layer left without adapters goes back to the plain module."""
+        for component, name in adapter.modules:
+            layer = self.layers.get(component, {}).get(name)
+            root = self.modules.get(component)
+            if layer is None or root is None:
+                continue
+            if adapter.name in layer.lora_A:
+                with warnings.catch_warnings():  # "adapter was active, now deleted": all are off here
+                    warnings.simplefilter("ignore")
+                    layer.delete_adapter(adapter.name)
+            if not layer.lora_A:
+                parent_name, _, attr = name.rpartition(".")
+                parent = root.get_submodule(parent_name) if parent_name else root
+                setattr(parent, attr, layer.get_base_layer())
+                del self.layers[component][name]
+        adapter.modules = []
 
     # -- one batch -----------------------------------------------------------------------------------
     # PEFT's enable_adapters/set_adapter also walk every parameter to toggle requires_grad (training);
@@ -153,7 +166,7 @@ class AdapterCache:
                 active = [n for n, m in mult.items() if m != 0.0]
                 if not active:
                     continue
-                for layer in layers:
+                for layer in layers.values():
                     names = [n for n in active if n in layer.lora_A]
                     if not names:
                         continue
@@ -180,7 +193,7 @@ class AdapterCache:
             self.deactivate()
             while self.adapters:
                 _, adapter = self.adapters.popitem(last=False)
-                self._remove(adapter.name)
+                self._remove(adapter)
 
     def loaded(self) -> list[FileKey]:
         with self.lock:
@@ -194,9 +207,3 @@ def _offloaded(unet) -> bool:
     weight = getattr(getattr(conv, "base_layer", conv), "weight", None)
     return weight is not None and weight.device.type == "meta"
 
-
-def re_exact(name: str) -> str:
-    """A PEFT rank_pattern key matching exactly this module name (its keys are regular expressions)."""
-    import re
-
-    return re.escape(name)

@@ -135,9 +135,9 @@ def test_a_lora_that_does_not_fit_is_refused_before_anything_is_injected(lora_pk
                "lora_unet_nowhere_to_q.lora_up.weight": torch.zeros(32, 2)}
     with pytest.raises(convert.LoraFormatError, match="not in the loaded model"):
         cache.get(("u", 0, 0), lambda: dict(unknown), 4)
-    loha = {"lora_unet_down_blocks_1_attentions_0_proj_in.hada_w1_a": torch.zeros(4, 2)}
-    with pytest.raises(convert.LoraFormatError, match="LoHa"):
-        cache.get(("h", 0, 0), lambda: dict(loha), 4)
+    oft = {"lora_unet_down_blocks_1_attentions_0_proj_in.oft_blocks": torch.zeros(4, 2, 2)}
+    with pytest.raises(convert.LoraFormatError, match="OFT"):
+        cache.get(("h", 0, 0), lambda: dict(oft), 4)
     assert not any(hasattr(m, "lora_A") for m in pipe.unet.modules()) and cache.loads == 0
 
 
