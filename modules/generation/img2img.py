@@ -1,8 +1,8 @@
 """img2img: n_iter batches from request.init_images (image i starts from init_images[i % count]), with the
 four A1111 resize modes and denoising strength; a mask (or transparency) makes it an inpaint job.
 
-Noise comes from one fresh CPU generator per image seed (diffusers draws it in the pipeline), so a batch
-equals single runs; variation seeds and seed resize apply to txt2img only.
+Noise comes from one stream per image seed (modules/rng: source, variation seed, seed resize, ENSD), handed
+to diffusers for the pass, so a batch equals single runs; the VAE encodes the init images with its mean.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from modules.generation.masks import mask_from_request, read_image, resize_image
 from modules.generation.passes import decode_latents, encode_images, img2img_inputs, run_batches, run_pass
 from modules.generation.prompting import ConditioningFactory, default_conditioning_factory, prepare
 from modules.generation.runtime import GenerationEnv, seamless_tiling
-from modules.generation.seeds import fresh_generators
+from modules.generation.rng_noise import batch_rng, job_rng_config, pass_noise
 from modules.generation.txt2img import (
     JobPlan,
     collect_images,
@@ -94,10 +94,12 @@ def run_img2img_batch(model, plan: JobPlan, inits: list[Image.Image], batch: Bat
     # b. Conditioning and the pass.
     cond = prepare(factory, pipe, batch.prompts, batch.negative_prompts, env,
                    steps=plan.first.steps, clip_skip=plan.clip_skip)
-    output = run_pass(pipe, cond, replace(plan.first, seed=seeds[0]), progress, env=env,
-                      strength=request.denoising_strength, num_inference_steps=request.steps,
-                      guidance_scale=request.cfg_scale, eta=plan.eta, generator=fresh_generators(seeds),
-                      output_type="latent", **inputs)
+    rng = batch_rng(job_rng_config(env, pipe), request, seeds, batch.subseeds, pipe.vae_scale_factor)
+    with pass_noise(rng, pipe, plan.first) as noise:
+        output = run_pass(pipe, cond, replace(plan.first, seed=seeds[0]), progress, env=env,
+                          strength=request.denoising_strength, num_inference_steps=request.steps,
+                          guidance_scale=request.cfg_scale, eta=plan.eta, output_type="latent",
+                          **inputs, **noise)
     return decode_latents(pipe, output.images), cond
 
 

@@ -21,7 +21,7 @@ from modules.generation import masks
 from modules.generation.passes import decode_latents, run_pass
 from modules.generation.prompting import prepare
 from modules.generation.runtime import derived_pipeline
-from modules.generation.seeds import fresh_generators
+from modules.generation.rng_noise import batch_rng, job_rng_config, pass_noise
 
 FILL, ORIGINAL, LATENT_NOISE, LATENT_NOTHING = range(4)  # request.inpainting_fill, A1111's order
 
@@ -60,13 +60,16 @@ def run_inpaint_batch(model, plan, inits: list[Image.Image], mask: Image.Image, 
         pipe = derived_pipeline(model, "inpaint", env)
         cond = prepare(factory, pipe, batch.prompts, batch.negative_prompts, env,
                        steps=plan.first.steps, clip_skip=plan.clip_skip)
-        with masked_content_latents(pipe, request.inpainting_fill, region_mask):
+        # The start noise (variation seed, seed resize) and step noise from the image streams (modules/rng).
+        rng = batch_rng(job_rng_config(env, pipe), request, seeds, batch.subseeds, pipe.vae_scale_factor)
+        with masked_content_latents(pipe, request.inpainting_fill, region_mask), \
+                pass_noise(rng, pipe, plan.first) as noise:
             generated = run_pass(pipe, cond, replace(plan.first, seed=seeds[0]), progress, env=env,
                                  image=starts,
                                  mask_image=[region_mask] * count, strength=request.denoising_strength,
                                  num_inference_steps=request.steps, guidance_scale=request.cfg_scale,
-                                 eta=plan.eta, generator=fresh_generators(seeds), width=width, height=height,
-                                 output_type="latent").images
+                                 eta=plan.eta, width=width, height=height,
+                                 output_type="latent", **noise).images
             generated = decode_latents(pipe, generated)
 
     # 4. Composite: outside the (blurred) mask every pixel is the source's.

@@ -31,8 +31,8 @@ def job_seeds(seed: int, count: int) -> list[int]:
     return [first + i for i in range(count)]
 
 
-def image_rng(config: RngConfig, seeds: Sequence[int], subseeds: Sequence[int] | None, subseed_strength: float,
-              resize_from: tuple[int, int] | None = None, factor: int = 8) -> ImageRNG:
+def image_rng(config: RngConfig, seeds: Sequence[int], subseeds: Sequence[int] | None,
+              subseed_strength: float, resize_from: tuple[int, int] | None = None, factor: int = 8) -> ImageRNG:
     """The noise streams of one batch; resize_from is (width, height) in pixels (0 = off), `factor` the VAE's
     pixels per latent cell."""
     return ImageRNG(config, seeds, subseeds, subseed_strength, resize_from, factor)

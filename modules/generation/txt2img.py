@@ -33,10 +33,10 @@ from modules.generation.prompting import (
     strip_comments,
 )
 from modules.generation.refiner import Refiner, load_refiner
-from modules.generation.runtime import GenerationEnv, derived_pipeline, seamless_tiling, unet_dtype
-from modules.generation.seeds import create_latents, fresh_generators, job_seeds, step_generators
+from modules.generation.runtime import GenerationEnv, derived_pipeline, seamless_tiling
+from modules.generation.rng_noise import batch_rng, first_noise, job_rng_config, pass_noise, rng_infotext
+from modules.generation.seeds import job_seeds
 from modules.generation.validation import validate_request
-from modules.pipelines.memory import execution_device
 from modules.sampler_params import model_sigma_range, resolve_sampler_params
 from modules.samplers import resolve_sampler
 from modules.types import GenerationRequest, GenerationResult, UserInputError
@@ -158,12 +158,12 @@ def run_txt2img_batch(model, pipe, plan: JobPlan, batch: BatchInfo, factory: Con
     """One batch through all passes; returns its images and the first pass's conditioning (for infotext)."""
     request, seeds, subseeds = plan.request, batch.seeds, batch.subseeds
     count = len(seeds)
-    # a. Noise per image from its own seed, so a batch equals the same seeds generated one by one.
+    # a. Noise per image from its own seed, so a batch equals the same seeds generated one by one; the
+    # setting randn_source says where it comes from (modules/rng), step noise continues each image's stream.
     factor = pipe.vae_scale_factor  # 8 for real SD VAEs
     shape = (pipe.vae.config.latent_channels, request.height // factor, request.width // factor)
-    resize_from = (request.seed_resize_from_w, request.seed_resize_from_h)
-    latents = create_latents(seeds, subseeds, request.subseed_strength, shape, resize_from, factor)
-    latents = latents.to(execution_device(pipe), unet_dtype(pipe))
+    rng = batch_rng(job_rng_config(env, pipe), request, seeds, subseeds, factor)
+    latents = first_noise(rng, pipe, shape)
 
     # b. Conditioning for this batch's prompts.
     cond = prepare(factory, pipe, batch.prompts, batch.negative_prompts, env,
@@ -171,18 +171,20 @@ def run_txt2img_batch(model, pipe, plan: JobPlan, batch: BatchInfo, factory: Con
 
     # c. First pass. It always hands over latents: the next stage or our own decode (which retries a
     # float16 VAE that gives NaNs in float32) turns them into pixels.
-    kwargs = {"latents": latents, "generator": step_generators(seeds, shape), "eta": plan.eta,
+    kwargs = {"latents": latents, "eta": plan.eta,
               "num_inference_steps": request.steps, "guidance_scale": request.cfg_scale,
               "width": request.width, "height": request.height,
               "output_type": "latent"}
     kwargs.update(inpaint_model_inputs(pipe, request, count))
     if plan.refiner is not None:
         kwargs["denoising_end"] = plan.refiner.switch_at
-    output = run_pass(pipe, cond, replace(plan.first, seed=seeds[0]), progress, env=env, **kwargs).images
+    with pass_noise(rng, pipe, plan.first) as noise:
+        output = run_pass(pipe, cond, replace(plan.first, seed=seeds[0]), progress, env=env, **kwargs,
+                          **noise).images
 
-    # d. Refiner: the rest of the schedule on the base's latents.
+    # d. Refiner: the rest of the schedule on the base's latents (its step noise continues the streams).
     if plan.refiner is not None and not stop_requested(progress):
-        output = run_refiner(plan, output, batch, factory, env, progress)
+        output = run_refiner(plan, output, batch, factory, env, progress, rng)
 
     # e. Hires fix: upscale, then img2img at the new size.
     if plan.hires is not None and not stop_requested(progress):
@@ -190,17 +192,20 @@ def run_txt2img_batch(model, pipe, plan: JobPlan, batch: BatchInfo, factory: Con
     return as_images(pipe, output), cond
 
 
-def run_refiner(plan: JobPlan, latents, batch: BatchInfo, factory, env, progress):
+def run_refiner(plan: JobPlan, latents, batch: BatchInfo, factory, env, progress, rng=None):
     """The refiner's share of the schedule (denoising_start = switch point) on the base's latents."""
     request, refiner, seeds = plan.request, plan.refiner, batch.seeds
     cond = prepare(factory, refiner.pipe, batch.prompts, batch.negative_prompts, env,
                    steps=request.steps, clip_skip=plan.clip_skip)
     spec = replace(plan.first, seed=seeds[0], step_offset=int(request.steps * refiner.switch_at),
                    steps=request.steps - int(request.steps * refiner.switch_at))
-    return run_pass(refiner.pipe, cond, spec, progress, env=env, image=latents,
-                    denoising_start=refiner.switch_at,
-                    num_inference_steps=request.steps, guidance_scale=request.cfg_scale, eta=plan.eta,
-                    generator=fresh_generators(seeds), output_type="latent").images
+    rng = rng or batch_rng(job_rng_config(env, refiner.pipe), request, seeds, batch.subseeds,
+                           refiner.pipe.vae_scale_factor)
+    with pass_noise(rng, refiner.pipe, spec) as noise:
+        return run_pass(refiner.pipe, cond, spec, progress, env=env, image=latents,
+                        denoising_start=refiner.switch_at,
+                        num_inference_steps=request.steps, guidance_scale=request.cfg_scale, eta=plan.eta,
+                        output_type="latent", **noise).images
 
 
 def run_hires(model, plan: JobPlan, output, batch: BatchInfo, factory, env, progress, pipe):
@@ -221,9 +226,12 @@ def run_hires(model, plan: JobPlan, output, batch: BatchInfo, factory, env, prog
     cond = prepare(factory, img2img, prompts, negatives, env, steps=request.steps, clip_skip=plan.clip_skip,
                    hires_steps=plan.hires_pass.steps)
     cfg = request.hr_cfg_scale if request.hr_cfg_scale is not None else request.cfg_scale
-    return run_pass(img2img, cond, replace(plan.hires_pass, seed=seeds[0]), progress, env=env,
-                    strength=request.denoising_strength, num_inference_steps=size.steps, guidance_scale=cfg,
-                    eta=plan.eta, generator=fresh_generators(seeds), output_type="latent", **inputs).images
+    # A new noise stream per image at the hires size, with the variation seed and seed resize (as A1111).
+    rng = batch_rng(job_rng_config(env, img2img), request, seeds, batch.subseeds, img2img.vae_scale_factor)
+    with pass_noise(rng, img2img, plan.hires_pass) as noise:
+        return run_pass(img2img, cond, replace(plan.hires_pass, seed=seeds[0]), progress, env=env,
+                        strength=request.denoising_strength, num_inference_steps=size.steps,
+                        guidance_scale=cfg, eta=plan.eta, output_type="latent", **inputs, **noise).images
 
 
 def as_images(pipe, output) -> list[Image.Image]:
@@ -261,6 +269,8 @@ def collect_images(result: GenerationResult, model, plan: JobPlan, images, batch
     """Append a batch's images with their prompts, seeds and infotexts to the job result; extensions'
     after_image hooks see each image first, their info.params go into every infotext."""
     extra = {**sampler_infotext(plan), **dict(getattr(cond, "extra_params", None) or {}), **extra_params(env)}
+    if env is not None:
+        extra.update(rng_infotext(job_rng_config(env, model.pipe), plan.first.sampler, plan.request.eta))
     for warning in getattr(cond, "warnings", None) or ():
         if warning not in result.warnings:
             result.warnings.append(warning)

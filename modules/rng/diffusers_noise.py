@@ -64,11 +64,11 @@ def _router(original, role: str):
 
 
 def noise_modules(*objects: Any) -> dict[str, str]:
-    """{module name: role} of every module in the objects' class hierarchies that draws with randn_tensor,
-    plus the VAE's posterior module."""
+    """{module name: role} of every module in the class hierarchies of `objects` (instances or classes) that
+    draws with randn_tensor, plus the VAE's posterior module."""
     out: dict[str, str] = {}
     for obj in objects:
-        for cls in type(obj).__mro__:
+        for cls in (obj if isinstance(obj, type) else type(obj)).__mro__:
             module = sys.modules.get(cls.__module__)
             if module is not None and callable(getattr(module, "randn_tensor", None)):
                 out[cls.__module__] = NOISE
@@ -101,7 +101,8 @@ def _uninstall(modules: dict[str, str]) -> None:
 
 @contextlib.contextmanager
 def noise_routed(rng: ImageRNG | None, pipe: Any, scheduler: Any) -> Iterator[list[torch.Generator] | None]:
-    """For one call of `pipe` with `scheduler`: yields the `generator=` list to pass (None without an rng)."""
+    """For one call of `pipe` with `scheduler` (an instance or its class): yields the `generator=` list to
+    pass (None without an rng)."""
     if rng is None:
         yield None
         return

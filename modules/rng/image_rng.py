@@ -22,7 +22,8 @@ def slerp(t: float, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
         return (1 - t) * low + t * high
     omega = torch.acos(dot.clamp(-1.0, 1.0))
     so = torch.sin(omega)
-    return (torch.sin((1.0 - t) * omega) / so).unsqueeze(1) * low + (torch.sin(t * omega) / so).unsqueeze(1) * high
+    low_weight = (torch.sin((1.0 - t) * omega) / so).unsqueeze(1)
+    return low_weight * low + (torch.sin(t * omega) / so).unsqueeze(1) * high
 
 
 def place_resized(noise: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
@@ -42,8 +43,8 @@ def place_resized(noise: torch.Tensor, background: torch.Tensor) -> torch.Tensor
 class ImageNoise:
     """The noise stream of one image: `draw(shape)` gives the initial noise first, then step noise."""
 
-    def __init__(self, config: RngConfig, seed: int, subseed: int | None = None, subseed_strength: float = 0.0,
-                 resize_from: tuple[int, int] | None = None, factor: int = 8):
+    def __init__(self, config: RngConfig, seed: int, subseed: int | None = None,
+                 subseed_strength: float = 0.0, resize_from: tuple[int, int] | None = None, factor: int = 8):
         self.config = config
         self.seed = int(seed)
         self.subseed = subseed
@@ -65,7 +66,8 @@ class ImageNoise:
         config = self.config
         noise_shape = shape
         if self.resize_from is not None and self.resize_from[0] > 0 and self.resize_from[1] > 0:
-            noise_shape = (shape[0], int(self.resize_from[1]) // self.factor, int(self.resize_from[0]) // self.factor)
+            width, height = (int(v) for v in self.resize_from)
+            noise_shape = (shape[0], height // self.factor, width // self.factor)
         resized = noise_shape != shape
         # The old size's noise comes from a fresh generator of the seed; the image's own generator then
         # gives the new size's background (A1111 draws them in this order).

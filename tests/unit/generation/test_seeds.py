@@ -79,7 +79,8 @@ def test_step_noise_continues_the_seed_stream_and_ensd_reseeds_it():
     assert torch.equal(rng.draw(SHAPE)[0], torch.randn(SHAPE, generator=reference))
     later = torch.Generator("cpu").manual_seed(9)
     torch.randn(SHAPE, generator=later)
-    assert torch.equal(torch.randn(3, generator=step_generators([9], SHAPE)[0]), torch.randn(3, generator=later))
+    continued = step_generators([9], SHAPE)[0]
+    assert torch.equal(torch.randn(3, generator=continued), torch.randn(3, generator=later))
     # ENSD 31337: the first noise is still the seed's, the step noise is seed + 31337's from its start
     ensd = ImageRNG(RngConfig("CPU", ensd=31337), [9])
     assert torch.equal(ensd.draw(SHAPE)[0], cpu_randn(9))
