@@ -99,6 +99,11 @@ def apply_clip_skip(p, x, xs):
     p.clip_skip = x
 
 
+def apply_rng_source(p, x, xs):
+    # A1111's axis sets the randn_source setting for the job (GPU, CPU or NV).
+    p.override_settings["randn_source"] = x
+
+
 def apply_styles(p, x, xs):
     p.styles.extend(name.strip() for name in x.split(",") if name.strip())
 
@@ -181,7 +186,7 @@ axis_options = [
     AxisOption("Refiner checkpoint", str, apply_refiner, format_value=format_remove_path,
                confirm=confirm_checkpoints_or_none, cost=1.0, choices=_refiner_choices),
     AxisOption("Refiner switch at", float, apply_field("refiner_switch_at")),
-    unsupported("RNG source", "noise always comes from CPU generators here"),
+    AxisOption("RNG source", str, apply_rng_source, choices=lambda: ["GPU", "CPU", "NV"]),
     unsupported("FP8 mode", "fp8 weights are not available"),
     AxisOption("Size", str, apply_size, confirm=confirm_sizes),
 ]

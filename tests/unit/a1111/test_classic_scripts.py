@@ -310,6 +310,8 @@ def test_xyz_other_axes_reach_the_request(compat):
         assert getattr(requests[0], field) == expected, kind
     _, requests = run_script(compat, XYZ, xyz_args("Clip skip", "3"))
     assert requests[0].override_settings["CLIP_stop_at_last_layers"] == 3
+    _, requests = run_script(compat, XYZ, xyz_args("RNG source", "NV, CPU"))
+    assert [r.override_settings["randn_source"] for r in requests] == ["NV", "CPU"]
     _, requests = run_script(compat, XYZ, xyz_args("Size", "64x32, 32x48"))
     assert [(r.width, r.height) for r in requests] == [(64, 32), (32, 48)]
     _, requests = run_script(compat, XYZ, xyz_args("Prompt order", "red, blue"), prompt="a red cat, blue sky")
