@@ -16,7 +16,14 @@ from modules.extensions.api import ExtrasStep, PostprocessedImage
 
 from .captions import FILENAME, filename_caption, merge
 from .focal import FocalWeights
-from .preprocess_ops import FLIP_MODES, AutoSizeOptions, SplitOptions, flipped_copies, process_image, split_tiles
+from .preprocess_ops import (
+    FLIP_MODES,
+    AutoSizeOptions,
+    SplitOptions,
+    flipped_copies,
+    process_image,
+    split_tiles,
+)
 from .taggers.options import TagOptions
 
 SPLIT, FOCAL, AUTOSIZE, FLIP, CAPTION = (
@@ -96,8 +103,9 @@ def caption_step(service, options_default):
     def process(items: list[PostprocessedImage], args: dict[str, Any]) -> list[PostprocessedImage]:
         tagger = str(args.get("tagger") or FILENAME).strip()
         base = options_default()
-        options = replace(base, general_threshold=float(args.get("general_threshold", base.general_threshold)),
-                          character_threshold=float(args.get("character_threshold", base.character_threshold)))
+        general = float(args.get("general_threshold", base.general_threshold))
+        character = float(args.get("character_threshold", base.character_threshold))
+        options = replace(base, general_threshold=general, character_threshold=character)
         caption = _captioner(service, tagger, options)
         for item in items:
             text = caption(item)
@@ -117,7 +125,7 @@ def _captioner(service, tagger: str, options: TagOptions):
 
 
 def _source_name(name: str) -> str:
-    """The file name a copy came from: "photo-tile2-flipped.png" -> "photo.png" (the caption is the source's)."""
+    """The file name a copy came from: "photo-tile2-flipped.png" -> "photo.png" (its caption is the source's)."""
     stem, dot, ext = name.rpartition(".")
     stem = stem if dot else name
     for marker in ("-flipped-hv", "-flipped-v", "-flipped"):
@@ -147,13 +155,15 @@ def steps(api, service) -> list[ExtrasStep]:
         ExtrasStep(SPLIT, split_step, _ui("split_ui"), order=4000, defaults=SPLIT_DEFAULTS,
                    description="tiles of the target size along the long side, when it exceeds the target's"),
         ExtrasStep(FOCAL, focal_step(weights), _ui("focal_ui", focal_args), order=4010,
-                   defaults={"width": 512, "height": 512}, description="crop around faces, entropy and edges"),
+                   defaults={"width": 512, "height": 512},
+                   description="crop around faces, entropy and edges"),
         ExtrasStep(AUTOSIZE, autosize_step, _ui("autosize_ui"), order=4020, defaults=AUTOSIZE_DEFAULTS,
                    description="a multiple-of-64 size near the image's ratio"),
         ExtrasStep(FLIP, flip_step, _ui("flip_ui"), order=4030, defaults=FLIP_DEFAULTS,
                    description=f"extra copies: {', '.join(FLIP_MODES)}"),
-        ExtrasStep(CAPTION, caption_step(service, tag_options), _ui("caption_ui", lambda: service, tag_options),
-                   order=4040, defaults={"tagger": FILENAME}, description="<image>.txt beside each saved image"),
+        ExtrasStep(CAPTION, caption_step(service, tag_options),
+                   _ui("caption_ui", lambda: service, tag_options), order=4040, defaults={"tagger": FILENAME},
+                   description="<image>.txt beside each saved image"),
     ]
 
 

@@ -21,7 +21,14 @@ from typing import Any, Protocol
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .focal import FocalWeights, debug_overlay
-from .preprocess_ops import CROP_MODES, RESIZE_MODES, AutoSizeOptions, SplitOptions, flipped_copies, process_image
+from .preprocess_ops import (
+    CROP_MODES,
+    RESIZE_MODES,
+    AutoSizeOptions,
+    SplitOptions,
+    flipped_copies,
+    process_image,
+)
 from .preprocess_paths import check_folders, kohya_folder
 
 CAPTION_EXTENSIONS = (".txt", ".caption")

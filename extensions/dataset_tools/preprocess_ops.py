@@ -118,7 +118,8 @@ def split_tiles(image: Image.Image, target: tuple[int, int], options: SplitOptio
     return tiles
 
 
-def flipped_copies(image: Image.Image, modes: tuple[str, ...] = ("Horizontal",)) -> list[tuple[str, Image.Image]]:
+def flipped_copies(image: Image.Image, modes: tuple[str, ...] = ("Horizontal",)
+                   ) -> list[tuple[str, Image.Image]]:
     """(name suffix, copy) per mode, in FLIP_MODES order: Horizontal mirrors left-right (what Preprocess's
     "flip" writes), Vertical top-bottom, Both is the two together (a half turn)."""
     bad = [m for m in modes if m not in FLIP_MODES]

@@ -72,8 +72,8 @@ class CaptionFolderRequest(BaseModel):
     escape_brackets: bool = True
     sort_by_confidence: bool = True
     max_tags: int = Field(0, ge=0, description="0: no limit")
-    background: bool = Field(False, description="run as a job of the queue: answers 202 with the job id at once "
-                                                "(as /dataset/v1/preprocess); the report is the job's result")
+    background: bool = Field(False, description="run as a job of the queue: answers 202 with the job id at "
+                                                "once (as /dataset/v1/preprocess); the report is the job's result")
 
 
 class SkippedFile(BaseModel):
@@ -176,7 +176,8 @@ def add_routes(api, service: DatasetService) -> None:
         options = TagOptions(req.general_threshold, req.character_threshold, req.include_ratings,
                              tuple(req.exclude_tags), tuple(req.additional_tags), req.replace_underscores,
                              req.escape_brackets, req.sort_by_confidence, req.max_tags)
-        request = CaptionRequest(service.folder(req.dir), req.tagger, options, req.mode, req.caption_extension)
+        folder = service.folder(req.dir)
+        request = CaptionRequest(folder, req.tagger, options, req.mode, req.caption_extension)
         if req.background:
             return _caption_job(request)
         return _response(service.caption(request))

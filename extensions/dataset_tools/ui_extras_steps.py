@@ -30,9 +30,11 @@ def split_ui() -> dict[str, Any]:
 def focal_ui(defaults: dict[str, Any]) -> dict[str, Any]:
     args = _size("extras_focal")
     with gr.Row():
-        for key, label in (("face_weight", "Focal point face weight"), ("entropy_weight", "Focal point entropy "
-                           "weight"), ("edges_weight", "Focal point edges weight")):
-            args[key] = gr.Slider(0.0, 1.0, value=defaults[key], step=0.05, label=label, elem_id=f"extras_focal_{key}")
+        for key, label in (("face_weight", "Focal point face weight"),
+                           ("entropy_weight", "Focal point entropy weight"),
+                           ("edges_weight", "Focal point edges weight")):
+            args[key] = gr.Slider(0.0, 1.0, value=defaults[key], step=0.05, label=label,
+                                  elem_id=f"extras_focal_{key}")
     return args
 
 
@@ -57,7 +59,8 @@ def autosize_ui() -> dict[str, Any]:
 
 
 def flip_ui() -> dict[str, Any]:
-    option = gr.CheckboxGroup(list(FLIP_MODES), value=["Horizontal"], show_label=False, elem_id="extras_flip_option")
+    option = gr.CheckboxGroup(list(FLIP_MODES), value=["Horizontal"], show_label=False,
+                              elem_id="extras_flip_option")
     return {"option": option}
 
 
@@ -70,6 +73,6 @@ def caption_ui(service, base) -> dict[str, Any]:
     with gr.Row():
         general = gr.Slider(0, 1, value=base.general_threshold, step=0.01, label="General tag threshold",
                             elem_id="extras_caption_general_threshold")
-        character = gr.Slider(0, 1, value=base.character_threshold, step=0.01, label="Character tag threshold",
-                              elem_id="extras_caption_character_threshold")
+        character = gr.Slider(0, 1, value=base.character_threshold, step=0.01,
+                              label="Character tag threshold", elem_id="extras_caption_character_threshold")
     return {"tagger": tagger, "general_threshold": general, "character_threshold": character}

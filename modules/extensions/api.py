@@ -47,8 +47,8 @@ EXTENSION_JOB_PREFIX = "extension:"
 
 __all__ = [
     "API_VERSION", "EXTENSION_JOB_PREFIX", "HOOK_POINTS", "ExtensionApi", "ExtensionHookError", "ExtraNetworkParams",
-    "ExtrasStep", "GenerationRequest", "GenerationResult", "LoadedModelSummary", "NetworkCard", "PostprocessedImage",
-    "SettingSpec", "UserInputError",
+    "ExtrasStep", "GenerationRequest", "GenerationResult", "LoadedModelSummary", "NetworkCard",
+    "PostprocessedImage", "SettingSpec", "UserInputError",
     "find_preview", "read_user_metadata", "write_user_metadata",
 ]
 

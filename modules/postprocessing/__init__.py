@@ -19,5 +19,6 @@ from modules.postprocessing.upscalers import UpscalerRegistry, UpscalerSpec, reg
 
 __all__ = [
     "SCALE_BY", "SCALE_TO", "ExtrasRequest", "ExtrasStep", "PostprocessedImage", "UpscalerRegistry",
-    "UpscalerSpec", "postprocess_image", "registered_steps", "registry_for", "request_from_values", "run_extras", "unavailable_upscalers", "upscaler_names", "validate_extras",
+    "UpscalerSpec", "postprocess_image", "registered_steps", "registry_for", "request_from_values", "run_extras",
+    "unavailable_upscalers", "upscaler_names", "validate_extras",
 ]

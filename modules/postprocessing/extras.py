@@ -264,7 +264,10 @@ def _unique_names(items: list[PostprocessedImage]) -> list[str]:
         count = seen.get(item.name.lower(), 0) + 1
         seen[item.name.lower()] = count
         stem, dot, ext = item.name.rpartition(".")
-        names.append(item.name if count == 1 else (f"{stem}-{count}{dot}{ext}" if dot else f"{item.name}-{count}"))
+        if count == 1:
+            names.append(item.name)
+        else:
+            names.append(f"{stem}-{count}{dot}{ext}" if dot else f"{item.name}-{count}")
     return names
 
 

@@ -96,7 +96,7 @@ def run_steps(items: list[PostprocessedImage], steps: Sequence[tuple[ExtrasStep,
             bad = [type(i).__name__ for i in result if not isinstance(i, PostprocessedImage)]
             if bad:
                 raise TypeError(f"returned {bad[0]} items, not PostprocessedImage")
-        except Exception as exc:  # noqa: BLE001 - an extension's step failing is a warning, never a lost image
+        except Exception as exc:  # noqa: BLE001 - an extension's failing step is a warning, not a lost image
             log.warning("Extras step %r failed", step.name, exc_info=True)
             message = f"Extras step {step.name!r} failed: {type(exc).__name__}: {exc}"
             if message not in warnings:

@@ -101,5 +101,6 @@ def test_caption_in_the_background_is_a_job_with_the_same_report(app, tmp_path):
     assert status["kind"] == "extension:dataset_tools/caption"
     # An unknown tagger is refused at once, nothing queued.
     before = len(ctx.jobs.list())
-    refused = client.post("/dataset/v1/caption", json={"dir": str(folder), "tagger": "nope", "background": True})
+    refused = client.post("/dataset/v1/caption",
+                          json={"dir": str(folder), "tagger": "nope", "background": True})
     assert refused.status_code == 404 and len(ctx.jobs.list()) == before

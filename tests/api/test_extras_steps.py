@@ -1,10 +1,11 @@
-"""dataset_tools' Preprocess steps in Extras, on a real app (built-in extensions loaded): run_extras on a folder
-with focal crop + flipped copies + caption (tiny WD14 tagger) writes exactly the images and .txt files; the
+"""dataset_tools' Preprocess steps in Extras, on a real app (built-in extensions loaded): run_extras on a
+folder with focal crop + flipped copies + caption (tiny WD14 tagger) writes exactly the images and .txt files; the
 API's optional `extras_steps` field splits/flips through /sdapi/v1/extra-batch-images, unknown steps are
 refused before queueing, a failing step is a warning while the images still come back."""
 from __future__ import annotations
 
 import base64
+import html
 import io
 
 import numpy as np
@@ -54,7 +55,8 @@ def test_folder_focal_crop_flip_and_caption_write_the_files(app, tmp_path):
     request = ExtrasRequest(input_dir=str(src), output_dir=str(out), save=True, steps={
         "Auto focal point crop": {"enable": True, "width": 64, "height": 48},
         "Create flipped copies": {"enable": True},
-        "Caption": {"enable": True, "tagger": "tiny-wd14", "general_threshold": 1.0, "character_threshold": 1.0}})
+        "Caption": {"enable": True, "tagger": "tiny-wd14", "general_threshold": 1.0,
+                    "character_threshold": 1.0}})
     result = run_extras(ctx, request)
     assert not result.warnings
     assert sorted(p.name for p in out.iterdir()) == [
@@ -100,8 +102,9 @@ def test_api_refuses_unknown_steps_and_reports_a_failing_one(app):
     assert answer.status_code == 422 and "unknown Extras step 'Zoom'" in answer.text
     assert len(ctx.jobs.list()) == before  # refused before queueing
     answer = client.post("/sdapi/v1/extra-single-image", json={
-        "image": png_b64(noise(32, 32)), "extras_steps": {"Caption": {"enable": True, "tagger": "no-such-tagger"}}})
+        "image": png_b64(noise(32, 32)),
+        "extras_steps": {"Caption": {"enable": True, "tagger": "no-such-tagger"}}})
     assert answer.status_code == 200, answer.text
-    assert "Extras step &#x27;Caption&#x27; failed: ModelNotFound: model &#x27;no-such-tagger&#x27; not found" \
-        in answer.json()["html_info"]
+    expected = "Extras step 'Caption' failed: ModelNotFound: model 'no-such-tagger' not found"
+    assert html.escape(expected) in answer.json()["html_info"]
     assert decode(answer.json()["image"]).size == (32, 32)

@@ -74,8 +74,9 @@ async def extra_batch_images(body: ExtrasBatchWithSteps, request: Request):
 @router.get("/extras-steps", response_model=list[ExtrasStepItem])
 def extras_steps(request: Request):
     """The Extras steps extensions registered, in run order (not in A1111)."""
+    steps = registered_steps(request.app.state.ctx)
     return [ExtrasStepItem(name=s.name, order=s.order, description=s.description,
-                           args={"enable": False, **s.defaults}) for s in registered_steps(request.app.state.ctx)]
+                           args={"enable": False, **s.defaults}) for s in steps]
 
 
 @router.post("/png-info", response_model=PNGInfoResponse)

@@ -61,7 +61,8 @@ def make_ctx(tmp_path: Path, steps=STEPS, **settings):
     for step in steps:
         api.add_extras_step(step)
     registry.commit("steps-test", contributions)
-    ctx = SimpleNamespace(paths=paths, settings=store, upscalers=None, extensions=SimpleNamespace(registry=registry))
+    ctx = SimpleNamespace(paths=paths, settings=store, upscalers=None,
+                          extensions=SimpleNamespace(registry=registry))
     if settings:
         ctx.settings = SimpleNamespace(get=settings.get, as_dict=store.as_dict)
     return ctx
@@ -108,7 +109,8 @@ def test_a_failing_step_is_a_warning_naming_it_and_the_rest_still_saves(tmp_path
     request = ExtrasRequest(images=(("a.png", picture), ("b.png", picture)), save=True,
                             steps={"Flip": {}, "Broken": {}, "Caption": {}})
     result = run_extras(ctx, request)
-    assert result.warnings == ["Extras step 'Broken' failed: RuntimeError: model file missing"]  # once, not per image
+    # once, not once per image
+    assert result.warnings == ["Extras step 'Broken' failed: RuntimeError: model file missing"]
     assert len(result.saved_paths) == 4
     assert [im.size for im in result.images] == [(60, 40)] * 4  # the broken step's edit did not stick
     assert all(Path(p).with_suffix(".txt").read_text() == "size 60x40" for p in result.saved_paths)
@@ -118,8 +120,8 @@ def test_a_disabled_step_does_not_run_and_unknown_names_are_refused(tmp_path, pi
     ctx = make_ctx(tmp_path)
     result = run_extras(ctx, ExtrasRequest(images=(("a.png", picture),), steps={"Flip": {"enable": False}}))
     assert len(result.images) == 1
-    with pytest.raises(UserInputError, match="unknown Extras step 'Flipp'; known: Split in halves, Flip, Broken, "
-                                             "Caption"):
+    known = "Split in halves, Flip, Broken, Caption"
+    with pytest.raises(UserInputError, match=f"unknown Extras step 'Flipp'; known: {known}"):
         run_extras(ctx, ExtrasRequest(images=(("a.png", picture),), steps={"Flipp": {}}))
 
 

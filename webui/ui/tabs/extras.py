@@ -138,14 +138,16 @@ def build_steps(ctx) -> dict[str, Any]:
     except Exception:
         log.exception("extras steps unavailable")
         steps = []
-    owners = {p.name: p.extension for p in system.registry.providers("extras_step")} if system is not None else {}
+    providers = system.registry.providers("extras_step") if system is not None else []
+    owners = {p.name: p.extension for p in providers}
     fields: dict[str, Any] = {}
     with gr.Column(elem_id="extras_scripts", visible=bool(steps)):
         for step in steps:
             slug = _slug(step.name)
             with gr.Accordion(step.name, open=False, elem_id=f"extras_step_{slug}"):
                 fields[f"{STEP_PREFIX}{step.name}:enable"] = gr.Checkbox(
-                    label="Enable", value=False, elem_id=f"extras_step_{slug}_enable", info=step.description or None)
+                    label="Enable", value=False, elem_id=f"extras_step_{slug}_enable",
+                    info=step.description or None)
                 try:
                     widgets = dict(step.build_ui() or {}) if step.build_ui is not None else {}
                 except Exception as exc:
@@ -153,8 +155,8 @@ def build_steps(ctx) -> dict[str, Any]:
                     if system is not None:
                         system.errors.add(owner, f"Extras step {step.name!r}: {describe_exception(exc)}")
                     log.error("Extras step %s could not build its widgets: %s", step.name, exc)
-                    gr.Markdown(f"The {owner} extension could not build this step's settings; it runs with its "
-                                "defaults. See the Extensions tab.")
+                    gr.Markdown(f"The {owner} extension could not build this step's settings; it runs with "
+                                "its defaults. See the Extensions tab.")
                     widgets = {}
             for arg, component in widgets.items():
                 if isinstance(component, gr.blocks.Block) and arg != "enable":
