@@ -1,0 +1,267 @@
+"""Train the demo model on the procedural shapes dataset and save it as an A1111 single-file checkpoint.
+
+One command rebuilds the dataset (from its seed, in memory) and trains both stages:
+
+    nice -n 19 venv/bin/python -m tools.demo_model.train --out models/Stable-diffusion/demo-shapes.safetensors
+
+Stage 1 trains the tiny AutoencoderKL (pixel MSE + L1, KL weight 1e-6, like SD's VAE) and measures the
+latent scaling factor; stage 2 trains UNet and CLIP text encoder together on frozen latents with DDPM noise
+and the epsilon loss (AdamW, cosine LR with warm-up, diffusers' EMAModel, 10% empty captions for CFG),
+alternating 64 and 128 px batches so both sizes draw. Same seed and thread count: same weights.
+Writes `<out>`, its `<stem>.config/` folder (what our loader reads it with) and `<stem>.train.json`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tools.demo_model import architecture as arch
+from tools.demo_model.dataset import make_dataset
+
+DEMO_NAME = "demo-shapes"
+# the single metadata key (safetensors writes several in a random order, changing the file's bytes)
+DEMO_METADATA = {"webui_demo": DEMO_NAME}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every knob of one run; steps are optimiser steps, learning rates per step."""
+
+    out: Path
+    seed: int = 0
+    threads: int = 2
+    sizes: arch.Sizes = field(default_factory=arch.Sizes)
+    vae_images: int = 2000
+    vae_steps: int = 1500
+    vae_batch: int = 8
+    vae_lr: float = 1e-3
+    images: int = 6000  # dataset scenes, each encoded at 128 and 64 px
+    steps: int = 5000
+    batch: int = 16
+    lr: float = 5e-4
+    warmup: int = 200
+    ema_decay: float = 0.999
+    caption_dropout: float = 0.1
+    share_128: float = 0.5  # fraction of batches at 128 px; the rest at 64 px
+    save_dtype: str = "fp16"
+    log_every: int = 50
+    vae_from: Path | None = None  # a stage-1 result (vae/ folder) to reuse instead of training one
+    budget_s: float = 0.0  # > 0: stop stage 2 early after this many seconds of the run (and still save)
+
+    @property
+    def work(self) -> Path:
+        return self.out.with_name(self.out.stem + ".work")
+
+
+class Log:
+    """Prints progress lines and keeps the loss curve (step, loss) per stage for the record."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.curves: dict[str, list[tuple[int, float]]] = {}
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def point(self, stage: str, step: int, loss: float, extra: str = "") -> None:
+        self.curves.setdefault(stage, []).append((step, round(loss, 5)))
+        print(f"[{self.elapsed():7.1f} s] {stage} step {step:6d} loss {loss:.5f} {extra}", flush=True)
+
+
+def to_tensor(images) -> torch.Tensor:
+    """PIL RGB images -> float tensor N x 3 x H x W in [-1, 1]."""
+    array = np.stack([np.asarray(im, dtype=np.uint8) for im in images])
+    return torch.from_numpy(array).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+# ---- stage 1: the autoencoder ---------------------------------------------------------------------
+
+def train_vae(cfg: TrainConfig, log: Log):
+    """AutoencoderKL trained on 64 px crops of 128 px pictures and on native 64 px ones (dataset seed + 1).
+
+    It is fully convolutional: 64 px crops teach it 128 px edges at a quarter of the cost.
+    """
+    vae = arch.build_vae(cfg.sizes).train()
+    big = to_tensor(s.image for s in make_dataset(cfg.seed + 1, cfg.vae_images, 128))
+    small = to_tensor(s.image for s in make_dataset(cfg.seed + 1, cfg.vae_images, 64))
+    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=1e-4)
+    from diffusers.optimization import get_scheduler
+
+    sched = get_scheduler("cosine", opt, num_warmup_steps=min(100, cfg.vae_steps // 10),
+                          num_training_steps=cfg.vae_steps)
+    running, t0, c0 = None, time.perf_counter(), time.process_time()
+    for step in range(1, cfg.vae_steps + 1):
+        # alternate scales: the decoder must draw the edges of both sizes
+        pick = torch.randint(len(big), (cfg.vae_batch,))
+        if step % 2:
+            top, left = torch.randint(0, 65, (2,)).tolist()
+            x = big[pick, :, top:top + 64, left:left + 64]
+        else:
+            x = small[pick]
+        posterior = vae.encode(x).latent_dist
+        rec = vae.decode(posterior.sample()).sample
+        loss = F.mse_loss(rec, x) + 0.5 * F.l1_loss(rec, x) + 1e-6 * posterior.kl().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
+        if step % cfg.log_every == 0 or step == cfg.vae_steps:
+            log.point("vae", step, running, f"{step / (time.perf_counter() - t0):.2f} steps/s, "
+                      f"{(time.process_time() - c0) / step:.2f} cpu s/step")
+    vae.eval()
+    with torch.no_grad():  # SD's convention: scale latents to unit variance for the UNet
+        probe = big[:256]
+        latents = torch.cat([vae.encode(probe[i:i + 64]).latent_dist.mean for i in range(0, len(probe), 64)])
+    scaling = float(1.0 / latents.std())
+    vae.register_to_config(scaling_factor=round(scaling, 5))
+    return vae
+
+
+# ---- stage 2: UNet + text encoder -------------------------------------------------------------------
+
+@torch.no_grad()
+def encode_latents(vae, images: torch.Tensor) -> torch.Tensor:
+    scale = vae.config.scaling_factor
+    return torch.cat([vae.encode(images[i:i + 64]).latent_dist.mean * scale for i in range(0, len(images), 64)])
+
+
+def caption_ids(tokenizer, captions: list[str]) -> torch.Tensor:
+    return tokenizer(captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                     return_tensors="pt").input_ids
+
+
+def train_denoiser(cfg: TrainConfig, vae, log: Log):
+    """(unet, text_encoder) with EMA weights, trained on frozen latents of the captioned dataset."""
+    from diffusers import DDPMScheduler
+    from diffusers.optimization import get_scheduler
+    from diffusers.training_utils import EMAModel
+
+    # 1. The data: scene i at 128 and at 64 px share caption i; latents computed once.
+    big_samples = make_dataset(cfg.seed, cfg.images, 128)
+    captions = [s.caption for s in big_samples]
+    tok = arch.tokenizer()
+    ids = caption_ids(tok, captions)
+    empty = caption_ids(tok, [""])[0]
+    latents = {128: encode_latents(vae, to_tensor(s.image for s in big_samples))}
+    del big_samples
+    latents[64] = encode_latents(vae, to_tensor(s.image for s in make_dataset(cfg.seed, cfg.images, 64)))
+    log.point("data", 0, 0.0, f"{cfg.images} scenes encoded; latent std {latents[128].std():.3f}")
+
+    # 2. The models, the optimiser, the EMA.
+    unet = arch.build_unet(cfg.sizes).train()
+    text = arch.build_text_encoder(cfg.sizes, set(ids.flatten().tolist())).train()
+    params = [p for m in (unet, text) for p in m.parameters()]
+    noise = DDPMScheduler.from_config(arch.scheduler_config())
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-2)
+    sched = get_scheduler("cosine", opt, num_warmup_steps=cfg.warmup, num_training_steps=cfg.steps)
+    ema = EMAModel(params, decay=cfg.ema_decay, use_ema_warmup=True)
+
+    # 3. The loop: epsilon prediction, uniform timesteps, some captions emptied for CFG.
+    running, t0, c0 = None, time.perf_counter(), time.process_time()
+    for step in range(1, cfg.steps + 1):
+        if cfg.budget_s and log.elapsed() > cfg.budget_s:
+            log.point("unet", step - 1, running or 0.0, f"stopped early: time budget {cfg.budget_s:.0f} s spent")
+            break
+        side = 128 if torch.rand(()) < cfg.share_128 else 64
+        pick = torch.randint(cfg.images, (cfg.batch,))
+        x0, cond = latents[side][pick], ids[pick].clone()
+        cond[torch.rand(cfg.batch) < cfg.caption_dropout] = empty
+        eps = torch.randn_like(x0)
+        t = torch.randint(0, noise.config.num_train_timesteps, (cfg.batch,))
+        hidden = text(cond).last_hidden_state  # clip skip 1, as our prompt encoder feeds the UNet
+        pred = unet(noise.add_noise(x0, eps, t), t, encoder_hidden_states=hidden).sample
+        loss = F.mse_loss(pred, eps)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        ema.step(params)
+        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            log.point("unet", step, running,
+                      f"lr {sched.get_last_lr()[0]:.2e} {step / (time.perf_counter() - t0):.2f} steps/s, "
+                      f"{(time.process_time() - c0) / step:.2f} cpu s/step")
+    ema.copy_to(params)
+    return unet.eval(), text.eval()
+
+
+# ---- saving -----------------------------------------------------------------------------------------
+
+def assemble(vae, unet, text):
+    from diffusers import PNDMScheduler, StableDiffusionPipeline
+
+    return StableDiffusionPipeline(
+        vae=vae, text_encoder=text, tokenizer=arch.tokenizer(), unet=unet,
+        scheduler=PNDMScheduler.from_config(arch.scheduler_config()),
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+
+
+def save(cfg: TrainConfig, pipe, log: Log) -> Path:
+    """The checkpoint (LDM keys via our own exporter), its config folder and the training record."""
+    from safetensors.torch import save_file
+
+    from modules.pipelines.ldm_layout import export_ldm_state_dict
+
+    dtype = {"fp16": torch.float16, "fp32": torch.float32}[cfg.save_dtype]
+    cfg.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cfg.out.with_name(f".{cfg.out.name}.{os.getpid()}.tmp")
+    save_file(export_ldm_state_dict(pipe, dtype), str(tmp), metadata=DEMO_METADATA)
+    os.replace(tmp, cfg.out)  # a crash never leaves half a checkpoint under the real name
+    arch.write_config_folder(cfg.out.with_name(cfg.out.stem + ".config"), cfg.sizes,
+                             pipe.vae.config.scaling_factor)
+    params = {name: sum(p.numel() for p in getattr(pipe, name).parameters())
+              for name in ("vae", "unet", "text_encoder")}
+    record = {"name": DEMO_NAME, "config": {**asdict(cfg), "out": str(cfg.out), "sizes": arch.sizes_record(cfg.sizes),
+                                            "vae_from": str(cfg.vae_from) if cfg.vae_from else None},
+              "parameters": params, "file_bytes": cfg.out.stat().st_size, "wall_s": round(log.elapsed(), 1),
+              "scaling_factor": pipe.vae.config.scaling_factor, "loss_curves": log.curves}
+    cfg.out.with_name(cfg.out.stem + ".train.json").write_text(json.dumps(record, indent=1) + "\n")
+    return cfg.out
+
+
+def run(cfg: TrainConfig) -> Path:
+    """Both stages and the save; deterministic for a given config (seed, threads)."""
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    log = Log()
+    if cfg.vae_from is not None:
+        from diffusers import AutoencoderKL
+
+        vae = AutoencoderKL.from_pretrained(cfg.vae_from).eval()
+    else:
+        vae = train_vae(cfg, log)
+        vae.save_pretrained(cfg.work / "vae")  # reusable with --vae-from while tuning stage 2
+    vae.requires_grad_(False)
+    unet, text = train_denoiser(cfg, vae, log)
+    path = save(cfg, assemble(vae, unet, text), log)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) in {log.elapsed():.0f} s", flush=True)
+    return path
+
+
+def parse_args(argv: list[str] | None = None) -> TrainConfig:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("models/Stable-diffusion/demo-shapes.safetensors"))
+    defaults = TrainConfig(out=Path("."))
+    for name in ("seed", "threads", "vae_images", "vae_steps", "vae_batch", "vae_lr", "images", "steps",
+                 "batch", "lr", "warmup", "ema_decay", "caption_dropout", "share_128", "log_every", "budget_s"):
+        value = getattr(defaults, name)
+        parser.add_argument("--" + name.replace("_", "-"), type=type(value), default=value)
+    parser.add_argument("--save-dtype", choices=("fp16", "fp32"), default=defaults.save_dtype)
+    parser.add_argument("--vae-from", type=Path, default=None, help="a saved stage-1 vae/ folder to reuse")
+    args = vars(parser.parse_args(argv))
+    return replace(defaults, **args)
+
+
+if __name__ == "__main__":
+    run(parse_args())
