@@ -1,6 +1,6 @@
 """A1111's sampler parameters (eta, sigma churn/tmin/tmax/noise, schedule sigmas and rho, img2img noise) for
-one job: which values apply to the chosen sampler and schedule, what they do to a diffusers scheduler, and which
-infotext keys they write.
+one job: which values apply to the chosen sampler and schedule, what they do to a diffusers scheduler, and
+which infotext keys they write.
 
 A1111's rules, followed here: a request value (API `eta`, `s_churn`, ...) wins over the setting of the same
 name; a parameter reaches only the samplers that take it (s_* only Euler, Heun and DPM2; eta only DDIM and the
@@ -65,7 +65,7 @@ class SamplerParams:
 
 
 def model_sigma_range(scheduler) -> tuple[float, float] | None:
-    """(smallest, largest) trained sigma of a model's scheduler (A1111's model_wrap.sigmas); None if unknown."""
+    """(smallest, largest) trained sigma of a model's scheduler (A1111's model_wrap.sigmas); None: unknown."""
     alphas = getattr(scheduler, "alphas_cumprod", None)
     if alphas is None:
         return None
@@ -74,8 +74,8 @@ def model_sigma_range(scheduler) -> tuple[float, float] | None:
 
 
 def resolve_sampler_params(sampler: SamplerSpec, schedule: ScheduleSpec, request,
-                           setting: Callable[[str], Any], *, model_sigmas: tuple[float, float] | None = None, kind: str = "txt2img",
-                           ) -> SamplerParams:
+                           setting: Callable[[str], Any], *, model_sigmas: tuple[float, float] | None = None,
+                           kind: str = "txt2img") -> SamplerParams:
     """The parameters that apply to `sampler` with the resolved `schedule`; `setting(key)` reads the job's
     settings, `request` is a GenerationRequest (its eta/s_* win over the settings), `model_sigmas` the model's
     (min, max) sigma (None: sigma min/max are taken as given), `kind` the pass: "txt2img", "img2img" (noise
@@ -201,8 +201,8 @@ def _replace_sigma_formulas(scheduler, params: SamplerParams) -> None:
 def _ancestral_eta_step(scheduler, eta: float):
     """Euler a's step with A1111's eta: the noise share sigma_up scaled by eta (0 = plain Euler).
 
-    diffusers' step moves to sigma_down and adds noise * sigma_up for eta 1; that step's noise is taken back out
-    of its result and the move is redone with eta's sigma_up/sigma_down, so the random stream stays the same."""
+    diffusers' step moves to sigma_down and adds noise * sigma_up for eta 1; that step's noise is taken back
+    out of its result and the move is redone with eta's sigma_up/sigma_down: the random stream is kept."""
     step = scheduler.step
 
     # wraps(): pipelines read step's signature to decide whether to pass `generator`
@@ -251,3 +251,15 @@ def _scaled_add_noise(scheduler, multiplier: float, extra: float):
         return noisy + noise * (extra * scale)
 
     return run
+
+
+def img2img_schedule(steps: int, strength: float, fix_steps: bool) -> tuple[int, float, int]:
+    """(num_inference_steps, strength for the pipeline, steps that run) of an img2img pass; strength 0-1.
+
+    By default diffusers (like A1111) runs int(steps * strength) of `steps`. A1111's img2img_fix_steps runs
+    exactly `steps`: a schedule of int(steps / strength) of which the last `steps` run; the strength handed to
+    diffusers is nudged so that its int(n * strength) gives exactly `steps`."""
+    if not fix_steps or strength <= 0:
+        return steps, strength, int(steps * strength)
+    total = max(steps, int(steps / min(strength, 0.999)))
+    return total, min(1.0, (steps + 0.5) / total), steps
