@@ -126,8 +126,7 @@ SAMPLERS: tuple[SamplerSpec, ...] = (
     SamplerSpec("DPM++ 2M", DPMSolverMultistepScheduler, {**_DPMPP, "solver_order": 2}, ("k_dpmpp_2m",),
                 "Karras", more_aliases=("dpmpp_2m",)),
     SamplerSpec("DPM++ SDE", DPMSolverSDEScheduler, {}, ("k_dpmpp_sde",), "Karras", second_order=True,
-                note="Brownian-tree noise is seeded once per job (noise_sampler_seed); A1111 seeds it per "
-                     "image",
+                note="Brownian-tree noise seeded per image (noise_sampler_seed = the batch's seeds), as A1111",
                 api_extra={"brownian_noise": True}, more_aliases=("dpmpp_sde",)),
     SamplerSpec("DPM++ 2M SDE", DPMSolverMultistepScheduler, {**_SDE, "solver_order": 2}, ("k_dpmpp_2m_sde",),
                 "Exponential", note=_GEN_NOISE, api_extra={"brownian_noise": True},

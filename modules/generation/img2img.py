@@ -96,7 +96,7 @@ def run_img2img_batch(model, plan: JobPlan, inits: list[Image.Image], batch: Bat
                    steps=plan.first.steps, clip_skip=plan.clip_skip)
     rng = batch_rng(job_rng_config(env, pipe), request, seeds, batch.subseeds, pipe.vae_scale_factor)
     with pass_noise(rng, pipe, plan.first) as noise:
-        output = run_pass(pipe, cond, replace(plan.first, seed=seeds[0]), progress, env=env,
+        output = run_pass(pipe, cond, replace(plan.first, seed=list(seeds)), progress, env=env,
                           strength=request.denoising_strength, num_inference_steps=request.steps,
                           guidance_scale=request.cfg_scale, eta=plan.eta, output_type="latent",
                           **inputs, **noise)

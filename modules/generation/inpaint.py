@@ -64,7 +64,7 @@ def run_inpaint_batch(model, plan, inits: list[Image.Image], mask: Image.Image, 
         rng = batch_rng(job_rng_config(env, pipe), request, seeds, batch.subseeds, pipe.vae_scale_factor)
         with masked_content_latents(pipe, request.inpainting_fill, region_mask), \
                 pass_noise(rng, pipe, plan.first) as noise:
-            generated = run_pass(pipe, cond, replace(plan.first, seed=seeds[0]), progress, env=env,
+            generated = run_pass(pipe, cond, replace(plan.first, seed=list(seeds)), progress, env=env,
                                  image=starts,
                                  mask_image=[region_mask] * count, strength=request.denoising_strength,
                                  num_inference_steps=request.steps, guidance_scale=request.cfg_scale,

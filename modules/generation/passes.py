@@ -38,7 +38,7 @@ class PassSpec:
 
     sampler: Any  # samplers.SamplerSpec
     schedule: Any  # samplers.ScheduleSpec
-    seed: int  # seeds the scheduler's own noise (DPM++ SDE's Brownian tree)
+    seed: int | list[int]  # seeds the scheduler's own noise (DPM++ SDE's Brownian tree: one per image)
     steps: int  # user-visible steps this pass runs
     step_offset: int = 0  # steps of earlier passes in the same batch
     tiling: bool = False

@@ -179,7 +179,7 @@ def run_txt2img_batch(model, pipe, plan: JobPlan, batch: BatchInfo, factory: Con
     if plan.refiner is not None:
         kwargs["denoising_end"] = plan.refiner.switch_at
     with pass_noise(rng, pipe, plan.first) as noise:
-        output = run_pass(pipe, cond, replace(plan.first, seed=seeds[0]), progress, env=env, **kwargs,
+        output = run_pass(pipe, cond, replace(plan.first, seed=list(seeds)), progress, env=env, **kwargs,
                           **noise).images
 
     # d. Refiner: the rest of the schedule on the base's latents (its step noise continues the streams).
@@ -197,7 +197,7 @@ def run_refiner(plan: JobPlan, latents, batch: BatchInfo, factory, env, progress
     request, refiner, seeds = plan.request, plan.refiner, batch.seeds
     cond = prepare(factory, refiner.pipe, batch.prompts, batch.negative_prompts, env,
                    steps=request.steps, clip_skip=plan.clip_skip)
-    spec = replace(plan.first, seed=seeds[0], step_offset=int(request.steps * refiner.switch_at),
+    spec = replace(plan.first, seed=list(seeds), step_offset=int(request.steps * refiner.switch_at),
                    steps=request.steps - int(request.steps * refiner.switch_at))
     rng = rng or batch_rng(job_rng_config(env, refiner.pipe), request, seeds, batch.subseeds,
                            refiner.pipe.vae_scale_factor)
@@ -229,7 +229,7 @@ def run_hires(model, plan: JobPlan, output, batch: BatchInfo, factory, env, prog
     # A new noise stream per image at the hires size, with the variation seed and seed resize (as A1111).
     rng = batch_rng(job_rng_config(env, img2img), request, seeds, batch.subseeds, img2img.vae_scale_factor)
     with pass_noise(rng, img2img, plan.hires_pass) as noise:
-        return run_pass(img2img, cond, replace(plan.hires_pass, seed=seeds[0]), progress, env=env,
+        return run_pass(img2img, cond, replace(plan.hires_pass, seed=list(seeds)), progress, env=env,
                         strength=request.denoising_strength, num_inference_steps=size.steps,
                         guidance_scale=cfg, eta=plan.eta, output_type="latent", **inputs, **noise).images
 

@@ -135,3 +135,13 @@ def test_hires_pass_noise_takes_the_variation_seed_too(sd15):
                                denoising_strength=0.6, steps=2)
     one = generate_txt2img(sd15, request.with_changes(subseed=77, subseed_strength=1.0)).images[0]
     assert same(one, generate_txt2img(sd15, request.with_changes(seed=77)).images[0])
+
+
+def test_dpmpp_sde_brownian_noise_is_seeded_per_image_so_a_batch_equals_singles(sd15):
+    # A1111 seeds the Brownian tree with the batch's image seeds; one tree for the whole batch would tie
+    # image 2's noise to image 1's seed.
+    request = TXT.with_changes(sampler_name="DPM++ SDE", batch_size=2, steps=2)
+    batch = generate_txt2img(sd15, request)
+    for i, image in enumerate(batch.images):
+        alone = generate_txt2img(sd15, request.with_changes(batch_size=1, seed=10 + i))
+        assert near(image, alone.images[0]), i
