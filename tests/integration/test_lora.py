@@ -9,11 +9,12 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 from modules.generation.service import submit_generation
 from modules.images.infotext import parse_infotext
 from modules.types import GenerationRequest
-from tests.fixtures.loras import kohya_lora, kohya_metadata, write_lora
+from tests.fixtures.loras import kohya_lora, kohya_metadata, lycoris_lora, write_lora
 from tests.integration.conftest import WAIT, loaded_context
 
 REQUEST = GenerationRequest(prompt="a red house", seed=7, width=64, height=64, steps=2, batch_size=1,
@@ -28,6 +29,10 @@ def lora_ctx(tmp_path_factory, tiny_sd15_checkpoint, tiny_sd15_pipe, tiny_sdxl_p
                kohya_metadata("film_grain"))
     write_lora(loras / "styles" / "ink.safetensors", kohya_lora(tiny_sd15_pipe, seed=2, strength=0.3, ldm=True))
     write_lora(loras / "xl.safetensors", kohya_lora(tiny_sdxl_pipe, seed=3))
+    lycoris = root / "data" / "models" / "LyCORIS"  # the other folder searched; LyCORIS kinds, kohya names
+    write_lora(lycoris / "hada.safetensors", lycoris_lora(tiny_sd15_pipe, "loha", seed=4, rank=2, alpha=1.0))
+    write_lora(lycoris / "kron.safetensors", lycoris_lora(tiny_sd15_pipe, "lokr", seed=5, rank=2, alpha=1.0))
+    write_lora(lycoris / "oft.safetensors", {"lora_unet_x.oft_blocks": torch.zeros(2, 2, 2)})
     (loras / "broken.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}")
     ctx = loaded_context(root / "data", tiny_sd15_checkpoint, "--lora-dir", str(loras))
     assert ctx.extensions.info("lora").status == "loaded", ctx.extensions.info("lora").error
@@ -162,3 +167,20 @@ def test_the_api_list_has_a1111s_shape(lora_ctx):
     assert listed["film"]["alias"] == "film_grain" and listed["ink"]["alias"] == "ink"
     assert listed["film"]["metadata"]["ss_tag_frequency"] == {"set": {"red house": 3}}
     json.dumps(listed)  # what the route answers must be JSON
+
+
+def test_loha_and_lokr_from_the_lycoris_folder_weigh_like_a_lora(lora_ctx, base):
+    full = pixels(generate(lora_ctx, "a red house <lyco:hada:1>"))
+    half = pixels(generate(lora_ctx, "a red house <lora:hada:0.5>"))
+    again = pixels(generate(lora_ctx, "a red house <lyco:hada:1>"))  # the cached adapter, weight back to 1
+    assert np.array_equal(again, full)
+    d_half, d_full = (np.abs(image - base).mean() for image in (half, full))
+    assert 0 < d_half < d_full
+    kron = pixels(generate(lora_ctx, "a red house <lora:kron:1>"))
+    assert not np.array_equal(kron, base) and not np.array_equal(kron, full)
+    zero = generate(lora_ctx, "a red house <lora:kron:0>")
+    assert np.array_equal(pixels(zero), base)
+    assert "kron: " in parse_infotext(zero.infotexts[0])["Lora hashes"]
+    result = generate(lora_ctx, "a red house <lora:oft:1>")
+    assert np.array_equal(pixels(result), base)
+    assert any("oft is a LyCORIS OFT file, which this engine does not apply; skipped" in w for w in result.warnings)

@@ -128,3 +128,30 @@ def test_a_loha_for_other_shapes_is_refused_before_anything_is_injected(lora_pkg
     with pytest.raises(convert.LoraFormatError, match="attn2_to_k"):
         cache.get(("bad", 0, 0), lambda: dict(sd), 4)
     assert not any(hasattr(m, "lora_A") for m in pipe.unet.modules()) and cache.loads == 0
+
+
+def test_locon_with_a_cp_mid_core_matches_the_hand_merge(lora_pkg, sd15, base, tiny_sd15_pipe):
+    """LoCon's CP form: 1x1 down, kxk `lora_mid`, 1x1 up; dW[o, n] = sum up[o, m] mid[m, j] down[j, n]."""
+    engine = lora_pkg["engine"]
+    g = torch.Generator().manual_seed(4)
+    stem = "lora_unet_down_blocks_0_resnets_0_conv1"
+    conv = tiny_sd15_pipe.unet.get_submodule("down_blocks.0.resnets.0.conv1")
+    sd = {f"{stem}.lora_down.weight": torch.randn(3, conv.in_channels, 1, 1, generator=g) * 0.2,
+          f"{stem}.lora_mid.weight": torch.randn(3, 3, 3, 3, generator=g) * 0.3,
+          f"{stem}.lora_up.weight": torch.randn(conv.out_channels, 3, 1, 1, generator=g) * 0.2,
+          f"{stem}.alpha": torch.tensor(1.5)}
+    reference = copy.deepcopy(tiny_sd15_pipe)
+    with torch.no_grad():
+        delta = torch.einsum("om,mjhw,jn->onhw", sd[f"{stem}.lora_up.weight"].flatten(1),
+                             sd[f"{stem}.lora_mid.weight"], sd[f"{stem}.lora_down.weight"].flatten(1))
+        reference.unet.get_submodule("down_blocks.0.resnets.0.conv1").weight += 0.9 * 1.5 / 3 * delta
+    cache = engine.AdapterCache.for_pipe(sd15)
+    try:
+        adapter = cache.get(("cp", 0, 0), lambda: dict(sd), 4)
+        cache.activate([engine.Use(adapter, 1.0, 0.9)])
+        got = outputs(sd15)
+        cache.deactivate()
+        assert close(got, outputs(reference))
+        assert same(outputs(sd15), base)
+    finally:
+        cache.clear()
