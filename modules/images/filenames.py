@@ -98,6 +98,26 @@ def name_tokens(request: GenerationRequest, *, seed: int, prompt: str | None = N
     }
 
 
+def infotext_tokens(infotext: str) -> dict[str, Any]:
+    """Pattern tokens recovered from an image's infotext (seed, prompt, steps, ...), for saving an image whose
+    request is gone (the UI's Save button names files as the generation did: `00003-1234.png`)."""
+    from modules.images.infotext import parse_infotext
+
+    if not infotext or not infotext.strip():
+        return {}
+    parsed = parse_infotext(infotext)
+    fields = {"seed": "Seed", "prompt": "Prompt", "negative_prompt": "Negative prompt", "steps": "Steps",
+              "cfg": "CFG scale", "sampler": "Sampler", "sampler_name": "Sampler", "scheduler": "Schedule type",
+              "width": "Size-1", "height": "Size-2", "model_name": "Model", "model_hash": "Model hash",
+              "clip_skip": "Clip skip", "denoising": "Denoising strength"}
+    tokens = {key: parsed[name] for key, name in fields.items() if parsed.get(name) not in (None, "")}
+    for key in ("prompt", "negative_prompt"):
+        value = str(parsed.get(key.replace("_", " ").capitalize()) or "")
+        tokens.update({f"{key}_hash": _hash8(value)})
+    tokens["full_prompt_hash"] = _hash8(f"{parsed.get('Prompt', '')} {parsed.get('Negative prompt', '')}")
+    return tokens
+
+
 def _datetime(now: datetime, args: list[str]) -> str:
     """[datetime], [datetime<format>], [datetime<format><time zone>]; a bad format falls back to the default."""
     when = now

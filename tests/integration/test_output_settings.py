@@ -223,5 +223,5 @@ def test_save_button_writes_to_outdir_save(ctx, job, out):
     finally:
         ctx.settings.update({"outdir_save": "log/images", "samples_format": "png"})
     [path] = list((out / "saved").iterdir())
-    assert path.name == "00000.webp"  # no date folder (use_save_to_dirs_for_ui is off), no seed known
+    assert path.name == "00000-1235.webp"  # no date folder (use_save_to_dirs_for_ui is off); the seed from infotext
     assert magic(path) == "webp" and infotext_of(path) == job.infotexts[1]

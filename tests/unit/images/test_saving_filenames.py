@@ -119,3 +119,12 @@ def test_output_dirs_follow_a1111_rules(tmp_path):
 ])
 def test_large_copy_size(size, file_bytes, expected):
     assert large_copy_size(size, file_bytes, SaveOptions()) == expected
+
+
+def test_tokens_from_an_infotext_name_a_saved_image_like_its_generation():
+    from modules.images.filenames import infotext_tokens
+
+    text = "a red cat\nNegative prompt: dog\nSteps: 2, Sampler: Euler, CFG scale: 7, Seed: 1235, Size: 64x32, Model: tiny"
+    t = infotext_tokens(text)
+    assert expand_pattern("[seed]-[prompt_words]-[steps]-[width]x[height]-[model_name]", t) == "1235-a red cat-2-64x32-tiny"
+    assert infotext_tokens("") == {} and expand_pattern("[seed]", infotext_tokens("")) == ""

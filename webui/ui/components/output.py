@@ -17,6 +17,7 @@ from pathlib import Path
 import gradio as gr
 from PIL import Image
 
+from modules.images.filenames import infotext_tokens
 from modules.images.outputs import OutputDirs
 from modules.images.saving import SaveOptions, save_image
 from webui.ui.components.runner import SessionJobs, error_html, info_html, notes_html, session_key
@@ -129,8 +130,8 @@ def save_selected(ctx, state) -> tuple:
     if image is None:
         return gr.update(visible=False), error_html("Nothing to save yet: generate an image first.")
     try:
-        path = save_image(image, _folders(ctx).folder("save"),
-                          SaveOptions.for_save_button(ctx.settings.as_dict()), infotext=infotext)
+        path = save_image(image, _folders(ctx).folder("save"), SaveOptions.for_save_button(ctx.settings.as_dict()),
+                          infotext=infotext, tokens=infotext_tokens(infotext))
     except (OSError, ValueError) as exc:
         return gr.update(visible=False), error_html(f"Could not save: {exc}")
     # Offered from a temp copy: Gradio serves downloads only from the temp dir, cwd or allowed paths.
