@@ -145,3 +145,10 @@ def test_dpmpp_sde_brownian_noise_is_seeded_per_image_so_a_batch_equals_singles(
     for i, image in enumerate(batch.images):
         alone = generate_txt2img(sd15, request.with_changes(batch_size=1, seed=10 + i))
         assert near(image, alone.images[0]), i
+
+
+def test_sdxl_img2img_takes_the_nv_source_and_the_variation_seed(sdxl, img2img_base):
+    request = img2img_base.with_changes(prompt="a tiled floor", steps=3)
+    one = generate_img2img(sdxl, request.with_changes(subseed=77, subseed_strength=1.0), env=env("NV")).images[0]
+    assert same(one, generate_img2img(sdxl, request.with_changes(seed=77), env=env("NV")).images[0])
+    assert not near(one, generate_img2img(sdxl, request, env=env("NV")).images[0])
