@@ -29,6 +29,7 @@ from modules.generation.txt2img import (
     plan_job,
 )
 from modules.generation.validation import validate_request
+from modules.sampler_params import img2img_schedule
 from modules.types import GenerationRequest, GenerationResult
 
 LATENT_RESIZE = 3  # "Just resize (latent upscale)"
@@ -48,8 +49,12 @@ def generate_img2img(model, request: GenerationRequest, *, progress=None,
 
     # 2. Plan: prompts, sampler, clip skip. img2img has no hires pass or refiner (as in A1111's UI).
     plan = plan_job(model, request.with_changes(mask=mask, enable_hr=False, refiner_checkpoint=""), env)
-    # diffusers runs int(steps * strength) steps from the noised image, as A1111 does by default.
-    plan.first = replace(plan.first, steps=int(request.steps * request.denoising_strength))
+    # diffusers runs int(steps * strength) steps from the noised image, as A1111 does by default; exactly
+    # `steps` with the img2img_fix_steps setting.
+    total, strength, run_steps = img2img_schedule(request.steps, request.denoising_strength,
+                                                  bool(env.setting("img2img_fix_steps")))
+    plan.first = replace(plan.first, steps=run_steps)
+    plan.img2img_schedule = (total, strength)
     result = new_result(plan)
 
     # 3. Prompts and seeds of every image: image i gets seed + i (or what a script decided per image).
@@ -97,7 +102,7 @@ def run_img2img_batch(model, plan: JobPlan, inits: list[Image.Image], batch: Bat
     rng = batch_rng(job_rng_config(env, pipe), request, seeds, batch.subseeds, pipe.vae_scale_factor)
     with pass_noise(rng, pipe, plan.first) as noise:
         output = run_pass(pipe, cond, replace(plan.first, seed=list(seeds)), progress, env=env,
-                          strength=request.denoising_strength, num_inference_steps=request.steps,
+                          strength=plan.img2img_schedule[1], num_inference_steps=plan.img2img_schedule[0],
                           guidance_scale=request.cfg_scale, eta=plan.eta, output_type="latent",
                           **inputs, **noise)
     return decode_latents(pipe, output.images), cond

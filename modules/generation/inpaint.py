@@ -66,8 +66,9 @@ def run_inpaint_batch(model, plan, inits: list[Image.Image], mask: Image.Image, 
                 pass_noise(rng, pipe, plan.first) as noise:
             generated = run_pass(pipe, cond, replace(plan.first, seed=list(seeds)), progress, env=env,
                                  image=starts,
-                                 mask_image=[region_mask] * count, strength=request.denoising_strength,
-                                 num_inference_steps=request.steps, guidance_scale=request.cfg_scale,
+                                 mask_image=[region_mask] * count, strength=plan.img2img_schedule[1],
+                                 num_inference_steps=plan.img2img_schedule[0],
+                                 guidance_scale=request.cfg_scale,
                                  eta=plan.eta, width=width, height=height,
                                  output_type="latent", **noise).images
             generated = decode_latents(pipe, generated)

@@ -57,6 +57,8 @@ class JobPlan:
     refiner: Refiner | None = None
     warnings: list[str] = field(default_factory=list)
     info_request: GenerationRequest | None = None  # the request as it runs: resolved sampler, clip skip
+    # img2img: (num_inference_steps, strength) handed to diffusers (sampler_params.img2img_schedule)
+    img2img_schedule: tuple[int, float] = (0, 0.0)
 
 
 def generate_txt2img(model, request: GenerationRequest, *, progress=None,
