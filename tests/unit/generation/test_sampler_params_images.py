@@ -165,3 +165,18 @@ def test_extra_noise_reaches_the_hires_pass(run):
     plain, _, _ = run(hires)
     extra, info, _ = run(hires, img2img_extra_noise=0.5)
     assert differs(extra, plain) and "Extra noise: 0.5" in info
+
+
+def test_img2img_fix_steps_runs_exactly_the_given_steps(run, img2img, sd15):
+    calls = []
+    hook = sd15.pipe.unet.register_forward_hook(lambda *args: calls.append(1))  # derived pipes share the UNet
+    try:
+        request = img2img.with_changes(steps=4, denoising_strength=0.5)
+        default, _, _ = run(request)
+        by_strength, calls[:] = len(calls), []
+        fixed, _, _ = run(request, img2img_fix_steps=True)
+        exact = len(calls)
+    finally:
+        hook.remove()
+    assert (by_strength, exact) == (2, 4)  # int(4 * 0.5) steps, then exactly 4 of a schedule of 8
+    assert differs(fixed, default)
