@@ -1,0 +1,69 @@
+"""The training script end to end at toy sizes: it writes a checkpoint our own loader reads back exactly,
+with the demo metadata, its config folder and the training record, and the file draws at 64 px."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from modules.pipelines.ldm_layout import export_ldm_state_dict
+from modules.pipelines.loading import read_state_dict
+from tools.demo_model import architecture as arch
+from tools.demo_model.evaluate import load
+from tools.demo_model.train import DEMO_METADATA, TrainConfig, run
+
+TOY = arch.Sizes(vae_channels=(8, 8, 8, 8), vae_groups=4, unet_channels=(16, 16, 16), unet_heads=2,
+                 unet_groups=8, text_width=32, text_layers=1, text_heads=2)
+
+
+def toy_config(out, **changes) -> TrainConfig:
+    base = dict(out=out, threads=1, sizes=TOY, vae_images=4, vae_steps=2, vae_batch=2, images=4, steps=3,
+                batch=2, warmup=1, log_every=1, save_dtype="fp32")
+    return TrainConfig(**(base | changes))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    return run(toy_config(tmp_path_factory.mktemp("demo") / "demo-shapes.safetensors"))
+
+
+def test_the_file_loads_through_our_loader_with_every_weight_as_saved(trained):
+    from safetensors import safe_open
+
+    with safe_open(str(trained), framework="pt") as f:
+        assert f.metadata() == DEMO_METADATA
+    model = load(trained)
+    assert model.architecture == "sd15"
+    assert model.pipe.unet.config.block_out_channels == list(TOY.unet_channels)
+    saved, reloaded = read_state_dict(trained), export_ldm_state_dict(model.pipe)
+    assert saved.keys() == reloaded.keys()
+    assert all(torch.equal(saved[k], reloaded[k]) for k in saved)
+    # the scaling factor measured in stage 1 travels in the config folder next to the file
+    record = json.loads(trained.with_name("demo-shapes.train.json").read_text())
+    assert model.pipe.vae.config.scaling_factor == pytest.approx(record["scaling_factor"])
+    assert [p[0] for p in record["loss_curves"]["unet"]] == [1, 2, 3]
+
+
+def test_unused_token_embeddings_stay_zero_so_unknown_words_add_nothing(trained):
+    model = load(trained)
+    emb = model.pipe.text_encoder.get_input_embeddings().weight
+    dog = model.pipe.tokenizer("dog").input_ids[1]  # never in a caption
+    red = model.pipe.tokenizer("red").input_ids[1]
+    assert torch.count_nonzero(emb[dog]) == 0 and torch.count_nonzero(emb[red]) > 0
+
+
+def test_the_trained_file_generates_at_64_pixels_with_our_generation_path(trained):
+    from modules.generation.txt2img import generate_txt2img
+    from modules.types import GenerationRequest
+
+    request = GenerationRequest(prompt="a (red:1.3) circle AND a [blue:green:0.5] square", width=64,
+                                height=64, steps=2, sampler_name="Euler", seed=1)
+    image = generate_txt2img(load(trained), request).images[0]
+    assert image.size == (64, 64)
+
+
+@pytest.mark.slow
+def test_the_same_config_trains_the_same_bytes(tmp_path, trained):
+    again = run(toy_config(tmp_path / "demo-shapes.safetensors"))
+    assert again.read_bytes() == trained.read_bytes()
