@@ -8,7 +8,12 @@ Rows (medians of --repeats alternating runs, min..max in brackets):
 - per UNet step (batch 2 as with CFG, --latent px latents): no LoRA (plain modules), ours with the adapter
   loaded but off (between batches), ours active, diffusers active.
 
+--kind loha / lokr: a LyCORIS file (attention linears, resnet convs, text encoder) instead. diffusers does not
+load those, so the other side is PEFT's own LoHa/LoKr layers on the same modules (they rebuild dW at every
+call), and the step rows add ours fused.
+
     venv/bin/python bench/bench_lora.py [--repeats 3] [--step-repeats 3] [--latent 32] [--threads 0]
+                                        [--kind lora|loha|lokr] [--rank 16]
 """
 from __future__ import annotations
 
@@ -74,6 +79,8 @@ def main() -> None:
     parser.add_argument("--step-repeats", type=int, default=3, help="UNet steps of each kind")
     parser.add_argument("--latent", type=int, default=32, help="latent width/height of the UNet step (32 = 256 px)")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch's default)")
+    parser.add_argument("--kind", choices=("lora", "loha", "lokr"), default="lora")
+    parser.add_argument("--rank", type=int, default=16)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -84,7 +91,11 @@ def main() -> None:
 
     pipe = build_pipe()
     folder = Path(tempfile.mkdtemp(prefix="bench-lora-"))
-    path = write_lora(folder / "bench.safetensors", kohya_lora(pipe, rank=16, alpha=8.0, strength=0.02))
+    if args.kind != "lora":
+        lycoris_main(args, pipe, folder)
+        return
+    path = write_lora(folder / "bench.safetensors", kohya_lora(pipe, rank=args.rank, alpha=args.rank / 2,
+                                                              strength=0.02))
     size_mb = path.stat().st_size / 2**20
 
     def calls(weight: float):
@@ -171,10 +182,7 @@ def main() -> None:
     plain_steps = [timed(step) for _ in range(args.step_repeats)]  # no PEFT layers at all
     steps = {"no LoRA": plain_steps, **steps}
 
-    def show(values: list[float], unit: float = 1000) -> str:
-        return f"{statistics.median(values) * unit:9.1f} ms [{min(values) * unit:.1f}..{max(values) * unit:.1f}]"
-
-    print(f"SD1.5-shaped UNet + text encoder (random), rank-16 kohya LoRA {size_mb:.1f} MB; layers loaded "
+    print(f"SD1.5-shaped UNet + text encoder (random), rank-{args.rank} kohya LoRA {size_mb:.1f} MB; layers loaded "
           f"(unet, te): ours {ours_layers}, diffusers {plain_layers}; {args.repeats} repeats "
           f"({args.step_repeats} per step kind), "
           f"{torch.get_num_threads()} threads")
@@ -189,6 +197,90 @@ def main() -> None:
         print(f"    {name:17s} {show(values)}   x{statistics.median(values) / base:.3f} of no LoRA")
     print(f"  active ratio ours/diffusers: "
           f"{statistics.median(steps['ours active']) / statistics.median(steps['diffusers active']):.3f}")
+
+
+def show(values: list[float], unit: float = 1000) -> str:
+    return f"{statistics.median(values) * unit:9.1f} ms [{min(values) * unit:.1f}..{max(values) * unit:.1f}]"
+
+
+def lycoris_main(args, pipe, folder: Path) -> None:
+    """Cold load, weight change and per-step rows for a LoHa/LoKr file: ours vs PEFT's LoHa/LoKr layers."""
+    from peft import LoHaConfig, LoKrConfig, inject_adapter_in_model
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    from modules.extensions.hooks import GenerationInfo
+    from modules.prompts.extra_networks import parse_prompt
+    from tests.fixtures.loras import conv_targets, lycoris_lora, unet_targets, write_lora
+
+    state = lycoris_lora(pipe, args.kind, rank=args.rank, alpha=args.rank / 2, te=True, strength=0.02)
+    path = write_lora(folder / "bench.safetensors", state)
+    size_mb = path.stat().st_size / 2**20
+    calls = parse_prompt("<lora:bench:0.8>")[1]["lora"]
+
+    def ours_cold() -> None:
+        provider = provider_for(folder)
+        with provider.activate(pipe, calls, GenerationInfo(None)):
+            pass
+        provider.cache_for(pipe).clear()
+
+    cold = [timed(ours_cold) for _ in range(args.repeats)]
+    provider = provider_for(folder)
+    with provider.activate(pipe, calls, GenerationInfo(None)):
+        layers = lora_layers(pipe.unet), lora_layers(pipe.text_encoder)
+    cache = provider.cache_for(pipe)
+    ranks = sorted({r for m in pipe.unet.modules() if hasattr(m, "lora_A") for r in getattr(m, "r", {}).values()})
+
+    def weight(w: float) -> None:
+        with provider.activate(pipe, parse_prompt(f"<lora:bench:{w}>")[1]["lora"], GenerationInfo(None)):
+            pass
+
+    weights = [timed(lambda w=w: weight(w)) for w in [0.3, 0.9, 0.5, 0.7, 0.2, 0.6] * args.repeats]
+    gen = torch.Generator().manual_seed(0)
+    latents = torch.randn((2, 4, args.latent, args.latent), generator=gen)
+    context = torch.randn((2, 77, 768), generator=gen)
+
+    def step() -> float:
+        with torch.no_grad():
+            return timed(lambda: pipe.unet(latents, 500, encoder_hidden_states=context))
+
+    use = sys.modules[type(cache).__module__].Use(next(iter(cache.adapters.values())), 0.8, 0.8)
+
+    def ours(fuse: bool) -> float:
+        cache.activate([use], fuse=fuse)
+        try:
+            return step()
+        finally:
+            cache.deactivate()
+
+    steps: dict[str, list[float]] = {k: [] for k in ("loaded, off", "ours active", "ours fused")}
+    step()  # warm-up
+    for i in range(args.step_repeats):
+        runs = [("loaded, off", step), ("ours active", lambda: ours(False)), ("ours fused", lambda: ours(True))]
+        for key, fn in (runs if i % 2 == 0 else runs[::-1]):
+            steps[key].append(fn())
+    cache.clear()
+    steps = {"no LoRA": [step() for _ in range(args.step_repeats)], **steps}
+    # PEFT's own layers on the same UNet modules (random weights: only the cost is measured)
+    targets = unet_targets(pipe.unet) + conv_targets(pipe.unet)
+    config = (LoHaConfig(r=args.rank, alpha=args.rank / 2, target_modules=targets, init_weights=False)
+              if args.kind == "loha" else
+              LoKrConfig(r=args.rank, alpha=args.rank / 2, target_modules=targets, init_weights=False))
+    inject_adapter_in_model(config, pipe.unet, adapter_name="peft")
+    steps["PEFT layers active"] = [step() for _ in range(args.step_repeats)]
+    for name, module in list(pipe.unet.named_modules()):
+        if isinstance(module, BaseTunerLayer):
+            parent, _, attr = name.rpartition(".")
+            setattr(pipe.unet.get_submodule(parent) if parent else pipe.unet, attr, module.get_base_layer())
+
+    print(f"SD1.5-shaped UNet + text encoder (random), rank-{args.rank} {args.kind} {size_mb:.1f} MB; layers "
+          f"(unet, te) {layers}, LoRA ranks used {ranks[:3]}..{ranks[-3:]}; {args.repeats} repeats, "
+          f"{torch.get_num_threads()} threads")
+    print(f"  load+apply+unload  ours {show(cold)}")
+    print(f"  weight change      ours {show(weights)}")
+    base = statistics.median(steps["no LoRA"])
+    print(f"  UNet step, batch 2, {args.latent}x{args.latent} latents:")
+    for name, values in steps.items():
+        print(f"    {name:19s} {show(values)}   x{statistics.median(values) / base:.3f} of no LoRA")
 
 
 if __name__ == "__main__":
