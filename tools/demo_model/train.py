@@ -44,7 +44,7 @@ class TrainConfig:
     vae_batch: int = 8
     vae_lr: float = 1e-3
     images: int = 6000  # dataset scenes, each encoded at 128 and 64 px
-    steps: int = 5000
+    steps: int = 4500
     batch: int = 16
     lr: float = 5e-4
     warmup: int = 200
@@ -161,9 +161,9 @@ def train_denoiser(cfg: TrainConfig, vae, log: Log):
     text = arch.build_text_encoder(cfg.sizes, set(ids.flatten().tolist())).train()
     params = [p for m in (unet, text) for p in m.parameters()]
     noise = DDPMScheduler.from_config(arch.scheduler_config())
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-2)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-2, foreach=True)
     sched = get_scheduler("cosine", opt, num_warmup_steps=cfg.warmup, num_training_steps=cfg.steps)
-    ema = EMAModel(params, decay=cfg.ema_decay, use_ema_warmup=True)
+    ema = EMAModel(params, decay=cfg.ema_decay, use_ema_warmup=True, foreach=True)
 
     # 3. The loop: epsilon prediction, uniform timesteps, some captions emptied for CFG.
     running, t0, c0 = None, time.perf_counter(), time.process_time()
