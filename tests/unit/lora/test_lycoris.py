@@ -55,6 +55,22 @@ def test_lycoris_kind_matches_the_hand_merge_and_weight_zero_is_the_base_bit_for
         cache.clear()
 
 
+def test_sdxl_loha_with_both_text_encoders_matches_the_hand_merge(lora_pkg, tiny_sdxl_pipe):
+    engine = lora_pkg["engine"]
+    pipe = copy.deepcopy(tiny_sdxl_pipe)
+    sd = lycoris_lora(tiny_sdxl_pipe, "loha", seed=6, rank=2, alpha=1.0, convs=False)  # convs: SD 1.x tests
+    assert any(k.startswith("lora_te1_") for k in sd) and any(k.startswith("lora_te2_") for k in sd)
+    base = outputs(pipe)
+    cache = engine.AdapterCache.for_pipe(pipe)
+    adapter = cache.get(("xl", 0, 0), lambda: dict(sd), 4)
+    assert set(adapter.weights_components) == {"unet", "text_encoder", "text_encoder_2"}
+    cache.activate([engine.Use(adapter, 0.8, 1.0)])
+    got = outputs(pipe)
+    cache.deactivate()
+    assert close(got, outputs(merge_lycoris_by_hand(tiny_sdxl_pipe, sd, te_mult=0.8, unet_mult=1.0)))
+    assert same(outputs(pipe), base)
+
+
 @pytest.mark.parametrize("kind", ["loha", "lokr", "full"])
 def test_every_module_and_factor_form_resolves_to_the_reference_delta(lora_pkg, tiny_sd15_pipe, kind):
     """Module by module (a wrong scale rule in one form cannot hide in a whole model's output): alpha 4 with
