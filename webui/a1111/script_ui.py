@@ -53,13 +53,14 @@ def arg_spec(component) -> ScriptArgSpec:
 
 def collect_defaults(compat) -> None:
     """Build every script's UI once, off-page, so API calls get defaults even without the web UI."""
-    for tab, runner in compat.runners.items():
-        pending = [s for s in runner.scripts if not s.ui_built]
-        if not pending:
-            continue
-        with gr.Blocks(analytics_enabled=False):
-            for loaded in pending:
-                build_script_ui(compat, loaded, tab == "img2img")
+    pending = [(tab, s) for tab, runner in compat.runners.items() for s in runner.scripts if not s.ui_built]
+    if not pending:
+        return
+    # One Blocks for both tabs: Gradio builds a whole app (~90 routes) at a Blocks' start and again at its
+    # end, 0.3-2 s each, and this runs at every start of the API or of an in-process context.
+    with gr.Blocks(analytics_enabled=False):
+        for tab, loaded in pending:
+            build_script_ui(compat, loaded, tab == "img2img")
 
 
 def script_info(compat) -> list[dict[str, Any]]:
