@@ -87,6 +87,14 @@ def test_restore_afterwards_false_keeps_the_override_in_the_settings(app):
         ctx.settings.update({"sd_vae": "Automatic", "eta_ancestral": 1.0}, save=False)
 
 
+WEIGHTED = {"prompt": "a (boat:1.4), sea", "sampler_name": "Euler a"}  # emphasis and eta need both
+
+
+@pytest.fixture(scope="module")
+def weighted_base(app):
+    return txt2img(app[0], **WEIGHTED)
+
+
 @pytest.mark.parametrize("overrides, written", [
     ({"CLIP_stop_at_last_layers": 2}, "Clip skip: 2"),
     ({"emphasis": "No norm"}, "Emphasis: No norm"),
@@ -94,14 +102,17 @@ def test_restore_afterwards_false_keeps_the_override_in_the_settings(app):
     ({"eta_noise_seed_delta": 31337}, "ENSD: 31337"),
     ({"eta_ancestral": 0.5}, "Eta: 0.5"),
 ], ids=lambda v: next(iter(v)) if isinstance(v, dict) else None)
-def test_each_listed_override_changes_this_job_only(app, overrides, written):
+def test_each_listed_override_changes_this_job_only(app, weighted_base, overrides, written):
     client, ctx = app
-    body = {"prompt": "a (boat:1.4), sea", "sampler_name": "Euler a"}
-    base, base_info = txt2img(client, **body)
-    changed, info = txt2img(client, **body, override_settings=overrides)
-    after, _ = txt2img(client, **body)
+    base, base_info = weighted_base
+    changed, info = txt2img(client, **WEIGHTED, override_settings=overrides)
     assert written in info["infotexts"][0] and written not in base_info["infotexts"][0]
     assert np.abs(changed - base).mean() > 0.3
-    assert np.array_equal(after, base)
     key = next(iter(overrides))
     assert ctx.settings.get(key) != overrides[key]  # the store never saw the override
+
+
+def test_after_the_overridden_jobs_the_next_job_is_the_plain_one_again(app, weighted_base):
+    client, _ = app
+    after, _ = txt2img(client, **WEIGHTED)
+    assert np.array_equal(after, weighted_base[0])
