@@ -74,10 +74,8 @@ class StableDiffusionProcessing:
         self.seed_enable_extras = True
         self.sampler_index = None
         self.s_min_uncond = 0.0
-        self.s_churn = 0.0
-        self.s_tmin = 0.0
-        self.s_tmax = float("inf")
-        self.s_noise = 1.0
+        # None = the settings of the same names (A1111's dataclass defaults; the sampler reads the settings)
+        self.s_churn = self.s_tmin = self.s_tmax = self.s_noise = None
         self.user = None
         self.init_images: list[Any] = []
         self.image_mask = None
