@@ -36,6 +36,7 @@ from modules.a1111.scripts import (
 from modules.a1111.state import State
 from modules.extensions.hooks import ExtensionHookError, describe_exception
 from modules.extensions.registry import Contributions
+from modules.images.outputs import OutputDirs
 from modules.types import GenerationRequest, UserInputError
 
 log = logging.getLogger("webui.a1111")
@@ -296,6 +297,11 @@ class A1111Compat:
         if selected is not None:
             required.add(selected.key)
         p = processing.p_from_request(request)
+        # A1111 scripts save their own files to p.outpath_samples / p.outpath_grids (the outdir_* settings).
+        folders = OutputDirs.from_settings({**self.ctx.settings.as_dict(), **request.override_settings},
+                                           self.ctx.paths.data_dir)
+        p.outpath_samples = str(folders.folder(request.mode))
+        p.outpath_grids = str(folders.folder(f"{request.mode}-grids"))
         p.scripts = runner
         p.script_args = self._flat_args(runner, request, selected)
         frame = _Frame(runner, request, run, info, p, required)

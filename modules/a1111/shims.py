@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import types
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -194,11 +195,28 @@ def build_images(compat) -> types.ModuleType:
     def save_image(image, path, basename="", seed=None, prompt=None, extension="png", info=None,
                    short_filename=False, no_prompt=False, grid=False, pnginfo_section_name="parameters", p=None,
                    existing_info=None, forced_filename=None, suffix="", save_to_dirs=None):
-        options = SaveOptions.from_settings({**compat.ctx.settings.as_dict(), "samples_format": extension})
+        values = compat.ctx.settings.as_dict()
+        options = SaveOptions.from_settings({**values, "samples_format": extension})
+        # A1111's rules: subfolders for grids with grid_save_to_dirs, for images with save_to_dirs (not for
+        # no_prompt saves); no name decoration for short names or without a seed; forced_filename as given.
+        if save_to_dirs is None:
+            save_to_dirs = bool(values.get("grid_save_to_dirs", True)) if grid else \
+                bool(values.get("save_to_dirs", True)) and not no_prompt
+        pattern = "" if short_filename or seed is None else options.filename_pattern
+        options = replace(options, directory_pattern=options.directory_pattern if save_to_dirs else "",
+                          filename_pattern=pattern + str(suffix or ""))
+        if forced_filename:
+            options = replace(options, filename_pattern=str(forced_filename), add_number=False)
         tokens = {"seed": seed, "prompt": prompt or ""}
-        saved = save_one(image, path, options, infotext=info or "", basename=forced_filename or basename,
-                         tokens=tokens)
-        return str(saved), None
+        if p is not None:
+            tokens.update({k: getattr(p, a) for k, a in (("steps", "steps"), ("cfg", "cfg_scale"),
+                           ("width", "width"), ("height", "height"), ("sampler", "sampler_name"))
+                           if getattr(p, a, None) is not None})
+        extra = {str(k): str(v) for k, v in (existing_info or {}).items() if k != pnginfo_section_name}
+        saved = save_one(image, path, options, infotext=info or "", basename="" if forced_filename else basename,
+                         tokens=tokens, extra_info=extra or None)
+        txt = saved.with_suffix(".txt")
+        return str(saved), (str(txt) if info and txt.exists() else None)
 
     def resize_image(resize_mode, im, width, height, upscaler_name=None, force_RGBA=False):
         from modules.generation.masks import resize_image as ours
