@@ -55,4 +55,5 @@ fi
 
 # 4. The suite. Offline by construction: no test may reach a model hub.
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False PYTHONDONTWRITEBYTECODE=1
-exec "$VENV_PY" -m pytest -q "$@"
+# --durations: every run names its slowest tests, so the ~20-minute budget is watched where it is spent.
+exec "$VENV_PY" -m pytest -q --durations=25 "$@"
