@@ -6,9 +6,11 @@ folder first, so a crash never leaves a half-written image under a real name.
 """
 from __future__ import annotations
 
+import html
 import io
 import math
 import os
+import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -46,6 +48,11 @@ _EXIF_IFD, _USER_COMMENT = 0x8769, 0x9286
 _UNICODE, _ASCII = b"UNICODE\x00", b"ASCII\x00\x00\x00"
 # A JPEG APP1 segment holds at most 65533 bytes of EXIF.
 _JPEG_EXIF_MAX = 65533
+# XMP: PNG keeps the packet in this iTXt key; PIL's JPEG/WebP readers put it in info["xmp"].
+_XMP_PNG_KEY = "XML:com.adobe.xmp"
+_XMP_ELEMENT = re.compile(r"<exif:UserComment\b[^>]*>(.*?)</exif:UserComment>", re.S)
+_XMP_ATTRIBUTE = re.compile(r'exif:UserComment="([^"]*)"')
+_XMP_LI = re.compile(r"<rdf:li\b[^>]*>(.*?)</rdf:li>", re.S)
 # PIL's per-format keys that say nothing about how the image was made.
 _IGNORED_INFO = frozenset({
     "jfif", "jfif_version", "jfif_unit", "jfif_density", "dpi", "exif", "loop", "background", "timestamp",
@@ -315,7 +322,8 @@ def save_generation(result: GenerationResult, request: GenerationRequest, output
 
 
 def read_image_info(image: Image.Image) -> tuple[str | None, dict[str, Any]]:
-    """(infotext or None, other text items) from PNG chunks or EXIF UserComment, as PNG Info shows them."""
+    """(infotext or None, other text items) from PNG chunks, EXIF UserComment or XMP exif:UserComment, as PNG
+    Info shows them."""
     items = dict(image.info or {})
     text = items.pop("parameters", None)
     comment = _read_user_comment(image)
@@ -324,8 +332,27 @@ def read_image_info(image: Image.Image) -> tuple[str | None, dict[str, Any]]:
     elif text is None and isinstance(items.get("comment"), (bytes, str)):
         raw = items.pop("comment")
         text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    elif text is None and (xmp := xmp_user_comment(items.get("xmp") or items.get(_XMP_PNG_KEY))):
+        # Tools that move metadata to XMP keep the infotext as exif:UserComment there.
+        text = xmp
+        items.pop(_XMP_PNG_KEY, None)
     other = {k: v for k, v in items.items() if k not in _IGNORED_INFO and isinstance(v, (str, int, float))}
     return (str(text) if text is not None else None), other
+
+
+def xmp_user_comment(xmp: bytes | str | None) -> str | None:
+    """The exif:UserComment of an XMP packet (element, rdf:Alt list or attribute form), or None."""
+    if not xmp:
+        return None
+    packet = xmp.decode("utf-8", errors="replace") if isinstance(xmp, bytes) else str(xmp)
+    match = _XMP_ELEMENT.search(packet) or _XMP_ATTRIBUTE.search(packet)
+    if match is None:
+        return None
+    body = match.group(1)
+    if (item := _XMP_LI.search(body)) is not None:
+        body = item.group(1)
+    text = html.unescape(body).strip()
+    return text or None
 
 
 def _read_user_comment(image: Image.Image) -> str | None:
