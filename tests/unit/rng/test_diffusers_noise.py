@@ -67,3 +67,17 @@ def test_no_rng_means_no_tokens_and_no_patch():
     original = euler_a_module.randn_tensor
     with noise_routed(None, Img2ImgLike(), EulerAncestralDiscreteScheduler()) as tokens:
         assert tokens is None and euler_a_module.randn_tensor is original
+
+
+def test_every_sampler_that_draws_step_noise_is_routed():
+    import inspect
+
+    from modules.rng.diffusers_noise import NOISE, noise_modules
+    from modules.samplers import SAMPLERS
+
+    for sampler in SAMPLERS:
+        cls = sampler.scheduler_cls
+        if "randn_tensor" in inspect.getsource(cls):
+            # the module that defines the class's step is one the scope swaps
+            owner = next(c for c in cls.__mro__ if "step" in vars(c))
+            assert noise_modules(cls).get(owner.__module__) == NOISE, sampler.name
