@@ -9,7 +9,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN_IN_MODULES = ("gradio", "fastapi", "starlette", "uvicorn", "webui", "extensions")
 # Inside modules/, low layers never import high ones.
-LOW_LAYERS = ("types", "files", "settings", "paths", "devices", "flags", "install", "prompts", "samplers", "images", "rng")
+LOW_LAYERS = ("types", "files", "settings", "paths", "devices", "flags", "install", "prompts", "samplers", "images",
+              "rng")
 HIGH_LAYERS = ("modules.pipelines", "modules.generation", "modules.jobs", "modules.extensions", "modules.context")
 # launch.py and these run before the venv exists: standard library only.
 STDLIB_ONLY = ("modules/flags.py", "modules/install.py", "modules/preload.py", "modules/a1111/importer.py")
