@@ -21,7 +21,7 @@ KOHYA_PREFIXES = {"lora_unet_": "unet", "lora_te_": "text_encoder", "lora_te1_":
                   "lora_te2_": "text_encoder_2"}
 # LyCORIS kinds this engine does not apply: named in the warning. A bias delta (`diff_b`, `bias_indices`)
 # has no place in a LoRA pair; DoRA rescales the merged weight's columns, which no added branch can do.
-UNSUPPORTED_KINDS = {"oft_blocks": "OFT", "oft_diag": "OFT", "oft_R": "BOFT", "w_norm": "GLoRA",
+UNSUPPORTED_KINDS = {"oft_blocks": "OFT", "oft_diag": "OFT", "w_norm": "GLoRA",  # BOFT writes oft_blocks too
                      "a1.weight": "GLoRA", "dora_scale": "DoRA", "diff_b": "full diff with bias",
                      "on_input": "IA3", "bias_indices": "LoRA with bias"}
 ARCH_BY_CONTEXT = {768: "SD 1.x", 1024: "SD 2.x", 2048: "SDXL"}

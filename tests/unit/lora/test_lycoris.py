@@ -118,7 +118,7 @@ def test_loha_with_a_lora_fused_and_unfused(lora_pkg, sd15, base, tiny_sd15_pipe
     assert not any(hasattr(m, "lora_A") for m in sd15.unet.modules())
 
 
-@pytest.mark.parametrize("tail, kind", [("oft_blocks", "OFT"), ("oft_R", "BOFT"), ("w_norm", "GLoRA"),
+@pytest.mark.parametrize("tail, kind", [("oft_blocks", "OFT"), ("oft_diag", "OFT"), ("w_norm", "GLoRA"),
                                         ("dora_scale", "DoRA"), ("diff_b", "full diff with bias"),
                                         ("on_input", "IA3")])
 def test_kinds_still_unsupported_are_refused_naming_the_kind(lora_pkg, sd15, tail, kind):
