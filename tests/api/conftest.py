@@ -1,5 +1,6 @@
-"""API tests: a real server process (`launch.py --nowebui`) per test module, two tiny checkpoints in its data
-dir (the demo model and the tiny SD1.5 fixture), driven over HTTP with the `webuiapi` client from PyPI."""
+"""API tests: a real server process (`launch.py --nowebui`) shared by the session, two tiny checkpoints in
+its data dir (the demo model and the tiny SD1.5 fixture), driven over HTTP with the `webuiapi` client from
+PyPI."""
 from __future__ import annotations
 
 import base64
@@ -97,16 +98,17 @@ def params_of(image: Image.Image) -> dict:
     return parse_infotext(image.info["parameters"])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def server(tmp_path_factory, tiny_sd15_checkpoint):
-    """One API-only server for the whole test module."""
+    """One API-only server for the session (a start costs 10-40 s on the shared box): a module that changes
+    options puts them back; one that needs other flags starts its own with `launch`."""
     root = tmp_path_factory.mktemp("api-server")
     proc = launch(root, tiny_sd15_checkpoint)
     yield proc
     proc.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def api(server):
     import webuiapi
 

@@ -17,7 +17,7 @@ from PIL import Image
 
 from modules.context import AppContext, build_context, load_initial_model
 from modules.flags import Flags
-from tests.helpers.server import free_port
+from tests.helpers.server import free_port, keep_demo_checkpoint, seed_demo_into
 
 # Host the test client sends: the default "testserver" is a foreign name to a local (no --listen) server.
 LOCAL_URL = "http://127.0.0.1:7860"
@@ -26,7 +26,10 @@ LOCAL_URL = "http://127.0.0.1:7860"
 def build_ctx(root: Path, *, load_model: bool = False, **flag_values) -> AppContext:
     """A context on `root` (demo checkpoint written there); the model loaded when asked."""
     flags = replace(Flags(nowebui=True, no_download_sd_model=True), data_dir=str(root / "data"), **flag_values)
+    seeded = seed_demo_into(root / "data") if flags.ckpt is None and flags.ckpt_dir is None else None
     ctx = build_context(flags, root)
+    if seeded is not None:
+        keep_demo_checkpoint(seeded)  # building and writing the demo file costs 1-3 s of every context
     if load_model:
         load_initial_model(ctx)
     return ctx

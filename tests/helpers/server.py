@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -57,6 +59,7 @@ def start_server(args: list[str], log_dir: Path, ready_path: str = "/", port: in
     With pass_port=False no --port is given, so the app's own default is used (and `port` must name it).
     """
     port = port or free_port()
+    seeded = seed_demo_checkpoint(args)
     log_path = log_dir / f"server-{port}.log"
     fh = open(log_path, "w")
     port_args = ["--port", str(port)] if pass_port else []
@@ -70,12 +73,67 @@ def start_server(args: list[str], log_dir: Path, ready_path: str = "/", port: in
         try:
             with urllib.request.urlopen(server.url + ready_path, timeout=5) as resp:
                 if resp.status == 200:
+                    if seeded is not None:
+                        keep_demo_checkpoint(seeded)
                     return server
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
             pass
         time.sleep(0.5)
     server.stop()
     raise TimeoutError(f"server did not answer {ready_path} in {timeout}s:\n{server.log()[-4000:]}")
+
+
+def _demo_cache() -> Path:
+    """Where one copy of the demo checkpoint is kept between server starts (and test runs): the file is
+    byte-identical for the same torch and demo code (modules/pipelines/demo.py), so that is the key."""
+    import hashlib
+    from importlib.metadata import version
+
+    key = hashlib.sha256(version("torch").encode())
+    sources = [ROOT / "modules" / "pipelines" / "demo.py", *(ROOT / "configs" / "demo-tiny").rglob("*")]
+    for path in sorted(sources):
+        if path.is_file():
+            key.update(path.read_bytes())
+    folder = Path(tempfile.gettempdir()) / "webui-tests-demo" / key.hexdigest()[:16]
+    return folder / "demo-tiny-sd15.safetensors"
+
+
+def seed_demo_checkpoint(args: list[str]) -> Path | None:
+    """Before a start on a data dir with no checkpoint: put the cached demo checkpoint where the app would
+    write it (building and writing it costs 2-6 s of every start). Returns the file the app uses, or None
+    when the app picks its checkpoint some other way (--ckpt, --ckpt-dir) or already has one.
+
+    The app treats the copy as its own demo file (the marker is in the file), notice included."""
+    # Without --no-download-sd-model the test is about the first start itself: leave it as a user has it.
+    if "--no-download-sd-model" not in args or "--data-dir" not in args or "--ckpt" in args \
+            or "--ckpt-dir" in args:
+        return None
+    return seed_demo_into(Path(args[args.index("--data-dir") + 1]))
+
+
+def seed_demo_into(data_dir: Path) -> Path | None:
+    """The cached demo checkpoint copied into data_dir's models/Stable-diffusion when that holds no
+    checkpoint; returns where the app finds (or will write) it, None when it has checkpoints already."""
+    folder = data_dir / "models" / "Stable-diffusion"
+    if folder.is_dir() and any(p.suffix in (".safetensors", ".ckpt") for p in folder.rglob("*")):
+        return None
+    target = folder / "demo-tiny-sd15.safetensors"
+    cached = _demo_cache()
+    if cached.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(cached, target)
+    return target
+
+
+def keep_demo_checkpoint(written: Path) -> None:
+    """After a start that wrote the demo checkpoint itself: keep a copy for the next starts."""
+    cached = _demo_cache()
+    if cached.is_file() or not written.is_file():
+        return
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")  # atomic: other test runs share the cache
+    shutil.copyfile(written, tmp)
+    os.replace(tmp, cached)
 
 
 def _env(extra: dict | None) -> dict:
