@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from modules.generation.runtime import unet_dtype
 from modules.pipelines.memory import execution_device
 from modules.rng.diffusers_noise import noise_routed
 from modules.rng.image_rng import ImageRNG
@@ -40,8 +41,6 @@ def pass_noise(rng: ImageRNG, pipe: Any, spec: Any) -> Iterator[dict[str, Any]]:
 
 def first_noise(rng: ImageRNG, pipe: Any, shape: Sequence[int]) -> torch.Tensor:
     """The batch's initial noise (B, C, H, W) on the pipeline's device in the UNet's dtype."""
-    from modules.generation.runtime import unet_dtype
-
     return rng.draw(shape).to(execution_device(pipe), unet_dtype(pipe))
 
 
