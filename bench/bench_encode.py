@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -22,6 +21,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import torch
+
+from bench._common import Row, alternate, ratio_row
 
 PHRASES = ["a lighthouse on a cliff", "(stormy sea:1.3)", "[soft fog]", "dramatic ((golden)) light",
            "oil painting by an old master", "(highly detailed:1.1)", "seagulls in the distance",
@@ -53,16 +54,11 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=("tiny", "demo"), default="tiny")
-    parser.add_argument("--repeats", type=int, default=30)
-    args = parser.parse_args()
-
+def measure_encode(kind: str, repeats: int) -> tuple[Row, int, int]:
+    """Our encoder vs diffusers' encode_prompt on a ~300-token weighted prompt; (row, tokens, chunks)."""
     from modules.prompts.encode import PromptEncoder
 
-    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
-    pipe = build_pipe(args.model)
+    pipe = build_pipe(kind)
     encoder = PromptEncoder.from_pipe(pipe)
     prompt = weighted_prompt(encoder)
     tokenized = encoder.tokenize(prompt)
@@ -77,16 +73,31 @@ def main() -> None:
 
     for fn in (ours, theirs):  # warm-up
         timed(fn)
-    ours_times, theirs_times = [], []
-    for _ in range(args.repeats):
-        ours_times.append(timed(ours))
-        theirs_times.append(timed(theirs))
-    mine, base = statistics.median(ours_times), statistics.median(theirs_times)
-    print(f"model: {args.model}, prompt: {tokenized.token_count} tokens in {len(tokenized.chunks)} chunks, "
-          f"repeats: {args.repeats}")
-    print(f"ours (parse + chunk + weights): {mine * 1000:8.2f} ms")
-    print(f"diffusers encode_prompt:        {base * 1000:8.2f} ms")
-    print(f"ratio ours/diffusers:           {mine / base:8.2f}")
+    times = alternate({"ours": lambda: timed(ours), "diffusers": lambda: timed(theirs)}, repeats)
+    note = (f"{kind} model, {tokenized.token_count} tokens in {len(tokenized.chunks)} chunks vs the same chunks "
+            f"as a batch, {repeats} repeats")
+    row = ratio_row(f"prompt encoding, 300 weighted tokens, {kind}", times["ours"], times["diffusers"], "ms",
+                    1000, note)
+    return row, tokenized.token_count, len(tokenized.chunks)
+
+
+def measure(quick: bool) -> list[Row]:
+    """The prompt-encoding row on the demo model's text encoder (SD1.5 layout)."""
+    return [measure_encode("demo", 10 if quick else 30)[0]]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=("tiny", "demo"), default="tiny")
+    parser.add_argument("--repeats", type=int, default=30)
+    args = parser.parse_args()
+
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    row, tokens, chunks = measure_encode(args.model, args.repeats)
+    print(f"model: {args.model}, prompt: {tokens} tokens in {chunks} chunks, repeats: {args.repeats}")
+    print(f"ours (parse + chunk + weights): {row.ours:8.2f} ms")
+    print(f"diffusers encode_prompt:        {row.reference:8.2f} ms")
+    print(f"ratio ours/diffusers:           {row.ratio:8.2f} (pairs {row.spread[0]:.2f}..{row.spread[1]:.2f})")
 
 
 if __name__ == "__main__":

@@ -23,11 +23,14 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import torch
 
+from bench._common import Row, guarded, ratio_row, slope_samples
+
 PROMPT, NEGATIVE = "a lighthouse on a cliff, stormy sea, (dramatic light:1.2)", "blurry, lowres"
 
 
 def build_model(kind: str):
-    """A LoadedModel over the demo checkpoint's pipeline (random weights, SD1.5 layout) or the tiny one."""
+    """A LoadedModel over the demo checkpoint's pipeline (random weights, SD1.5 layout), the tiny one, or
+    "sd15": the real SD 1.5 architecture (bundled configs/sd15, random init, about 1 B parameters)."""
     from modules.devices import MemoryPolicy
     from modules.pipelines.manager import LoadedModel
     from modules.pipelines.registry import CheckpointInfo
@@ -36,6 +39,8 @@ def build_model(kind: str):
         from modules.pipelines.demo import build_demo_pipeline
 
         pipe = build_demo_pipeline()
+    elif kind == "sd15":
+        pipe = build_sd15_pipeline()
     else:
         from tests.fixtures.tiny_models import build_tiny_sd15_pipeline
 
@@ -43,6 +48,24 @@ def build_model(kind: str):
     pipe.set_progress_bar_config(disable=True)
     info = CheckpointInfo(path=Path(f"{kind}.safetensors"), name=f"{kind}.safetensors", model_name=kind)
     return LoadedModel(info, pipe, "sd1", "sd15", MemoryPolicy())
+
+
+def build_sd15_pipeline():
+    from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    from modules.paths import CONFIGS_DIR
+    from tests.fixtures.tiny_models import load_scheduler
+
+    torch.manual_seed(0)
+    config = CONFIGS_DIR / "sd15"
+    return StableDiffusionPipeline(
+        unet=UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(config / "unet")).eval(),
+        vae=AutoencoderKL.from_config(AutoencoderKL.load_config(config / "vae")).eval(),
+        text_encoder=CLIPTextModel(CLIPTextConfig.from_pretrained(config / "text_encoder")).eval(),
+        tokenizer=CLIPTokenizer.from_pretrained(CONFIGS_DIR / "tokenizers" / "clip"),
+        scheduler=load_scheduler("sd15"), safety_checker=None, feature_extractor=None,
+        requires_safety_checker=False)
 
 
 def run_ours(model, steps: int, size: int) -> float:
@@ -75,12 +98,46 @@ def run_plain(model, steps: int, size: int) -> float:
         pipe.scheduler = original
 
 
+def measure_model(kind: str, size: int, short: int, long: int, repeats: int) -> list[Row]:
+    """Per-step time of ours vs plain diffusers on one model (slope between `short` and `long` steps)."""
+    with torch.no_grad():
+        model = build_model(kind)
+    runners = {"ours": run_ours, "diffusers": run_plain}
+    for runner in runners.values():  # warm-up: first calls pay for kernel selection and lazy imports
+        runner(model, short, size)
+    times: dict[tuple[str, int], list[float]] = {(name, n): [] for name in runners for n in (short, long)}
+    for i in range(repeats):
+        for n in (short, long):
+            order = list(runners.items()) if i % 2 == 0 else list(runners.items())[::-1]
+            for name, runner in order:  # alternating: load changes hit both the same way
+                times[(name, n)].append(runner(model, n, size))
+    ours, plain = (slope_samples(times, k, short, long) for k in runners)
+    note = f"{size}x{size}, Euler, CFG 7, {long} vs {short} steps, {repeats} repeats"
+    return [ratio_row(f"txt2img per step, {kind}", ours, plain, "ms/step", 1000, note),
+            ratio_row(f"txt2img end to end, {kind}, {long} steps", times[("ours", long)],
+                      times[("diffusers", long)], "s", 1.0, note)]
+
+
+def measure(quick: bool) -> list[Row]:
+    """txt2img rows: tiny and demo models (small sizes), and the real SD 1.5 architecture at 512x512 for
+    2 steps (slope between 1 and 2 steps; full runs only: one repeat takes minutes on a CPU)."""
+    plan = [("tiny", 64, 2, 6, 3 if quick else 5), ("demo", 64 if quick else 256, 2, 6 if quick else 20,
+                                                     2 if quick else 3)]
+    if not quick:
+        plan.append(("sd15", 512, 1, 2, 1))
+    rows: list[Row] = []
+    for kind, size, short, long, repeats in plan:
+        rows += guarded(f"txt2img per step, {kind}",
+                        lambda k=kind, s=size, a=short, b=long, r=repeats: measure_model(k, s, a, b, r))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20, help="steps of the long run (the short run has 2)")
     parser.add_argument("--size", type=int, default=256, help="image width and height in pixels")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each kind; medians are reported")
-    parser.add_argument("--model", choices=["demo", "tiny"], default="demo")
+    parser.add_argument("--model", choices=["demo", "tiny", "sd15"], default="demo")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch's default)")
     args = parser.parse_args()
     if args.threads:
