@@ -116,3 +116,18 @@ def test_after_the_overridden_jobs_the_next_job_is_the_plain_one_again(app, weig
     client, _ = app
     after, _ = txt2img(client, **WEIGHTED)
     assert np.array_equal(after, weighted_base[0])
+
+
+def test_a_pasted_infotexts_sampler_parameters_become_override_settings():
+    from webui.api.convert import apply_infotext
+    from webui.api.schemas import Txt2ImgRequest
+
+    text = ("a boat\nSteps: 3, Sampler: Euler, Schedule type: Karras, CFG scale: 5, Seed: 1, Size: 64x64, "
+            "Eta: 0.5, Eta DDIM: 0.2, Sigma churn: 1, Sigma tmin: 0.1, Sigma tmax: 9, Sigma noise: 0.9, "
+            "Schedule max sigma: 10, Schedule min sigma: 0.1, Schedule rho: 5, Extra noise: 0.2")
+    body, _ = apply_infotext(Txt2ImgRequest(infotext=text, override_settings={"s_churn": 2.0}))
+    assert body.override_settings | {"s_churn": 2.0} == body.override_settings  # the client's own wins
+    expected = {"eta_ancestral": 0.5, "eta_ddim": 0.2, "s_tmin": 0.1, "s_tmax": 9, "s_noise": 0.9,
+                "sigma_max": 10, "sigma_min": 0.1, "rho": 5, "img2img_extra_noise": 0.2}
+    assert expected.items() <= body.override_settings.items()
+    assert body.eta is None  # each sampler reads its own eta setting, as A1111 pastes them
