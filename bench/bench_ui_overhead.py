@@ -32,8 +32,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(data_dir: Path):
-    """Context + FastAPI app served by uvicorn in a thread; returns (ctx, url, server)."""
+def start_app(data_dir: Path, extra_flags: tuple[str, ...] = ()):
+    """Context + FastAPI app served by uvicorn in a thread; returns (ctx, url, server).
+
+    extra_flags: more command-line flags (bench/bench_api.py passes --api)."""
     import uvicorn
 
     from modules.context import build_context, load_initial_model
@@ -41,7 +43,7 @@ def start_app(data_dir: Path):
     from webui.server import create_app
 
     port = free_port()
-    flags = parse_flags(["--data-dir", str(data_dir), "--no-download-sd-model", "--port", str(port)])
+    flags = parse_flags(["--data-dir", str(data_dir), "--no-download-sd-model", "--port", str(port), *extra_flags])
     ctx = build_context(flags, ROOT)
     ctx.jobs.submit("load-model", lambda job_ctx: load_initial_model(ctx)).wait()
     server = uvicorn.Server(uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning"))
