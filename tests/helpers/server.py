@@ -36,11 +36,13 @@ class ServerProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 8) -> None:
+        """Ctrl+C, as a user stops it; killed after `grace` s (no test checks anything after a stop, and on
+        a loaded box a clean exit took 15-40 s of every module's teardown)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
             try:
-                self.proc.wait(timeout=15)
+                self.proc.wait(timeout=grace)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
