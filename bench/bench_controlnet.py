@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -25,6 +24,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import torch
 from PIL import Image, ImageDraw
+
+from bench._common import Row, format_table, ratio_row, slope_samples
 
 PROMPT, NEGATIVE = "a lighthouse on a cliff, stormy sea", "blurry, lowres"
 MODEL_NAME = "control_bench_sd15"
@@ -84,15 +85,8 @@ def run_plain(reference, image: Image.Image, steps: int, size: int) -> float:
     return time.perf_counter() - start
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=12, help="steps of the long run (the short run has 2)")
-    parser.add_argument("--size", type=int, default=256, help="image width and height in pixels")
-    parser.add_argument("--repeats", type=int, default=3, help="runs of each kind; medians are reported")
-    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch's default)")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+def measure_controlnet(size: int, steps: int, repeats: int) -> list[Row]:
+    """Per-step ours vs diffusers' ControlNet pipeline, and adding a unit (first job vs the next one)."""
     import base64
     import io
 
@@ -101,7 +95,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-controlnet-") as tmp:
         ctx, written = build_ctx(Path(tmp))
         try:
-            image = control_image(args.size)
+            image = control_image(size)
             buffer = io.BytesIO()
             image.save(buffer, format="PNG")
             image_b64 = base64.b64encode(buffer.getvalue()).decode()
@@ -109,9 +103,9 @@ def main() -> None:
             pipe, unet = model.pipe, model.pipe.unet
 
             # 1. Adding a unit to the loaded checkpoint: the first job loads the ControlNet file.
-            short, long = 2, max(args.steps, 3)
-            first = run_ours(ctx, image_b64, short, args.size)
-            again = run_ours(ctx, image_b64, short, args.size)
+            short, long = 2, max(steps, 3)
+            first = run_ours(ctx, image_b64, short, size)
+            again = run_ours(ctx, image_b64, short, size)
             assert ctx.pipelines.current is model and model.pipe.unet is unet, "base model reloaded"
             [hook] = [h for h in ctx.extensions.hooks.hooks("patch_pipeline") if h.extension == "controlnet"]
             library = hook.fn.__self__.library
@@ -124,31 +118,45 @@ def main() -> None:
                                                              if k != "image_encoder"}, controlnet=controlnet)
             reference.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
             reference.set_progress_bar_config(disable=True)
-            run_plain(reference, image, short, args.size)  # warm-up
+            run_plain(reference, image, short, size)  # warm-up
 
             kinds = ("ours", "diffusers")
             times: dict[tuple[str, int], list[float]] = {(k, n): [] for k in kinds for n in (short, long)}
-            for _ in range(args.repeats):
+            for i in range(repeats):
                 for n in (short, long):
-                    times[("ours", n)].append(run_ours(ctx, image_b64, n, args.size))
-                    times[("diffusers", n)].append(run_plain(reference, image, n, args.size))
-            med = {key: statistics.median(values) for key, values in times.items()}
-            per_step = {k: (med[(k, long)] - med[(k, short)]) / (long - short) for k in ("ours", "diffusers")}
-            size_mb = written.path.stat().st_size / 2**20
-            print(f"demo SD1.5-layout model + ControlNet ({size_mb:.0f} MB LDM file), "
-                  f"{args.size}x{args.size}, Euler, CFG 7, {long} vs {short} steps, {args.repeats} repeats, "
-                  f"{torch.get_num_threads()} threads")
-            print("| run | ms/step | s for long run |")
-            print("|---|---:|---:|")
-            for k in ("ours", "diffusers"):
-                print(f"| {k} | {per_step[k] * 1000:.1f} | {med[(k, long)]:.3f} |")
-            ratio = per_step["ours"] / per_step["diffusers"]
-            print(f"per-step ratio ours/diffusers: {ratio:.3f} (goal <= 1.03)")
-            print(f"end-to-end ratio ({long} steps): {med[('ours', long)] / med[('diffusers', long)]:.3f}")
-            print(f"add a unit to the loaded checkpoint: first job {first:.3f} s (loads the ControlNet), "
-                  f"next job {again:.3f} s, difference {first - again:.3f} s; base model not reloaded")
+                    runs = [("ours", lambda n=n: run_ours(ctx, image_b64, n, size)),
+                            ("diffusers", lambda n=n: run_plain(reference, image, n, size))]
+                    for k, fn in (runs if i % 2 == 0 else runs[::-1]):
+                        times[(k, n)].append(fn())
         finally:
             ctx.close()
+    size_mb = written.path.stat().st_size / 2**20
+    note = (f"demo SD1.5-layout model + ControlNet ({size_mb:.0f} MB LDM file), {size}x{size}, Euler, CFG 7, "
+            f"{long} vs {short} steps, {repeats} repeats")
+    ours, plain = (slope_samples(times, k, short, long) for k in ("ours", "diffusers"))
+    return [ratio_row("ControlNet per step, one unit", ours, plain, "ms/step", 1000, note),
+            ratio_row(f"ControlNet end to end, {long} steps", times[("ours", long)], times[("diffusers", long)],
+                      "s", 1.0, note),
+            ratio_row("ControlNet unit added: first job / next job", [first], [again], "s", 1.0,
+                      f"{short} steps; the first job loads the ControlNet file, the base model is not reloaded")]
+
+
+def measure(quick: bool) -> list[Row]:
+    return measure_controlnet(64 if quick else 256, 4 if quick else 12, 1 if quick else 3)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=12, help="steps of the long run (the short run has 2)")
+    parser.add_argument("--size", type=int, default=256, help="image width and height in pixels")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each kind; medians are reported")
+    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch's default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rows = measure_controlnet(args.size, args.steps, args.repeats)
+    print(f"{rows[0].note}, {torch.get_num_threads()} threads")
+    print(format_table(rows))
 
 
 if __name__ == "__main__":
