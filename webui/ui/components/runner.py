@@ -12,14 +12,18 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import os
+import shutil
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
 import gradio as gr
+from gradio.utils import get_upload_folder
 
 from modules.types import GenerationResult, UserInputError
 
@@ -184,7 +188,37 @@ def final_outputs(job, seconds: float) -> tuple:
         notes.insert(0, "Interrupted: showing the images finished before the stop.")
     notes += [html.escape(w) for w in result.warnings]
     info = info_html(state["infotexts"][0] if state["infotexts"] else "")
-    return state["images"], "", info, notes_html(notes), state
+    return gallery_items(state["images"], state["paths"]), "", info, notes_html(notes), state
+
+
+def gallery_items(images: list, paths: list[str]) -> list:
+    """What the gallery is handed: each saved PNG itself, linked into Gradio's cache, else the image.
+
+    Handing Gradio a PIL image makes it encode a PNG again (about as long as the save itself, 0.1-0.3 s
+    at 512x512 here) and write it to its cache; a file already in its cache is served as it is. Only PNGs
+    are reused: a JPEG or WebP sample would show other pixels than were generated."""
+    items: list = []
+    for index, image in enumerate(images):
+        path = paths[index] if index < len(paths) else ""
+        cached = cache_copy(path) if path and path.lower().endswith(".png") else None
+        items.append(cached or image)
+    return items
+
+
+def cache_copy(path: str) -> str | None:
+    """`path` hard-linked (copied across file systems) into Gradio's upload folder; None if it is gone.
+    Gradio serves files from there without copying them and without widening `allowed_paths`."""
+    source = Path(path)
+    target = Path(get_upload_folder()) / f"result-{uuid.uuid4().hex}" / source.name
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copyfile(source, target)
+    except OSError:
+        return None
+    return str(target)
 
 
 def info_html(infotext: str) -> str:
