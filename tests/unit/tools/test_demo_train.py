@@ -43,6 +43,7 @@ def test_the_file_loads_through_our_loader_with_every_weight_as_saved(trained):
     record = json.loads(trained.with_name("demo-shapes.train.json").read_text())
     assert model.pipe.vae.config.scaling_factor == pytest.approx(record["scaling_factor"])
     assert [p[0] for p in record["loss_curves"]["unet"]] == [1, 2, 3]
+    assert 0 < record["loss_curves"]["vae_reconstruction_mse"][0][1] < 4  # pixels in [-1, 1]
 
 
 def test_unused_token_embeddings_stay_zero_so_unknown_words_add_nothing(trained):
@@ -72,5 +73,7 @@ def test_the_same_config_trains_the_same_bytes(tmp_path, trained):
 def test_the_checkpoint_folder_lists_only_the_checkpoint_not_the_stage_1_vae_or_config(trained):
     from modules.pipelines.registry import _walk
 
-    assert (trained.parent / ".demo-shapes.work" / "vae").is_dir()  # kept for --vae-from
+    work = trained.parent / ".demo-shapes.work"
+    assert (work / "vae").is_dir()  # kept for --vae-from
+    assert (work / "reconstruction_64.png").is_file() and (work / "reconstruction_128.png").is_file()
     assert list(_walk(trained.parent)) == [(trained, False)]
