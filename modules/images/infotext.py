@@ -460,6 +460,10 @@ _SETTINGS: tuple[tuple[str, str], ...] = (
     ("Downcast alphas_cumprod", "use_downcasted_alpha_bar"),
     ("Token merging ratio", "token_merging_ratio"),
 )
+# What the UI's "Override settings" box takes from a pasted infotext: the settings above plus the two that the
+# API carries as request fields (clip skip, the VAE file), as A1111's paste does.
+PASTE_SETTINGS: tuple[tuple[str, str], ...] = (("Clip skip", "CLIP_stop_at_last_layers"), *_SETTINGS,
+                                               ("VAE", "sd_vae"))
 # Before A1111 1.9 the schedule was part of the sampler name ("DPM++ 2M Karras").
 _LEGACY_SCHEDULE_SUFFIXES = ("Karras", "Exponential")
 
@@ -483,7 +487,7 @@ def infotext_to_request_fields(parsed: Mapping[str, Any]) -> dict[str, Any]:
     model = parsed.get("Model hash") or parsed.get("Model")
     if model:
         out["sd_model_checkpoint"] = str(model)
-    settings = {setting: _to_setting_value(parsed[key]) for key, setting in _SETTINGS if key in parsed}
+    settings = {setting: setting_value(parsed[key]) for key, setting in _SETTINGS if key in parsed}
     if settings:
         out["override_settings"] = settings
     return out
@@ -506,7 +510,7 @@ def _to_bool(value: Any) -> bool:
     return bool(value)
 
 
-def _to_setting_value(value: Any) -> Any:
+def setting_value(value: Any) -> Any:
     """Setting values are typed in the store; infotext holds them as text."""
     if not isinstance(value, str):
         return value

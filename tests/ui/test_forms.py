@@ -178,3 +178,49 @@ def test_extension_section_values_become_request_extensions_and_script_args():
     request = forms.request_from_values("txt2img", values)
     assert request.extensions == {"hello-extension": {"args": [True, "Hi"]}, "shout": {"args": [False]}}
     assert request.script_name == "X/Y/Z plot" and request.script_args == ("Steps", "1,2")
+
+
+# ---- the Override settings box (issue 15 point 4) ----------
+
+_PASTED = ("a cat\nSteps: 4, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 64x64, Clip skip: 2, RNG: NV, "
+           "Eta: 1")
+
+
+def _store(tmp_path, **values):
+    from modules.settings import Settings
+
+    store = Settings(tmp_path / "config.json")
+    store.update(values, save=False)
+    return store
+
+
+def test_pasted_settings_that_differ_fill_the_override_box(tmp_path):
+    store = _store(tmp_path)  # Clip skip 1, RNG GPU, Eta 1 (the defaults)
+    values = forms.values_from_infotext(_PASTED, settings=store)
+    # Eta equals the setting; every default A1111's parser injects (Schedule rho 0, VAE Encoder Full...) too.
+    assert values["override_settings"] == ["Clip skip: 2", "RNG: NV"]
+    same = _store(tmp_path, CLIP_stop_at_last_layers=2, randn_source="NV")
+    assert forms.values_from_infotext(_PASTED, settings=same)["override_settings"] == []
+    # Without a store (the send-to path fills every candidate), the box drops the equal ones itself.
+    every = forms.values_from_infotext(_PASTED)["override_settings"]
+    assert {"Clip skip: 2", "RNG: NV", "Eta: 1"} <= set(every)
+    assert forms.drop_current(every, store) == ["Clip skip: 2", "RNG: NV"]
+
+
+def test_override_box_entries_become_typed_override_settings(tmp_path):
+    entries = ["Clip skip: 2", "RNG: NV", "Eta: 0.5", "VAE: x.safetensors"]
+    assert forms.override_settings_from_entries(entries) == {
+        "CLIP_stop_at_last_layers": 2, "randn_source": "NV", "eta_ancestral": 0.5, "sd_vae": "x.safetensors"}
+    request = forms.request_from_values("txt2img", {"prompt": "a", "override_settings": entries[:2]})
+    assert request.override_settings == {"CLIP_stop_at_last_layers": 2, "randn_source": "NV"}
+    assert forms.request_from_values("txt2img", {"prompt": "a", "override_settings": []}).override_settings == {}
+    with pytest.raises(UserInputError) as err:
+        forms.override_settings_from_entries(["Nonsense: 3"])
+    assert err.value.field == "override_settings"
+
+
+def test_a_pasted_vae_differs_only_when_it_is_not_the_current_one(tmp_path):
+    text = _PASTED.replace("Eta: 1", "VAE hash: 0123456789, VAE: x.safetensors")
+    assert "VAE: x.safetensors" in forms.values_from_infotext(text, settings=_store(tmp_path))["override_settings"]
+    same = _store(tmp_path, sd_vae="x.safetensors")
+    assert "VAE: x.safetensors" not in forms.values_from_infotext(text, settings=same)["override_settings"]

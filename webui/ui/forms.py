@@ -12,7 +12,7 @@ from typing import Any
 import gradio as gr
 from PIL import Image, ImageChops
 
-from modules.images.infotext import infotext_to_request_fields, parse_infotext
+from modules.images.infotext import PASTE_SETTINGS, infotext_to_request_fields, parse_infotext, setting_value
 from modules.types import INPAINTING_FILL, RESIZE_MODES, GenerationRequest, UserInputError
 from webui.ui.components.extension_sections import extension_fields
 
@@ -73,6 +73,8 @@ def request_from_values(mode: str, values: Mapping[str, Any]) -> GenerationReque
     # Extension sections and script controls: the same request.extensions / script_args as the API's.
     extensions, fields["script_args"] = extension_fields(values)
     fields["extensions"] = {**dict(values.get("extensions") or {}), **extensions}
+    if values.get("override_settings"):
+        fields["override_settings"] = override_settings_from_entries(values["override_settings"])
 
     if mode != "txt2img":
         fields.update(_img2img_fields(values))
@@ -193,10 +195,13 @@ def has_parameters(text: str) -> bool:
 
 
 def values_from_infotext(text: str, labels: Mapping[str, str] | None = None,
-                         paste_filter: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+                         paste_filter: Callable[[dict[str, Any]], None] | None = None,
+                         settings: Any = None) -> dict[str, Any]:
     """Widget values (keyed like request fields, plus UI-only keys) that reproduce an infotext;
     `labels` (field name -> infotext label) adds extensions' fields; `paste_filter` (the registry's
-    run_paste_filters) lets extensions edit the parsed infotext first."""
+    run_paste_filters) lets extensions edit the parsed infotext first. `override_settings` holds the
+    "Label: value" entries for the Override settings box: those that differ from `settings`, or every
+    candidate without `settings` (the box drops the equal ones itself, see components/override_settings)."""
     if not text or not text.strip():
         return {}
     parsed = parse_infotext(text)
@@ -204,6 +209,7 @@ def values_from_infotext(text: str, labels: Mapping[str, str] | None = None,
         paste_filter(parsed)
     fields = infotext_to_request_fields(parsed)
     values = {k: v for k, v in fields.items() if k not in _NOT_IN_FORMS}
+    values["override_settings"] = override_entries(parsed, settings)
     for name, label in (labels or {}).items():
         if label in parsed:
             values[name] = _pasted_value(parsed[label])
@@ -247,7 +253,59 @@ def paste_filter_of(ctx) -> Callable[[dict[str, Any]], None] | None:
 
 
 def updates_from_infotext(text: str, field_names: Iterable[str], labels: Mapping[str, str] | None = None,
-                          paste_filter: Callable[[dict[str, Any]], None] | None = None) -> list:
+                          paste_filter: Callable[[dict[str, Any]], None] | None = None,
+                          settings: Any = None) -> list:
     """One update per name in `field_names`: the infotext's value, or gr.skip() when it has none."""
-    values = values_from_infotext(text, labels, paste_filter)
+    values = values_from_infotext(text, labels, paste_filter, settings)
     return [gr.update(value=values[name]) if name in values else gr.skip() for name in field_names]
+
+
+# ---- the Override settings box: "Label: value" entries ----------
+
+_SETTING_OF_LABEL = dict(PASTE_SETTINGS)
+
+
+def override_entries(parsed: Mapping[str, Any], settings: Any = None) -> list[str]:
+    """"Label: value" entries for the settings a parsed infotext sets (PASTE_SETTINGS order); with a
+    settings store, only those whose value differs from it and that it knows (as A1111's paste)."""
+    entries: list[str] = []
+    for label, key in PASTE_SETTINGS:
+        raw = parsed.get(label)
+        if raw is None or raw == "":
+            continue
+        value = setting_value(raw)
+        if settings is not None and not _differs(settings, key, value):
+            continue
+        entries.append(f"{label}: {raw}")
+    return entries
+
+
+def drop_current(entries: Iterable[str], settings: Any) -> list[str]:
+    """The entries whose value differs from `settings` (unparsable or unknown ones dropped)."""
+    out = []
+    for entry in entries or ():
+        label, _, raw = str(entry).partition(":")
+        key = _SETTING_OF_LABEL.get(label.strip())
+        if key is not None and _differs(settings, key, setting_value(raw.strip())):
+            out.append(entry)
+    return out
+
+
+def _differs(settings: Any, key: str, value: Any) -> bool:
+    try:
+        return settings.coerce(key, value) != settings.get(key)
+    except ValueError:  # SettingsError: a setting this store lacks, or a value it would refuse
+        return False
+
+
+def override_settings_from_entries(entries: Iterable[str]) -> dict[str, Any]:
+    """The box's "Label: value" entries as GenerationRequest.override_settings (setting name -> typed value)."""
+    out: dict[str, Any] = {}
+    for entry in entries or ():
+        label, sep, raw = str(entry).partition(":")
+        key = _SETTING_OF_LABEL.get(label.strip())
+        if not sep or key is None:
+            raise UserInputError(f"Override settings: {entry!r} is not a known 'Label: value' entry",
+                                 field="override_settings")
+        out[key] = setting_value(raw.strip())
+    return out
