@@ -46,8 +46,11 @@ def resolve_latent_family(name: str) -> str:
     raise ValueError(f"no latent preview for model family {name!r} (known: sd1, sd2, sdxl)")
 
 
-def latents_to_rgb(latents: torch.Tensor, latent_family: str = "sd1") -> torch.Tensor:
-    """(B, 4, h, w) latents -> (B, h, w, 3) uint8 RGB on the CPU; raises ValueError for other shapes."""
+def latents_to_rgb_on_device(latents: torch.Tensor, latent_family: str = "sd1") -> torch.Tensor:
+    """(B, 4, h, w) latents -> (B, h, w, 3) uint8 RGB on the latents' device; raises ValueError for other shapes.
+
+    Only queues a few small kernels on a GPU (no sync), so the sampler's worker can call it at a preview step
+    and leave the copy to the CPU to whoever reads the preview."""
     if latents.ndim != 4 or latents.shape[1] != 4:
         raise ValueError(f"latent preview needs (batch, 4, h, w) latents, got {tuple(latents.shape)}")
     factors = LATENT_RGB_FACTORS[resolve_latent_family(latent_family)]
@@ -55,8 +58,12 @@ def latents_to_rgb(latents: torch.Tensor, latent_family: str = "sd1") -> torch.T
     matrix = torch.tensor(factors, dtype=torch.float32, device=latents.device)
     with torch.no_grad():
         rgb = torch.einsum("bchw,cr->bhwr", latents.detach().float(), matrix)
-        rgb = ((rgb + 1.0) * 127.5).clamp(0, 255).round().to(torch.uint8)
-    return rgb.cpu()
+        return ((rgb + 1.0) * 127.5).clamp(0, 255).round().to(torch.uint8)
+
+
+def latents_to_rgb(latents: torch.Tensor, latent_family: str = "sd1") -> torch.Tensor:
+    """(B, 4, h, w) latents -> (B, h, w, 3) uint8 RGB on the CPU; raises ValueError for other shapes."""
+    return latents_to_rgb_on_device(latents, latent_family).cpu()
 
 
 def tile_grid(rgb: torch.Tensor) -> torch.Tensor:
@@ -71,12 +78,18 @@ def tile_grid(rgb: torch.Tensor) -> torch.Tensor:
     return grid
 
 
+def rgb_to_preview(rgb: torch.Tensor, scale: int = 1) -> Image.Image:
+    """(B, h, w, 3) uint8 RGB (any device) -> one PIL preview: cells in a grid, enlarged `scale` times."""
+    if scale < 1:
+        raise ValueError(f"preview scale must be an integer >= 1, got {scale}")
+    image = Image.fromarray(tile_grid(rgb.cpu()).numpy())  # (H, W, 3) uint8 is RGB
+    if scale > 1:
+        image = image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
+    return image
+
+
 def latents_to_preview(latents: torch.Tensor, latent_family: str = "sd1", scale: int = 1) -> Image.Image:
     """A batch of latents as one RGB preview: latent-sized cells (x `scale`, integer >= 1) in a grid."""
     if scale < 1:
         raise ValueError(f"preview scale must be an integer >= 1, got {scale}")
-    grid = tile_grid(latents_to_rgb(latents, latent_family))
-    image = Image.fromarray(grid.numpy())  # (H, W, 3) uint8 is RGB
-    if scale > 1:
-        image = image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
-    return image
+    return rgb_to_preview(latents_to_rgb_on_device(latents, latent_family), scale)

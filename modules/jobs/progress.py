@@ -3,6 +3,11 @@
 The worker thread writes (steps, totals, previews) and the API/UI threads read `snapshot()`; one lock
 guards the fields and a snapshot is a frozen copy, so readers never see half an update.
 
+Live previews are lazy: at a preview step the worker only queues the latent->RGB kernels on the latents'
+device and keeps the small result; the copy to the CPU (a device sync on a GPU) and the PIL image happen
+in the first `snapshot()` that reads them, on the reader's thread. A preview nobody polls for costs the
+sampler a tiny matmul, and a page polling 4 times a second gets at most 4 images a second.
+
 Stopping follows A1111: `interrupt` ends the whole job (images already finished are kept by the job
 function), `skip` abandons the current image batch and lets the job go on with the next batch. Both
 are flags that `check()` turns into exceptions, raised from the step callback so sampling stops after
@@ -106,7 +111,10 @@ class JobContext:
         self._images_total = 1
         self._textinfo = ""
         self._preview: Image.Image | None = None
-        self._preview_id = 0
+        self._preview_id = 0  # the id of _preview
+        self._pending: Any = None  # RGB tensor of a newer preview not yet turned into an image
+        self._pending_id = 0  # bumps on every preview, pending or set
+        self._render_lock = threading.Lock()  # one reader renders a pending preview; the worker never waits
         self._started: float | None = None  # clock at set_total (or first step)
         self._steps_done = 0  # steps actually run in this job (skips make positions jump, not this)
         self._rate_anchor: tuple[float, int] | None = None  # (clock, steps_done) at the first step
@@ -160,20 +168,38 @@ class JobContext:
             self._seconds_per_step = (now - self._started) / self._steps_done
 
     def _make_preview(self, latents: Any, latent_family: str) -> None:
-        from modules.jobs.preview import latents_to_preview
+        from modules.jobs.preview import latents_to_rgb_on_device
 
         try:
-            image = latents_to_preview(latents, latent_family, self.preview_scale)
+            rgb = latents_to_rgb_on_device(latents, latent_family)
         except ValueError:
             # Latents the cheap map does not cover (other channel counts, video): no preview, job goes on.
             return
-        self.set_preview(image)
+        with self._lock:
+            self._pending = rgb
+            self._pending_id += 1
 
     def set_preview(self, image: Image.Image | None) -> None:
         """Publish a live preview (any size; e.g. a full VAE decode) and bump preview_id."""
         with self._lock:
-            self._preview = image
-            self._preview_id += 1
+            self._pending = None
+            self._pending_id += 1
+            self._preview, self._preview_id = image, self._pending_id
+
+    def _render_pending(self) -> None:
+        # Outside the data lock: the worker's step() must never wait for a reader's device copy.
+        with self._render_lock:
+            with self._lock:
+                rgb, pending_id = self._pending, self._pending_id
+                self._pending = None
+            if rgb is None:
+                return
+            from modules.jobs import preview
+
+            image = preview.rgb_to_preview(rgb, self.preview_scale)
+            with self._lock:
+                if pending_id > self._preview_id:
+                    self._preview, self._preview_id = image, pending_id
 
     @property
     def textinfo(self) -> str:
@@ -223,7 +249,9 @@ class JobContext:
             self._state = state
 
     def snapshot(self) -> ProgressSnapshot:
-        """A frozen, consistent copy of the progress, safe to read from any thread."""
+        """A frozen, consistent copy of the progress, safe to read from any thread (renders a new preview)."""
+        if self._pending is not None:
+            self._render_pending()
         with self._lock:
             steps_total, images_total = self._steps_total, self._images_total
             if self._state == "done":

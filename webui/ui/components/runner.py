@@ -162,7 +162,8 @@ async def job_progress(job, prefix: str = "", previews: bool = True) -> AsyncIte
     skip = gr.skip()
     seen: tuple | None = None
     while not await wait_job(job, POLL_SECONDS):
-        snap = job.snapshot()
+        # In a thread: a snapshot turns a new live preview into an image, which waits for the GPU's copy.
+        snap = await anyio.to_thread.run_sync(job.snapshot)
         marker = (snap.state, snap.step, snap.image_index, snap.preview_id, job.position)
         if marker == seen:
             continue
