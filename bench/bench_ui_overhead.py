@@ -3,7 +3,9 @@ path (forms.py -> job queue -> progress polling), and from a click in headless C
 is on the page. One process serves the real app (uvicorn thread) on the demo checkpoint, so all three use
 the same loaded model; runs are interleaved so machine load hits each alike; medians are compared.
 
-    venv/bin/python bench/bench_ui_overhead.py [--size 64] [--steps 3] [--repeats 10]
+    venv/bin/python bench/bench_ui_overhead.py [--size 512] [--steps 20] [--repeats 5]
+
+`measure(size, steps, repeats, previews)` returns the medians and ratios for bench/run.py.
 """
 from __future__ import annotations
 
@@ -108,14 +110,9 @@ def fill_form(page, size: int, steps: int) -> None:
     page.click("li[role=option][aria-label='Euler']")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=64, help="width = height in pixels")
-    parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--no-previews", action="store_true", help="turn live previews off (setting)")
-    args = parser.parse_args()
-
+def measure(size: int = 512, steps: int = 20, repeats: int = 5, previews: bool = True) -> dict[str, float]:
+    """Median seconds of one generation: {"core", "handler", "browser"} plus the ratios "handler_ratio"
+    (UI handler / core) and "browser_ratio" (browser / core). Runs are interleaved; bench/run.py calls this."""
     from playwright.sync_api import sync_playwright
 
     from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS
@@ -123,9 +120,9 @@ def main() -> None:
 
     data_dir = Path(tempfile.mkdtemp(prefix="bench-ui-"))
     ctx, url, server = start_app(data_dir)
-    if args.no_previews:
+    if not previews:
         ctx.settings.update({"live_previews_enable": False}, save=False)
-    values = form_values(args.size, args.steps)
+    values = form_values(size, steps)
     request = forms.request_from_values("txt2img", values)
     core, handler, browser = [], [], []
     try:
@@ -134,12 +131,12 @@ def main() -> None:
             page = chromium.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(url, wait_until="domcontentloaded")
             page.wait_for_selector("#txt2img_generate")
-            fill_form(page, args.size, args.steps)
+            fill_form(page, size, steps)
             stamp = None
             # One warm-up of each (first-call costs: scheduler build, Gradio cache dir, browser JIT).
             time_core(ctx, request), time_handler(ctx, values)
             _, stamp = time_browser(page, stamp)
-            for _ in range(args.repeats):
+            for _ in range(repeats):
                 core.append(time_core(ctx, request))
                 handler.append(time_handler(ctx, values))
                 elapsed, stamp = time_browser(page, stamp)
@@ -148,16 +145,29 @@ def main() -> None:
     finally:
         server.should_exit = True
         ctx.close()
-
     med = {name: statistics.median(v) for name, v in (("core", core), ("handler", handler), ("browser", browser))}
+    med["handler_ratio"] = med["handler"] / med["core"]
+    med["browser_ratio"] = med["browser"] / med["core"]
+    return med
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=512, help="width = height in pixels")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-previews", action="store_true", help="turn live previews off (setting)")
+    args = parser.parse_args()
+
+    med = measure(args.size, args.steps, args.repeats, previews=not args.no_previews)
     print(f"one txt2img generation, {args.size}x{args.size}, {args.steps} steps, demo checkpoint, "
-          f"median of {args.repeats}:")
+          f"median of {args.repeats}, load average {os.getloadavg()[0]:.1f}:")
     for name, label in (("core", "run_generation (direct)"), ("handler", "UI handler path"),
                         ("browser", "browser click -> result")):
         print(f"  {label:26s} {med[name] * 1000:8.1f} ms")
-    print(f"  UI handler / core          {med['handler'] / med['core']:8.2f}x "
+    print(f"  UI handler / core          {med['handler_ratio']:8.2f}x "
           f"(+{(med['handler'] - med['core']) * 1000:.1f} ms)")
-    print(f"  browser / core             {med['browser'] / med['core']:8.2f}x "
+    print(f"  browser / core             {med['browser_ratio']:8.2f}x "
           f"(+{(med['browser'] - med['core']) * 1000:.1f} ms)")
 
 
