@@ -82,7 +82,8 @@ def slope_samples(times: dict[tuple[str, int], list[float]], kind: str, short: i
 def error_row(name: str, exc: BaseException) -> Row:
     last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
     where = f" at {Path(last[0].filename).name}:{last[0].lineno}" if last else ""
-    return Row(name=name, ours=None, reference=None, unit="", error=f"{type(exc).__name__}: {exc}"[:300] + where)
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())  # one line: it sits in a table cell
+    return Row(name=name, ours=None, reference=None, unit="", error=text[:300] + where)
 
 
 def guarded(name: str, fn: Callable[[], list[Row]]) -> list[Row]:
@@ -122,7 +123,7 @@ def format_table(rows: Sequence[Row]) -> str:
         if r.error:
             lines.append(f"| {r.name} | - | - | - | - | - | ERROR {r.error.replace('|', '/')} |")
             continue
-        ratio = f"{r.ratio:.3f}" if r.ratio is not None else "-"
+        ratio = f"{r.ratio:.3g}" if r.ratio is not None else "-"
         spread = f"{r.spread[0]:.2f}..{r.spread[1]:.2f}" if r.spread else "-"
         lines.append(f"| {r.name} | {_num(r.ours)} | {_num(r.reference)} | {r.unit} | {ratio} | {spread} "
                      f"| {r.note.replace('|', '/')} |")

@@ -90,8 +90,9 @@ def _open_page(url: str, size: int, steps: int):
     pw = sync_playwright().start()
     chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
     page = chromium.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(url, wait_until="domcontentloaded")
-    page.wait_for_selector("#txt2img_generate")
+    page.set_default_timeout(180_000)
+    page.goto(url, wait_until="domcontentloaded", timeout=180_000)  # a loaded shared box is slow
+    page.wait_for_selector("#txt2img_generate", timeout=180_000)
     ui.fill_form(page, size, steps)
     return pw, chromium, page, None
 

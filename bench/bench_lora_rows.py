@@ -66,9 +66,14 @@ def measure_lora(pipe, label: str, rank: int, repeats: int) -> list[Row]:
     samples: dict[str, list[float]] = {"apply ours": [], "apply diffusers": [], "off ours": [], "off diffusers": []}
     for i, weight in enumerate(WEIGHTS[i % len(WEIGHTS)] for i in range(2 * repeats)):
         def ours(w=weight) -> None:
-            manager = provider.activate(pipe, calls(w), GenerationInfo(None))
-            samples["apply ours"].append(timed(manager.__enter__))
-            samples["off ours"].append(timed(lambda: manager.__exit__(None, None, None)))
+            held = {}
+
+            def apply() -> None:  # activate() applies the weights itself, before the context is entered
+                held["cm"] = provider.activate(pipe, calls(w), GenerationInfo(None))
+                held["cm"].__enter__()
+
+            samples["apply ours"].append(timed(apply))
+            samples["off ours"].append(timed(lambda: held["cm"].__exit__(None, None, None)))
 
         def plain(w=weight) -> None:
             samples["apply diffusers"].append(timed(lambda: (pipe.enable_lora(),

@@ -17,7 +17,7 @@ def fake_rows(quick: bool) -> list[Row]:
 
 
 def broken(quick: bool) -> list[Row]:
-    raise ValueError("no such model")
+    raise ValueError("no such\nmodel")
 
 
 def cheap_real_row(quick: bool) -> list[Row]:
@@ -35,7 +35,7 @@ def test_run_prints_one_table_writes_the_json_and_a_failing_group_does_not_stop_
     out = capsys.readouterr().out
     table = [line for line in out.splitlines() if line.startswith("| ")]
     assert table[0].startswith("| row | ours | reference | unit | ratio | spread |")
-    assert "| fake row | 2 | 4 | ms | 0.500 | 0.40..0.60 | quick=True |" in table
+    assert "| fake row | 2 | 4 | ms | 0.5 | 0.40..0.60 | quick=True |" in table
     assert any(line.startswith("| broken |") and "ERROR ValueError: no such model" in line for line in table)
     assert any(line.startswith("| sleep 4 ms vs 2 ms |") for line in table), "the group after a failure ran"
     assert "load average" in out and "command: python bench/run.py --quick" in out
