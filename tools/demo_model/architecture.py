@@ -71,7 +71,8 @@ def text_config(sizes: Sizes) -> dict:
 
 
 MODEL_INDEX = {
-    "_class_name": "StableDiffusionPipeline", "feature_extractor": [None, None], "image_encoder": [None, None],
+    "_class_name": "StableDiffusionPipeline", "feature_extractor": [None, None],
+    "image_encoder": [None, None],
     "requires_safety_checker": False, "safety_checker": [None, None],
     "scheduler": ["diffusers", "PNDMScheduler"], "text_encoder": ["transformers", "CLIPTextModel"],
     "tokenizer": ["transformers", "CLIPTokenizer"], "unet": ["diffusers", "UNet2DConditionModel"],

@@ -25,7 +25,8 @@ COLOURS: dict[str, tuple[int, int, int]] = {
 SHAPES = ("circle", "square", "triangle", "star")
 SIZES: dict[str, float] = {"small": 0.13, "large": 0.27}  # circumradius as a fraction of the image side
 POSITIONS: dict[str, tuple[float, float]] = {  # shape centre as fractions of (width, height)
-    "left": (0.27, 0.5), "right": (0.73, 0.5), "top": (0.5, 0.27), "bottom": (0.5, 0.73), "centre": (0.5, 0.5),
+    "left": (0.27, 0.5), "right": (0.73, 0.5), "top": (0.5, 0.27), "bottom": (0.5, 0.73),
+    "centre": (0.5, 0.5),
 }
 POSITION_WORDS: dict[str, tuple[str, ...]] = {  # how a caption says it; "center" too, users type both
     "left": ("on the left",), "right": ("on the right",), "top": ("at the top",),
@@ -84,7 +85,8 @@ def _place(rng: random.Random, count: int, side: int) -> list[tuple[str, str, fl
             radius = SIZES[size] * side * rng.uniform(0.9, 1.1)
             cx = (fx + rng.uniform(-0.04, 0.04)) * side
             cy = (fy + rng.uniform(-0.04, 0.04)) * side
-            clear = all(math.dist((cx, cy), (ox, oy)) > max(radius, orad) + 0.02 * side for _, _, ox, oy, orad in placed)
+            clear = all(math.dist((cx, cy), (ox, oy)) > max(radius, orad) + 0.02 * side
+                        for _, _, ox, oy, orad in placed)
             if clear or attempt == 1:
                 break
             size = "small"
@@ -129,7 +131,8 @@ def render(background: str, shapes: tuple[ShapeRecord, ...], side: int) -> Image
         if s.shape == "circle":
             draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=COLOURS[s.colour])
         else:
-            draw.polygon([(round(x), round(y)) for x, y in _polygon(s.shape, cx, cy, r)], fill=COLOURS[s.colour])
+            points = [(round(x), round(y)) for x, y in _polygon(s.shape, cx, cy, r)]
+            draw.polygon(points, fill=COLOURS[s.colour])
     return image.resize((side, side), Image.Resampling.BOX)
 
 
@@ -159,7 +162,8 @@ def caption(rng: random.Random, background: str, shapes: tuple[ShapeRecord, ...]
         phrases = [_plain_phrase(rng, s, keep_size, keep_position) for s in shapes]
         text = phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
         if with_background:
-            text += rng.choice((f", {background} background", f" on {_article(background)} {background} background"))
+            text += rng.choice((f", {background} background",
+                                f" on {_article(background)} {background} background"))
         return text, "plain"
     tags = []
     for s in shapes:

@@ -155,7 +155,8 @@ def report_reconstruction(cfg: TrainConfig, vae, log: Log) -> float:
 @torch.no_grad()
 def encode_latents(vae, images: torch.Tensor) -> torch.Tensor:
     scale = vae.config.scaling_factor
-    return torch.cat([vae.encode(images[i:i + 64]).latent_dist.mean * scale for i in range(0, len(images), 64)])
+    return torch.cat([vae.encode(images[i:i + 64]).latent_dist.mean * scale
+                      for i in range(0, len(images), 64)])
 
 
 def caption_ids(tokenizer, captions: list[str]) -> torch.Tensor:
@@ -193,7 +194,8 @@ def train_denoiser(cfg: TrainConfig, vae, log: Log):
     running, t0, c0 = None, time.perf_counter(), time.process_time()
     for step in range(1, cfg.steps + 1):
         if cfg.budget_s and log.elapsed() > cfg.budget_s:
-            log.point("unet", step - 1, running or 0.0, f"stopped early: time budget {cfg.budget_s:.0f} s spent")
+            log.point("unet", step - 1, running or 0.0,
+                      f"stopped early: time budget {cfg.budget_s:.0f} s spent")
             break
         side = 128 if torch.rand(()) < cfg.share_128 else 64
         pick = torch.randint(cfg.images, (cfg.batch,))
@@ -245,8 +247,9 @@ def save(cfg: TrainConfig, pipe, log: Log) -> Path:
                              pipe.vae.config.scaling_factor)
     params = {name: sum(p.numel() for p in getattr(pipe, name).parameters())
               for name in ("vae", "unet", "text_encoder")}
-    record = {"name": DEMO_NAME, "config": {**asdict(cfg), "out": str(cfg.out), "sizes": arch.sizes_record(cfg.sizes),
-                                            "vae_from": str(cfg.vae_from) if cfg.vae_from else None},
+    config = {**asdict(cfg), "out": str(cfg.out), "sizes": arch.sizes_record(cfg.sizes),
+              "vae_from": str(cfg.vae_from) if cfg.vae_from else None}
+    record = {"name": DEMO_NAME, "config": config,
               "parameters": params, "file_bytes": cfg.out.stat().st_size, "wall_s": round(log.elapsed(), 1),
               "scaling_factor": pipe.vae.config.scaling_factor, "loss_curves": log.curves}
     cfg.out.with_name(cfg.out.stem + ".train.json").write_text(json.dumps(record, indent=1) + "\n")
@@ -281,7 +284,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument("--out", type=Path, default=Path("models/Stable-diffusion/demo-shapes.safetensors"))
     defaults = TrainConfig(out=Path("."))
     for name in ("seed", "threads", "vae_images", "vae_steps", "vae_batch", "vae_lr", "images", "steps",
-                 "batch", "lr", "warmup", "ema_decay", "caption_dropout", "share_128", "log_every", "budget_s"):
+                 "batch", "lr", "warmup", "ema_decay", "caption_dropout", "share_128", "log_every",
+                 "budget_s"):
         value = getattr(defaults, name)
         parser.add_argument("--" + name.replace("_", "-"), type=type(value), default=value)
     parser.add_argument("--save-dtype", choices=("fp16", "fp32"), default=defaults.save_dtype)

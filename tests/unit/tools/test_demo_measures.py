@@ -9,13 +9,14 @@ from tools.demo_model.evaluate import background_colour, colour_fractions, large
 
 
 def one_shape(shape: str, colour: str = "red", background: str = "white", side: int = 128) -> Image.Image:
-    return render(background, (ShapeRecord(shape, colour, "large", "centre", side / 2, side / 2, side * 0.3),),
-                  side)
+    record = ShapeRecord(shape, colour, "large", "centre", side / 2, side / 2, side * 0.3)
+    return render(background, (record,), side)
 
 
 @pytest.mark.parametrize("side", [64, 128])
 def test_roundness_puts_circle_over_square_over_triangle_and_star(side):
-    r = {s: roundness(largest_blob(one_shape(s, side=side))) for s in ("circle", "square", "triangle", "star")}
+    r = {s: roundness(largest_blob(one_shape(s, side=side)))
+         for s in ("circle", "square", "triangle", "star")}
     assert r["circle"] > 0.9 and 0.55 < r["square"] < 0.72
     # a five-point star with inner radius 0.45 fills its circle about as much as a triangle does
     assert r["square"] > max(r["triangle"], r["star"]) and max(r["triangle"], r["star"]) < 0.5
