@@ -7,6 +7,7 @@ below modules.context in the import order and never imports it.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from modules.extensions.hooks import GenerationInfo, SaveInfo
@@ -18,6 +19,7 @@ from modules.generation.txt2img import generate_txt2img
 from modules.images.outputs import OutputDirs
 from modules.images.saving import SaveOptions, make_grid, save_generation
 from modules.jobs.failure import detach_traceback, safe_str
+from modules.pipelines.hashes import cached_sha256
 from modules.types import GenerationRequest, GenerationResult, UserInputError
 
 log = logging.getLogger(__name__)
@@ -138,6 +140,8 @@ def _generate_and_save(ctx, request: GenerationRequest, job_ctx, env, settings, 
     # The job's own VAE (override_settings' sd_vae) around generating and saving.
     warnings: list[str] = []
     loaded, wanted = _vae_paths(ctx, settings, model)
+    # A1111 names a separate VAE file in every infotext ("VAE hash", "VAE"; none for the checkpoint's own).
+    env.info.params.update(_vae_params(ctx, settings, model))
     with job_vae(model.pipe, loaded, wanted, keep=not request.override_settings_restore_afterwards,
                  warnings=warnings):
         result = _generate_and_save_with(ctx, request, job_ctx, env, settings, model)
@@ -153,6 +157,27 @@ def _vae_paths(ctx, settings, model) -> tuple[Any, Any]:
         return None, None
     where = (model.checkpoint.path, paths.vae_dir, getattr(paths, "ckpt_dirs", ()))
     return vae_path_for(stored, *where), vae_path_for(wanted, *where)
+
+
+def _vae_params(ctx, settings, model) -> dict[str, str]:
+    """{"VAE hash": first 10 hex digits of the file's sha256 (A1111's), "VAE": its file name} for the VAE
+    file this job's settings pick; {} when it runs on the checkpoint's own VAE."""
+    paths = getattr(ctx, "paths", None)
+    if paths is None:
+        return {}
+    path = vae_path_for(settings.get("sd_vae"), model.checkpoint.path, paths.vae_dir,
+                        getattr(paths, "ckpt_dirs", ()))
+    if path is None:
+        return {}
+    name = Path(path).name
+    # Hashed once per file and mtime (the registry's cache, shared with A1111's cache.json layout).
+    cache = getattr(getattr(ctx, "checkpoints", None), "cache", None)
+    try:
+        sha256 = cached_sha256(path, f"vae/{name}", cache)
+    except OSError as exc:
+        log.warning("could not hash VAE %s: %s", path, exc)
+        return {"VAE": name}
+    return {"VAE hash": sha256[:10], "VAE": name}
 
 
 def _keep_overrides(ctx, settings, switched_model) -> None:

@@ -131,3 +131,29 @@ def test_a_pasted_infotexts_sampler_parameters_become_override_settings():
                 "sigma_max": 10, "sigma_min": 0.1, "rho": 5, "img2img_extra_noise": 0.2}
     assert expected.items() <= body.override_settings.items()
     assert body.eta is None  # each sampler reads its own eta setting, as A1111 pastes them
+
+
+def test_a_separate_vae_is_named_and_hashed_in_the_infotext_and_pastes_back_as_sd_vae(app):
+    from modules.images.infotext import infotext_to_request_fields, parse_infotext
+    from modules.pipelines.hashes import sha256_file
+
+    client, ctx = app
+    _, own = txt2img(client)  # the checkpoint's own VAE: no VAE keys, as A1111
+    assert "VAE" not in parse_infotext(own["infotexts"][0])
+    _, info = txt2img(client, override_settings={"sd_vae": "first.safetensors"})
+    text = info["infotexts"][0]
+    parsed = parse_infotext(text)
+    # A1111's VAE hash: the file's sha256, first 10 hex digits; written after Model, before the rest.
+    assert parsed["VAE hash"] == sha256_file(ctx.paths.vae_dir / "first.safetensors")[:10]
+    assert parsed["VAE"] == "first.safetensors"
+    assert text.index("Model: ") < text.index("VAE hash: ") < text.index("VAE: first")
+    assert infotext_to_request_fields(parsed)["sd_vae"] == "first.safetensors"
+    # Pasted back through the API's `infotext` field, the VAE is this job's again.
+    _, again = txt2img(client, infotext=text)
+    assert parse_infotext(again["infotexts"][0])["VAE"] == "first.safetensors"
+    try:
+        ctx.settings.update({"sd_vae": "second.safetensors"}, save=False)  # the stored choice counts too
+        _, stored = txt2img(client)
+        assert parse_infotext(stored["infotexts"][0])["VAE"] == "second.safetensors"
+    finally:
+        ctx.settings.update({"sd_vae": "Automatic"}, save=False)
