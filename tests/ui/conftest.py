@@ -1,4 +1,5 @@
-"""Browser-test helpers: one real server per test file (module scope), one Chromium per file, small images."""
+"""Browser-test helpers: a real server per test file (module scope) or the one shared by the session, one
+Chromium per file, small images."""
 from __future__ import annotations
 
 import time
@@ -11,6 +12,12 @@ from tests.helpers.browser import chromium_page
 from tests.helpers.server import start_server
 
 SMALL = {"width": 64, "height": 64, "steps": 3}
+# The shared server's fixture files (see shared_data_dir): folder -> image name -> (size, colour).
+TRAIN_IMAGES = {
+    "set": {"red": ((64, 64), (255, 0, 0)), "blue": ((64, 64), (0, 0, 255)), "red2": ((64, 64), (255, 0, 0))},
+    "raw": {"wide_red": ((96, 64), (255, 0, 0)), "tall_blue": ((64, 96), (0, 0, 255))},
+}
+SHARED_CONTROLNET = "control_demo_canny"
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +29,36 @@ def data_dir(tmp_path_factory) -> Path:
 def server(data_dir):
     """The real app (`launch.py`) on the demo checkpoint, shared by the tests of one file."""
     srv = start_server(["--data-dir", str(data_dir), "--no-download-sd-model"], data_dir)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir(tmp_path_factory) -> Path:
+    """The shared server's data dir, with what its modules need at start-up (dropdowns list these then):
+    the tiny WD14 tagger and two image folders (Train tab), a tiny ControlNet for the demo model."""
+    from modules.pipelines.demo import build_demo_pipeline
+    from tests.fixtures.controlnets import write_controlnet_file
+    from tests.fixtures.taggers import write_tiny_tagger
+
+    data = tmp_path_factory.mktemp("ui-shared-data")
+    write_tiny_tagger(data / "models" / "interrogators" / "tiny-wd14")
+    for folder, images in TRAIN_IMAGES.items():
+        (data / "datasets" / folder).mkdir(parents=True)
+        for name, (size, colour) in images.items():
+            Image.new("RGB", size, colour).save(data / "datasets" / folder / f"{name}.png")
+    pipe = build_demo_pipeline()
+    write_controlnet_file(pipe.unet, data / "models" / "ControlNet", SHARED_CONTROLNET, family="sd1",
+                          vae_scale_factor=pipe.vae_scale_factor)
+    return data
+
+
+@pytest.fixture(scope="session")
+def shared_server(shared_data_dir):
+    """One real app (`launch.py`, demo checkpoint, built-in extensions) for the modules that only generate,
+    caption and click: a server start costs 10-40 s on the shared 2-core box. A module that changes
+    settings, extensions or the loaded model keeps its own `server`."""
+    srv = start_server(["--data-dir", str(shared_data_dir), "--no-download-sd-model"], shared_data_dir)
     yield srv
     srv.stop()
 

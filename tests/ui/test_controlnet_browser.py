@@ -7,27 +7,24 @@ from __future__ import annotations
 import pytest
 from PIL import Image, ImageDraw
 
-from tests.helpers.server import start_server
-from tests.ui.conftest import choose, run_and_wait, set_text, small_form
+from tests.ui.conftest import SHARED_CONTROLNET, choose, run_and_wait, set_text, small_form
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
 UNIT = "txt2img_controlnet_ControlNet-0"
-MODEL_STEM = "control_demo_canny"
+MODEL_STEM = SHARED_CONTROLNET
 
 
 @pytest.fixture(scope="module")
-def server(data_dir):
-    """The app with a tiny ControlNet matching the demo checkpoint in models/ControlNet."""
-    from modules.pipelines.demo import build_demo_pipeline
-    from tests.fixtures.controlnets import write_controlnet_file
+def data_dir(shared_data_dir):
+    """The shared server's data dir: a tiny ControlNet matching the demo checkpoint is in models/ControlNet
+    (written before start, tests/ui/conftest.py)."""
+    return shared_data_dir
 
-    pipe = build_demo_pipeline()
-    write_controlnet_file(pipe.unet, data_dir / "models" / "ControlNet", MODEL_STEM, family="sd1",
-                          vae_scale_factor=pipe.vae_scale_factor)
-    srv = start_server(["--data-dir", str(data_dir), "--no-download-sd-model"], data_dir)
-    yield srv
-    srv.stop()
+
+@pytest.fixture(scope="module")
+def server(shared_server):
+    return shared_server
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,17 @@ pytestmark = [pytest.mark.browser, pytest.mark.server]
 
 
 @pytest.fixture(scope="module")
+def data_dir(shared_data_dir):
+    return shared_data_dir
+
+
+@pytest.fixture(scope="module")
+def server(shared_server):
+    """The session's shared server (tests/ui/conftest.py): these tests change no settings or model."""
+    return shared_server
+
+
+@pytest.fixture(scope="module")
 def source_png(tmp_path_factory):
     path = tmp_path_factory.mktemp("sources") / "gradient.png"
     gradient_image(64).save(path)

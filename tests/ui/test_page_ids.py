@@ -13,6 +13,18 @@ from tests.ui.conftest import open_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
+
+@pytest.fixture(scope="module")
+def data_dir(shared_data_dir):
+    return shared_data_dir
+
+
+@pytest.fixture(scope="module")
+def server(shared_server):
+    """The session's shared server (tests/ui/conftest.py): these tests change no settings or model."""
+    return shared_server
+
+
 MAIN_TABS = ("txt2img", "img2img", "extras", "pnginfo", "train", "settings", "extensions")
 # Ids A1111 scripts and extensions use, in every tab and sub-tab (not only the visible txt2img tab).
 A1111_IDS = [

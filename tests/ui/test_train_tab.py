@@ -7,28 +7,22 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from tests.fixtures.taggers import write_tiny_tagger
 from tests.helpers.browser import screenshot
 from tests.ui.conftest import choose, open_subtab, open_tab, set_number, set_text, text_value
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
-COLOURS = {"red": (255, 0, 0), "blue": (0, 0, 255), "red2": (255, 0, 0)}
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    """The server's data dir with the tiny tagger installed and a three-image dataset."""
-    data = tmp_path_factory.mktemp("train-data")
-    write_tiny_tagger(data / "models" / "interrogators" / "tiny-wd14")
-    dataset = data / "datasets" / "set"
-    dataset.mkdir(parents=True)
-    for name, colour in COLOURS.items():
-        Image.new("RGB", (64, 64), colour).save(dataset / f"{name}.png")
-    raw = data / "datasets" / "raw"
-    raw.mkdir()
-    Image.new("RGB", (96, 64), (255, 0, 0)).save(raw / "wide_red.png")
-    Image.new("RGB", (64, 96), (0, 0, 255)).save(raw / "tall_blue.png")
-    return data
+def data_dir(shared_data_dir):
+    """The shared server's data dir: the tiny tagger and the datasets `set` (red, blue, red2: 64x64) and
+    `raw` (a wide red and a tall blue image) are written there before it starts (tests/ui/conftest.py)."""
+    return shared_data_dir
+
+
+@pytest.fixture(scope="module")
+def server(shared_server):
+    return shared_server
 
 
 def wait_text(page, selector: str, text: str, timeout: float = 30_000) -> str:

@@ -24,6 +24,18 @@ from tests.ui.conftest import (
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
+
+@pytest.fixture(scope="module")
+def data_dir(shared_data_dir):
+    return shared_data_dir
+
+
+@pytest.fixture(scope="module")
+def server(shared_server):
+    """The session's shared server (tests/ui/conftest.py): these tests change no settings or model."""
+    return shared_server
+
+
 PASTED = ("a lighthouse at dusk\nNegative prompt: fog\n"
           "Steps: 4, Sampler: Euler a, Schedule type: Automatic, CFG scale: 5, Seed: 4321, Size: 64x72")
 
@@ -44,7 +56,9 @@ def test_generate_shows_the_image_and_saves_a_png_with_parameters(page, data_dir
     assert page.locator("#txt2img_gallery img").count() >= 1
     info = page.inner_text("#html_info_txt2img")
     assert "Steps: 3" in info and "Seed: 1234" in info and "Size: 64x64" in info
-    pngs = [p for p in (data_dir / "outputs" / "txt2img-images").rglob("*.png") if "1234" in p.name]
+    # newest last: other modules on the shared server save seed-1234 PNGs here too
+    pngs = sorted((p for p in (data_dir / "outputs" / "txt2img-images").rglob("*.png") if "1234" in p.name),
+                  key=lambda p: p.stat().st_mtime)
     assert pngs, "no PNG saved"
     with Image.open(pngs[-1]) as saved:
         assert saved.size == (64, 64)
