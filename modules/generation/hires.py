@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from modules.generation.validation import check_size
+from modules.sampler_params import img2img_schedule
 from modules.types import GenerationRequest, UserInputError
 
 SAME_SAMPLER, SAME_SCHEDULER = "Use same sampler", "Use same scheduler"
@@ -37,7 +38,9 @@ class HiresPlan:
     upscale_w: int
     upscale_h: int
     upscaler: str
-    steps: int  # before denoising strength is applied (diffusers runs int(steps * strength))
+    steps: int  # second-pass steps that run: hr_second_pass_steps, or the first pass's (0 at strength 0)
+    num_inference_steps: int  # the stretched schedule handed to diffusers: int(steps / strength)
+    strength: float  # handed to diffusers so that its int(num_inference_steps * strength) is `steps`
 
     @property
     def latent(self) -> bool:
@@ -82,8 +85,11 @@ def plan_hires(request: GenerationRequest, upscalers=None) -> HiresPlan:
     # Cover the target keeping the first pass's aspect ratio; the crop removes the overhang.
     cover = max(target_w / w, target_h / h)
     up_w, up_h = max(target_w, _round8(w * cover + 7)), max(target_h, _round8(h * cover + 7))
-    steps = request.hr_second_pass_steps or request.steps
-    return HiresPlan(target_w, target_h, up_w, up_h, request.hr_upscaler, steps)
+    # A1111 hands the hires pass an explicit step count, and img2img then always runs exactly that many:
+    # the last `steps` of a schedule stretched by the strength (the img2img_fix_steps rule).
+    total, strength, steps = img2img_schedule(request.hr_second_pass_steps or request.steps,
+                                              request.denoising_strength, fix_steps=True)
+    return HiresPlan(target_w, target_h, up_w, up_h, request.hr_upscaler, steps, total, strength)
 
 
 def _crop_centre_latents(latents: torch.Tensor, th: int, tw: int) -> torch.Tensor:

@@ -127,9 +127,9 @@ def plan_job(model, request: GenerationRequest, env: GenerationEnv) -> JobPlan:
         hr_params = resolve_sampler_params(hr_sampler, hr_schedule, request, env.setting, model_sigmas=sigmas,
                                            kind="hires")
         plan.warnings += [*hr_warnings, *(w for w in hr_params.warnings if w not in plan.warnings)]
-        # diffusers' img2img runs int(steps * strength) of the given steps, as A1111 does by default.
-        steps = int(plan.hires.steps * request.denoising_strength)
-        plan.hires_pass = PassSpec(hr_sampler, hr_schedule, seed=0, steps=steps, step_offset=request.steps,
+        # The hires pass runs exactly its steps (A1111): hr.plan_hires stretched the schedule for it.
+        plan.hires_pass = PassSpec(hr_sampler, hr_schedule, seed=0, steps=plan.hires.steps,
+                                   step_offset=request.steps,
                                    tiling=request.tiling, latent_family=model.family, params=hr_params)
     if request.refiner_checkpoint:
         plan.refiner = load_refiner(request, model, env)
@@ -232,7 +232,7 @@ def run_hires(model, plan: JobPlan, output, batch: BatchInfo, factory, env, prog
     rng = batch_rng(job_rng_config(env, img2img), request, seeds, batch.subseeds, img2img.vae_scale_factor)
     with pass_noise(rng, img2img, plan.hires_pass) as noise:
         return run_pass(img2img, cond, replace(plan.hires_pass, seed=list(seeds)), progress, env=env,
-                        strength=request.denoising_strength, num_inference_steps=size.steps,
+                        strength=size.strength, num_inference_steps=size.num_inference_steps,
                         guidance_scale=cfg, eta=plan.eta, output_type="latent", **inputs, **noise).images
 
 

@@ -55,7 +55,7 @@ def test_hires_second_pass_runs_at_the_new_size_and_is_not_just_an_upscale(sd15)
     finally:
         handle.remove()
     # Euler: one (batched CFG) UNet call per step; latents are half the pixel size for the tiny VAE
-    assert sizes == [(32, 32)] * 3 + [(64, 64)] * 2  # 3 first-pass steps, int(4 * 0.5) hires steps
+    assert sizes == [(32, 32)] * 3 + [(64, 64)] * 4  # 3 first-pass steps, then the 4 hires steps (A1111)
     first_pass = generate_txt2img(sd15, BASE.with_changes(steps=3)).images[0]
     plan = hr.plan_hires(request)
     lanczos = hr.upscale_image(first_pass, plan)
@@ -76,8 +76,8 @@ def test_latent_hires_pass_counts_its_steps_in_the_progress(sd15):
         generate_txt2img(sd15, request, progress=job)
     finally:
         handle.remove()
-    assert calls == [32, 32, 48, 48, 48]
-    assert job.snapshot().step == 5
+    assert calls == [32, 32, 48, 48, 48, 48]  # the hires pass runs its 4 steps whatever the strength
+    assert job.snapshot().step == 6
 
 
 # ---- tiling --------------------------------------------------------------------------------------------
