@@ -94,11 +94,15 @@ class JobContext:
     """What a job function gets: progress reporting, live previews and the interrupt/skip checks."""
 
     def __init__(self, job_id: str = "", *, preview_every_n_steps: int = 0, preview_scale: int = 1,
+                 preview_decoder: Callable[[Any, str], Any] | None = None,
                  clock: Callable[[], float] = time.monotonic):
         self.job_id = job_id
         # Steps between live previews (0 = off) and their integer enlargement (1 = latent size).
         self.preview_every_n_steps = preview_every_n_steps
         self.preview_scale = preview_scale
+        # (latents, family) -> (B, H, W, 3) uint8 on the latents' device (TAESD: taesd.PreviewDecoders);
+        # None = the cheap latent->RGB map.
+        self.preview_decoder = preview_decoder
         self._clock = clock
         self._lock = threading.Lock()
         # Events, not bools: request_* come from other threads and check() reads them without the lock.
@@ -171,7 +175,7 @@ class JobContext:
         from modules.jobs.preview import latents_to_rgb_on_device
 
         try:
-            rgb = latents_to_rgb_on_device(latents, latent_family)
+            rgb = (self.preview_decoder or latents_to_rgb_on_device)(latents, latent_family)
         except ValueError:
             # Latents the cheap map does not cover (other channel counts, video): no preview, job goes on.
             return
