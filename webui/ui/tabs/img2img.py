@@ -17,6 +17,7 @@ from webui.ui.components import (
     extra_networks,
     interrogate,
     output,
+    override_settings,
     params,
     prompt,
 )
@@ -52,6 +53,7 @@ def build(ctx, ui) -> None:
             fields.update(inpaint_fields)
             fields.update(_batch_and_strength(ui))
             fields.update(params.seed(ui, TAB, state))
+            fields.update(override_settings.build(ctx, TAB))
             fields.update(extension_sections.build(ctx, TAB))
         with gr.Column(scale=1, elem_id=f"{TAB}_output_column"):
             panel = output.build(ctx, ui, TAB, state)

@@ -5,7 +5,14 @@ import gradio as gr
 
 from modules.generation.service import submit_generation
 from webui.ui import forms
-from webui.ui.components import extension_sections, extra_networks, output, params, prompt
+from webui.ui.components import (
+    extension_sections,
+    extra_networks,
+    output,
+    override_settings,
+    params,
+    prompt,
+)
 from webui.ui.components.runner import SessionJobs, session_key, stream_job
 from webui.ui.registry import SendTarget
 
@@ -26,6 +33,7 @@ def build(ctx, ui) -> None:
             fields.update(params.size_and_batch(ui, TAB))
             fields.update(params.cfg(ui, TAB))
             fields.update(params.seed(ui, TAB, state))
+            fields.update(override_settings.build(ctx, TAB))
             fields.update(extension_sections.build(ctx, TAB))
         with gr.Column(scale=1, elem_id=f"{TAB}_output_column"):
             panel = output.build(ctx, ui, TAB, state)
