@@ -38,9 +38,15 @@ def child(mode: str, ckpt: Path, config: Path) -> dict:
     prompt = {"prompt": "a lighthouse", "steps": 2, "width": 64, "height": 64, "seed": 1}
     if mode == "diffusers":
         from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
+        from transformers import CLIPTokenizer
 
+        from modules.paths import CONFIGS_DIR
+
+        # The bundled tokenizer, as our loader gives it: config folders such as demo-tiny ship none, and
+        # diffusers' fallback has no model_max_length (encoding overflows).
+        tokenizer = CLIPTokenizer.from_pretrained(CONFIGS_DIR / "tokenizers" / "clip")
         pipe = StableDiffusionPipeline.from_single_file(str(ckpt), config=str(config), local_files_only=True,
-                                                        torch_dtype=torch.float32)
+                                                        torch_dtype=torch.float32, tokenizer=tokenizer)
         if torch.cuda.is_available():
             pipe.to("cuda")
         pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
