@@ -17,6 +17,7 @@ from modules.pipelines.memory import execution_device
 from modules.rng.diffusers_noise import noise_routed
 from modules.rng.image_rng import ImageRNG
 from modules.rng.sources import DEFAULT_SOURCE, RngConfig, rng_config
+from modules.sampler_params import DDIM_ETA_SAMPLERS, SamplerParams
 from modules.types import GenerationRequest
 
 
@@ -44,13 +45,22 @@ def first_noise(rng: ImageRNG, pipe: Any, shape: Sequence[int]) -> torch.Tensor:
     return rng.draw(shape).to(execution_device(pipe), unet_dtype(pipe))
 
 
-def rng_infotext(config: RngConfig, sampler: Any, eta: float | None) -> dict[str, Any]:
+def rng_infotext(config: RngConfig, sampler: Any, params: SamplerParams | None) -> dict[str, Any]:
     """Infotext keys: "RNG" when not GPU; "ENSD" when non-zero and the sampler draws step noise (A1111's
-    uses_ensd, eta not 0)."""
+    uses_ensd, and the eta that runs, `params`' (request or setting), not 0)."""
     out: dict[str, Any] = {}
-    uses_ensd = bool(getattr(sampler, "api_extra", {}).get("uses_ensd")) and eta != 0
+    uses_ensd = bool(getattr(sampler, "api_extra", {}).get("uses_ensd")) and effective_eta(sampler, params) != 0
     if config.ensd and uses_ensd:
         out["ENSD"] = config.ensd
     if config.source != DEFAULT_SOURCE:
         out["RNG"] = config.source
     return out
+
+
+def effective_eta(sampler: Any, params: SamplerParams | None) -> float:
+    """The eta the pass runs with: DDIM's (default 0) or the ancestral noise share (default 1). An eta that
+    diffusers cannot apply to a sampler (see sampler_params) stays at 1 there: that sampler still adds noise."""
+    ddim = getattr(sampler, "name", None) in DDIM_ETA_SAMPLERS
+    if params is None:
+        return 0.0 if ddim else 1.0
+    return params.eta if ddim else params.ancestral_eta

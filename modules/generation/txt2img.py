@@ -272,7 +272,7 @@ def collect_images(result: GenerationResult, model, plan: JobPlan, images, batch
     after_image hooks see each image first, their info.params go into every infotext."""
     extra = {**sampler_infotext(plan), **dict(getattr(cond, "extra_params", None) or {}), **extra_params(env)}
     if env is not None:
-        extra.update(rng_infotext(job_rng_config(env, model.pipe), plan.first.sampler, plan.request.eta))
+        extra.update(rng_infotext(job_rng_config(env, model.pipe), plan.first.sampler, plan.first.params))
     for warning in getattr(cond, "warnings", None) or ():
         if warning not in result.warnings:
             result.warnings.append(warning)

@@ -152,3 +152,16 @@ def test_sdxl_img2img_takes_the_nv_source_and_the_variation_seed(sdxl, img2img_b
     one = generate_img2img(sdxl, request.with_changes(subseed=77, subseed_strength=1.0), env=env("NV")).images[0]
     assert same(one, generate_img2img(sdxl, request.with_changes(seed=77), env=env("NV")).images[0])
     assert not near(one, generate_img2img(sdxl, request, env=env("NV")).images[0])
+
+
+def test_ensd_follows_the_effective_eta_so_eta_ancestral_0_writes_none(sd15):
+    # A1111 writes ENSD only when the sampler adds step noise: Euler a with the setting eta_ancestral 0 adds
+    # none (the request's eta is unset, so the setting is the eta that runs)
+    settings = Overlay(randn_source="CPU", eta_noise_seed_delta=31337, eta_ancestral=0.0)
+    text = generate_txt2img(sd15, TXT, env=GenerationEnv(settings=settings)).infotexts[0]
+    assert "ENSD" not in text and "Eta: 0" in text
+    # a request eta wins over the setting, both ways
+    noisy = generate_txt2img(sd15, TXT.with_changes(eta=0.5), env=GenerationEnv(settings=settings)).infotexts[0]
+    assert "ENSD: 31337" in noisy
+    quiet = generate_txt2img(sd15, TXT.with_changes(eta=0.0), env=env("CPU", 31337)).infotexts[0]
+    assert "ENSD" not in quiet
