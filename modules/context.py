@@ -128,6 +128,7 @@ def build_context(flags: Flags, project_root: Path, *, a1111_modules: dict[str, 
     ctx.styles = StyleDatabase(paths.styles_file)
     if ctx.styles.load_warning:
         ctx.notices.append(ctx.styles.load_warning)
+    ctx.jobs.preview_decoder = preview_decoders(paths, settings)
     ctx.pipelines = PipelineManager(ctx.policy_for, cache_size=settings.get("sd_checkpoint_cache"),
                                     vae_for=lambda checkpoint: vae_for_checkpoint(ctx, checkpoint))
     settings.on_change(lambda key, value: _apply_setting(ctx, key))
@@ -176,10 +177,19 @@ def live_preview_steps(settings: Settings) -> int:
     return max(0, int(settings.get("show_progress_every_n_steps")))
 
 
+def preview_decoders(paths: Paths, settings: Settings):
+    """The live-preview method of `show_progress_type` (TAESD from models/VAE-approx, loaded on first use)."""
+    from modules.jobs.taesd import PreviewDecoders
+
+    return PreviewDecoders(paths.models_dir / "VAE-approx", settings.get("show_progress_type"))
+
+
 def _apply_setting(ctx: AppContext, key: str) -> None:
     """Settings that act on running parts take effect at once (the next job reads them)."""
     if key in ("live_previews_enable", "show_progress_every_n_steps"):
         ctx.jobs.preview_every_n_steps = live_preview_steps(ctx.settings)
+    elif key == "show_progress_type":
+        ctx.jobs.preview_decoder = preview_decoders(ctx.paths, ctx.settings)
     elif key == "sd_vae" and ctx.pipelines.current is not None:
         # Through the queue: the VAE changes between jobs, never under a running one.
         ctx.jobs.submit("load-model", lambda job_ctx: ctx.pipelines.reload(), description="apply VAE")

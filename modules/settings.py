@@ -68,6 +68,8 @@ DEFAULT_SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("directories_max_prompt_words", 8, "Max prompt words for [prompt_words] pattern", "saving"),
     SettingSpec("live_previews_enable", True, "Show live previews", "ui"),
     SettingSpec("show_progress_every_n_steps", 5, "Live preview every N sampling steps (0 = off)", "ui"),
+    SettingSpec("show_progress_type", "Approx NN", "Live preview method (TAESD: models/VAE-approx/taesd_decoder.*; "
+                "the others use the cheap latent->RGB map)", "ui", ("Full", "Approx NN", "Approx cheap", "TAESD")),
     SettingSpec("quicksettings_list", ["sd_model_checkpoint"], "Quicksettings list", "ui"),
     SettingSpec("eta_ddim", 0.0, "Eta for DDIM", "sampler"),
     SettingSpec("eta_ancestral", 1.0, "Eta for k-diffusion ancestral samplers", "sampler"),

@@ -89,6 +89,7 @@ class JobQueue:
         # Read when each job starts, so a settings change applies from the next job on.
         self.preview_every_n_steps = preview_every_n_steps
         self.preview_scale = preview_scale
+        self.preview_decoder: Callable[[Any, str], Any] | None = None  # None = the cheap latent->RGB map
         self._history_size = max(0, history_size)
         self._id_length = id_length
         self._after_failure = after_failure
@@ -112,7 +113,7 @@ class JobQueue:
                 raise RuntimeError("job queue is shut down")
             job_id = self._new_id()
             ctx = JobContext(job_id, preview_every_n_steps=self.preview_every_n_steps,
-                             preview_scale=self.preview_scale)
+                             preview_scale=self.preview_scale, preview_decoder=self.preview_decoder)
             job = Job(id=job_id, kind=kind, fn=fn, context=ctx, description=description)
             self._queued.append(job)
             self._active[job_id] = job

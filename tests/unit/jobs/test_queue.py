@@ -270,3 +270,13 @@ def test_preview_setting_is_read_when_a_job_is_submitted(queue):
 def test_job_interrupted_is_not_an_exception_subclass():
     # Hooks wrapped in `except Exception` must not be able to swallow a stop request.
     assert not issubclass(JobInterrupted, Exception)
+
+
+def test_preview_decoder_is_handed_to_each_job(queue):
+    # The app's TAESD/cheap choice (taesd.PreviewDecoders) reaches the job's context with the other settings.
+    def decoder(latents, family):
+        return latents
+
+    queue.preview_decoder = decoder
+    job = queue.submit("t", lambda ctx: ctx.preview_decoder)
+    assert job.wait_result(WAIT) is decoder
