@@ -128,9 +128,9 @@ def measure_controlnet(size: int, steps: int, repeats: int) -> list[Row]:
                             ("diffusers", lambda n=n: run_plain(reference, image, n, size))]
                     for k, fn in (runs if i % 2 == 0 else runs[::-1]):
                         times[(k, n)].append(fn())
+            size_mb = written.path.stat().st_size / 2**20  # inside: the temp folder goes with the block
         finally:
             ctx.close()
-    size_mb = written.path.stat().st_size / 2**20
     note = (f"demo SD1.5-layout model + ControlNet ({size_mb:.0f} MB LDM file), {size}x{size}, Euler, CFG 7, "
             f"{long} vs {short} steps, {repeats} repeats")
     ours, plain = (slope_samples(times, k, short, long) for k in ("ours", "diffusers"))
