@@ -257,7 +257,14 @@ def updates_from_infotext(text: str, field_names: Iterable[str], labels: Mapping
                           settings: Any = None) -> list:
     """One update per name in `field_names`: the infotext's value, or gr.skip() when it has none."""
     values = values_from_infotext(text, labels, paste_filter, settings)
-    return [gr.update(value=values[name]) if name in values else gr.skip() for name in field_names]
+    return [_update(name, values[name]) if name in values else gr.skip() for name in field_names]
+
+
+def _update(name: str, value: Any):
+    if name == "override_settings":
+        # A multiselect keeps only values among its choices: the entries are its choices too.
+        return gr.update(value=value, choices=value)
+    return gr.update(value=value)
 
 
 # ---- the Override settings box: "Label: value" entries ----------
@@ -299,7 +306,7 @@ def _differs(settings: Any, key: str, value: Any) -> bool:
 
 
 def override_settings_from_entries(entries: Iterable[str]) -> dict[str, Any]:
-    """The box's "Label: value" entries as GenerationRequest.override_settings (setting name -> typed value)."""
+    """The box's "Label: value" entries as GenerationRequest.override_settings (setting -> typed value)."""
     out: dict[str, Any] = {}
     for entry in entries or ():
         label, sep, raw = str(entry).partition(":")

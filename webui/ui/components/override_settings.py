@@ -26,8 +26,12 @@ def build(ctx, tab: str) -> dict:
                       allow_custom_value=True, interactive=True, elem_id=f"{tab}_override_settings")
 
     def on_change(entries):
-        kept = forms.drop_current(entries or [], ctx.settings)
-        return gr.update(value=kept, choices=kept, visible=True if kept else "hidden")
+        entries = list(entries or [])
+        kept = forms.drop_current(entries, ctx.settings)
+        visible = True if kept else "hidden"
+        if kept == entries:
+            return gr.update(visible=visible)  # a value sent back would fire this event again, endlessly
+        return gr.update(value=kept, choices=kept, visible=visible)
 
     box.change(on_change, [box], [box], queue=False, show_progress="hidden")
     return {FIELD: box}
