@@ -272,3 +272,29 @@ def test_classic_scripts_through_the_api(api):
                         script_args=[False, False, "start", "a red fox\na blue whale"], **SMALL)
     assert [p["Prompt"] for p in info_of(lines)] == ["a red fox", "a blue whale"]
     assert json.loads(json.dumps(lines.info))["all_prompts"] == ["a red fox", "a blue whale"]
+
+
+# -- the Override settings box (issue 15 point 4; on this module's server: no new server) -------------
+def test_pasted_clip_skip_fills_override_settings_and_applies_to_that_job_only(page, server):
+    open_tab(page, "txt2img")
+    box = page.locator("#txt2img_override_settings")
+    assert not box.is_visible()  # hidden while empty, as A1111's
+    set_text(page, "txt2img_prompt", "a boat\nSteps: 1, Sampler: Euler, CFG scale: 7, Seed: 11, Size: 64x64, "
+                                     "Clip skip: 2, RNG: GPU")
+    page.click("#txt2img_paste")
+    # RNG: GPU equals the setting, so only Clip skip shows.
+    page.wait_for_selector("#txt2img_override_settings", state="visible", timeout=30_000)
+    page.wait_for_function("() => document.querySelector('#txt2img_override_settings')"
+                           ".innerText.includes('Clip skip: 2')", timeout=30_000)
+    assert "RNG" not in box.inner_text()
+    try:
+        message = run_and_wait(page, "txt2img")
+        assert "Time taken" in message, message
+        assert parse_infotext(page.inner_text("#html_info_txt2img"))["Clip skip"] == "2"
+        options = requests.get(server.url + "/sdapi/v1/options", timeout=30).json()
+        assert options["CLIP_stop_at_last_layers"] == 1  # the store never saw the override
+    finally:
+        # Removing the entry empties and hides the box again (the other tests need it empty).
+        box.locator(".token-remove").first.click()
+        page.wait_for_selector("#txt2img_override_settings", state="hidden", timeout=30_000)
+        set_text(page, "txt2img_prompt", "a boat")
