@@ -107,7 +107,6 @@ def measure_switch(target: Path, target_config: Path, other: Path, other_config:
         for key, fn in (order if i % 2 == 0 else order[::-1]):
             times[key].append(fn())
     cold.unload()
-    del cold
     free_memory()
 
     cached = manager(2)
@@ -118,7 +117,6 @@ def measure_switch(target: Path, target_config: Path, other: Path, other_config:
         hits.append(timed(lambda: cached.load(checkpoint(target), target_config)))
         cached.load(checkpoint(other), other_config)
     cached.unload()
-    del cached
     free_memory()
     return [ratio_row(f"model switch cold, {label}", times["ours"], times["diffusers"], "s", 1.0,
                       note + "; reference: diffusers from_single_file"),

@@ -1,16 +1,11 @@
 """runner.final_outputs / job_progress without a browser: what the gallery is handed (cost of the UI path)."""
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
-import gradio as gr
-import pytest
-import torch
 from gradio.utils import get_upload_folder
 from PIL import Image, PngImagePlugin
 
-from modules.jobs.progress import JobContext
 from modules.types import GenerationResult
 from webui.ui.components import runner
 
