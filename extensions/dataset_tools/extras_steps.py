@@ -8,7 +8,7 @@ that run_extras saves as `<image>.txt` beside the saved image.
 """
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,7 @@ from .taggers.options import TagOptions
 SPLIT, FOCAL, AUTOSIZE, FLIP, CAPTION = (
     "Split oversized images", "Auto focal point crop", "Auto-sized crop", "Create flipped copies", "Caption")
 SPLIT_DEFAULTS = {"width": 512, "height": 512, "threshold": 0.5, "overlap": 0.2}
-AUTOSIZE_DEFAULTS = {"min_side": 384, "max_side": 768, "min_area": 64 * 64, "max_area": 640 * 640,
-                     "objective": "area", "max_error": 0.1}
+AUTOSIZE_DEFAULTS = asdict(AutoSizeOptions())  # the Train tab's defaults, one source
 FLIP_DEFAULTS = {"option": ["Horizontal"]}
 
 

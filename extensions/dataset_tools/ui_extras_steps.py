@@ -7,7 +7,7 @@ from typing import Any
 
 import gradio as gr
 
-from .preprocess_ops import FLIP_MODES
+from .preprocess_ops import FLIP_MODES, AutoSizeOptions
 
 
 def _size(prefix: str) -> dict[str, Any]:
@@ -39,20 +39,21 @@ def focal_ui(defaults: dict[str, Any]) -> dict[str, Any]:
 
 
 def autosize_ui() -> dict[str, Any]:
+    d = AutoSizeOptions()
     with gr.Row():
-        min_side = gr.Slider(64, 2048, value=384, step=64, label="Dimension lower bound",
+        min_side = gr.Slider(64, 2048, value=d.min_side, step=64, label="Dimension lower bound",
                              elem_id="extras_autosize_min_side")
-        max_side = gr.Slider(64, 2048, value=768, step=64, label="Dimension upper bound",
+        max_side = gr.Slider(64, 2048, value=d.max_side, step=64, label="Dimension upper bound",
                              elem_id="extras_autosize_max_side")
     with gr.Row():
-        min_area = gr.Slider(64 * 64, 2048 * 2048, value=64 * 64, step=64 * 64, label="Area lower bound",
+        min_area = gr.Slider(64 * 64, 2048 * 2048, value=d.min_area, step=64 * 64, label="Area lower bound",
                              elem_id="extras_autosize_min_area")
-        max_area = gr.Slider(64 * 64, 2048 * 2048, value=640 * 640, step=64 * 64, label="Area upper bound",
+        max_area = gr.Slider(64 * 64, 2048 * 2048, value=d.max_area, step=64 * 64, label="Area upper bound",
                              elem_id="extras_autosize_max_area")
     with gr.Row():
-        objective = gr.Radio(["area", "error"], value="area", label="Resizing objective",
+        objective = gr.Radio(["area", "error"], value=d.objective, label="Resizing objective",
                              elem_id="extras_autosize_objective")
-        max_error = gr.Slider(0.01, 1.0, value=0.1, step=0.01, label="Error threshold",
+        max_error = gr.Slider(0.01, 1.0, value=d.max_error, step=0.01, label="Error threshold",
                               elem_id="extras_autosize_max_error")
     return {"min_side": min_side, "max_side": max_side, "min_area": min_area, "max_area": max_area,
             "objective": objective, "max_error": max_error}
