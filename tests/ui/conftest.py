@@ -63,6 +63,20 @@ def shared_server(shared_data_dir):
     srv.stop()
 
 
+def on_the_shared_server():
+    """The module fixtures `data_dir` and `server` pointed at the session's shared server; a module that
+    changes no settings, extension or loaded model takes them with `data_dir, server = on_the_shared_server()`."""
+    @pytest.fixture(scope="module", name="data_dir")
+    def shared_data_dir_for_module(shared_data_dir):
+        return shared_data_dir
+
+    @pytest.fixture(scope="module", name="server")
+    def shared_server_for_module(shared_server):
+        return shared_server
+
+    return shared_data_dir_for_module, shared_server_for_module
+
+
 @pytest.fixture(scope="module")
 def browser_page(server):
     """Chromium opened after the module's server and closed before it: the server then stops without

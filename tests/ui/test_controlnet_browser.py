@@ -7,7 +7,14 @@ from __future__ import annotations
 import pytest
 from PIL import Image, ImageDraw
 
-from tests.ui.conftest import SHARED_CONTROLNET, choose, run_and_wait, set_text, small_form
+from tests.ui.conftest import (
+    SHARED_CONTROLNET,
+    choose,
+    on_the_shared_server,
+    run_and_wait,
+    set_text,
+    small_form,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
@@ -15,16 +22,9 @@ UNIT = "txt2img_controlnet_ControlNet-0"
 MODEL_STEM = SHARED_CONTROLNET
 
 
-@pytest.fixture(scope="module")
-def data_dir(shared_data_dir):
-    """The shared server's data dir: a tiny ControlNet matching the demo checkpoint is in models/ControlNet
-    (written before start, tests/ui/conftest.py)."""
-    return shared_data_dir
-
-
-@pytest.fixture(scope="module")
-def server(shared_server):
-    return shared_server
+# The shared server's data dir has a tiny ControlNet matching the demo checkpoint in models/ControlNet
+# (written before start, tests/ui/conftest.py).
+data_dir, server = on_the_shared_server()
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from tests.ui.conftest import (
     gradient_image,
     newest_png,
     number_value,
+    on_the_shared_server,
     open_subtab,
     open_tab,
     run_and_wait,
@@ -24,15 +25,8 @@ from tests.ui.conftest import (
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
 
-@pytest.fixture(scope="module")
-def data_dir(shared_data_dir):
-    return shared_data_dir
-
-
-@pytest.fixture(scope="module")
-def server(shared_server):
-    """The session's shared server (tests/ui/conftest.py): these tests change no settings or model."""
-    return shared_server
+# These tests change no settings or model: they run on the session's shared server.
+data_dir, server = on_the_shared_server()
 
 
 @pytest.fixture(scope="module")

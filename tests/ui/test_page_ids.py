@@ -9,20 +9,13 @@ import urllib.request
 
 import pytest
 
-from tests.ui.conftest import open_page
+from tests.ui.conftest import on_the_shared_server, open_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
 
-@pytest.fixture(scope="module")
-def data_dir(shared_data_dir):
-    return shared_data_dir
-
-
-@pytest.fixture(scope="module")
-def server(shared_server):
-    """The session's shared server (tests/ui/conftest.py): these tests change no settings or model."""
-    return shared_server
+# These tests change no settings or model: they run on the session's shared server.
+data_dir, server = on_the_shared_server()
 
 
 MAIN_TABS = ("txt2img", "img2img", "extras", "pnginfo", "train", "settings", "extensions")

@@ -8,21 +8,22 @@ import pytest
 from PIL import Image
 
 from tests.helpers.browser import screenshot
-from tests.ui.conftest import choose, open_subtab, open_tab, set_number, set_text, text_value
+from tests.ui.conftest import (
+    choose,
+    on_the_shared_server,
+    open_subtab,
+    open_tab,
+    set_number,
+    set_text,
+    text_value,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
 
-@pytest.fixture(scope="module")
-def data_dir(shared_data_dir):
-    """The shared server's data dir: the tiny tagger and the datasets `set` (red, blue, red2: 64x64) and
-    `raw` (a wide red and a tall blue image) are written there before it starts (tests/ui/conftest.py)."""
-    return shared_data_dir
-
-
-@pytest.fixture(scope="module")
-def server(shared_server):
-    return shared_server
+# The shared server's data dir has the tiny tagger and the datasets `set` (red, blue, red2: 64x64) and `raw`
+# (a wide red and a tall blue image), written there before it starts (tests/ui/conftest.py).
+data_dir, server = on_the_shared_server()
 
 
 def wait_text(page, selector: str, text: str, timeout: float = 30_000) -> str:
