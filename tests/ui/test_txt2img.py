@@ -109,20 +109,23 @@ def test_interrupt_stops_a_long_run(page):
     page.wait_for_selector("#txt2img_progress .progress-bar", timeout=30_000)
     # Live preview (every 5 steps by default) in the gallery, and the ETA in the progress line.
     page.wait_for_selector("#txt2img_gallery img", timeout=30_000)
-    page.wait_for_function("() => document.querySelector('#txt2img_progress').innerText.includes('ETA')")
+    page.wait_for_function("() => document.querySelector('#txt2img_progress').innerText.includes('ETA')",
+                           timeout=60_000)
     assert "step" in page.inner_text("#txt2img_progress")
     screenshot(page, "txt2img_progress")
     pressed = time.perf_counter()
     page.click("#txt2img_interrupt")
-    message = wait_message(page, "txt2img", before, timeout=30_000)
-    assert time.perf_counter() - pressed < 15
+    message = wait_message(page, "txt2img", before, timeout=90_000)
+    # The whole run is ~3000 steps at 256x256 (10+ minutes here); one step plus a decode is the most an
+    # interrupt may wait. 45 s leaves room for a loaded CI box and still fails when only the batch stops.
+    assert time.perf_counter() - pressed < 45
     assert "Interrupted" in message
     # Esc does the same while a job runs (A1111's shortcut).
     before = log_stamp(page, "txt2img")
     page.click("#txt2img_generate")
     page.wait_for_selector("#txt2img_progress .progress-bar", timeout=30_000)
     page.locator("#txt2img_prompt textarea").press("Escape")
-    assert "Interrupted" in wait_message(page, "txt2img", before, timeout=30_000)
+    assert "Interrupted" in wait_message(page, "txt2img", before, timeout=90_000)
     # The button is not stuck: the next small run works.
     small_form(page, "txt2img", "after the interrupt")
     set_number(page, "txt2img_batch_count", 1)
