@@ -35,17 +35,18 @@ def vae_path_for(choice: str, checkpoint_path: Path | str, vae_dir: Path | str,
 
 @contextlib.contextmanager
 def job_vae(pipe, loaded: Path | None, wanted: Path | None, *, keep: bool = False,
-            warnings: list[str] | None = None) -> Iterator[None]:
+            warnings: list[str] | None = None) -> Iterator[bool]:
     """Run the body with the VAE file `wanted` in `pipe.vae` when it is not the `loaded` one; the previous
-    weights come back on exit unless `keep`. A file that does not fit is a warning; the loaded VAE stays."""
+    weights come back on exit unless `keep`. A file that does not fit is a warning; the loaded VAE stays.
+    Yields whether `wanted` is the VAE the body runs with (False: the loaded one, so infotext names that)."""
     if wanted == loaded or pipe is None or getattr(pipe, "vae", None) is None:
-        yield
+        yield True
         return
     if wanted is None:
         # The baked-in weights were replaced when the model loaded; only a reload brings them back.
         _warn(warnings, "override_settings: sd_vae asks for the checkpoint's own VAE, which is not loaded; "
                         "the loaded VAE was used (change SD VAE in Settings to reload the model)")
-        yield
+        yield False
         return
     from modules.pipelines.loading import CheckpointError, load_vae
 
@@ -53,7 +54,7 @@ def job_vae(pipe, loaded: Path | None, wanted: Path | None, *, keep: bool = Fals
         other = load_vae(wanted, like=pipe)
     except CheckpointError as exc:
         _warn(warnings, f"override_settings: sd_vae {exc}; the loaded VAE was used")
-        yield
+        yield False
         return
     vae = pipe.vae
     # Kept on the CPU: the swap must not double the VAE's share of VRAM.
@@ -63,7 +64,7 @@ def job_vae(pipe, loaded: Path | None, wanted: Path | None, *, keep: bool = Fals
     del other
     log.info("Using VAE %s for one job", Path(wanted).name)
     try:
-        yield
+        yield True
     finally:
         if not keep:
             with torch.no_grad():

@@ -140,10 +140,12 @@ def _generate_and_save(ctx, request: GenerationRequest, job_ctx, env, settings, 
     # The job's own VAE (override_settings' sd_vae) around generating and saving.
     warnings: list[str] = []
     loaded, wanted = _vae_paths(ctx, settings, model)
-    # A1111 names a separate VAE file in every infotext ("VAE hash", "VAE"; none for the checkpoint's own).
-    env.info.params.update(_vae_params(ctx, settings, model))
     with job_vae(model.pipe, loaded, wanted, keep=not request.override_settings_restore_afterwards,
-                 warnings=warnings):
+                 warnings=warnings) as wanted_is_used:
+        # A1111 names a separate VAE file in every infotext ("VAE hash", "VAE"; none for the checkpoint's
+        # own): the one that makes the picture, so a refused override is not named (a paste would ask again).
+        choice = settings.get("sd_vae") if wanted_is_used else ctx.settings.get("sd_vae")
+        env.info.params.update(_vae_params(ctx, choice, model))
         result = _generate_and_save_with(ctx, request, job_ctx, env, settings, model)
     result.warnings += warnings
     return result
@@ -159,13 +161,13 @@ def _vae_paths(ctx, settings, model) -> tuple[Any, Any]:
     return vae_path_for(stored, *where), vae_path_for(wanted, *where)
 
 
-def _vae_params(ctx, settings, model) -> dict[str, str]:
+def _vae_params(ctx, choice: str, model) -> dict[str, str]:
     """{"VAE hash": first 10 hex digits of the file's sha256 (A1111's), "VAE": its file name} for the VAE
-    file this job's settings pick; {} when it runs on the checkpoint's own VAE."""
+    file the "SD VAE" `choice` picks; {} when it is the checkpoint's own VAE."""
     paths = getattr(ctx, "paths", None)
     if paths is None:
         return {}
-    path = vae_path_for(settings.get("sd_vae"), model.checkpoint.path, paths.vae_dir,
+    path = vae_path_for(choice, model.checkpoint.path, paths.vae_dir,
                         getattr(paths, "ckpt_dirs", ()))
     if path is None:
         return {}

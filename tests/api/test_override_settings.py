@@ -62,6 +62,11 @@ def test_an_unknown_or_misfit_vae_override_keeps_the_loaded_vae(app):
     same, info = txt2img(client, override_settings={"sd_vae": "bad.safetensors"})
     assert np.array_equal(same, base)
     assert any("bad.safetensors" in w for w in info["warnings"])
+    # The infotext names the VAE that made the picture (the checkpoint's own here), not the refused file,
+    # or a paste would ask for the broken file again.
+    from modules.images.infotext import parse_infotext
+
+    assert "VAE" not in parse_infotext(info["infotexts"][0])
 
 
 def test_the_s_fields_reach_the_sampler(app):
