@@ -10,26 +10,12 @@ import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
-
-from diffusers import (
-    DDIMScheduler,
-    DPMSolverMultistepScheduler,
-    DPMSolverSDEScheduler,
-    DPMSolverSinglestepScheduler,
-    EulerAncestralDiscreteScheduler,
-    EulerDiscreteScheduler,
-    HeunDiscreteScheduler,
-    KDPM2AncestralDiscreteScheduler,
-    KDPM2DiscreteScheduler,
-    LCMScheduler,
-    LMSDiscreteScheduler,
-    PNDMScheduler,
-    UniPCMultistepScheduler,
-)
-from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from typing import TYPE_CHECKING, Any
 
 from modules.types import UserInputError
+
+if TYPE_CHECKING:  # diffusers costs seconds to import: start-up serves first, schedulers load on use
+    from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 FALLBACK_SAMPLER = "Euler"
 AUTOMATIC = "Automatic"
@@ -64,7 +50,7 @@ class SamplerSpec:
     """One A1111 sampler: the diffusers class, the options it is built with, and how it differs."""
 
     name: str
-    scheduler_cls: type[SchedulerMixin]
+    scheduler: str  # the diffusers scheduler class name; `scheduler_cls` imports it on first use
     options: Mapping[str, Any] = field(default_factory=_frozen, hash=False)
     aliases: tuple[str, ...] = ()
     default_schedule: str = AUTOMATIC
@@ -81,6 +67,12 @@ class SamplerSpec:
         # Rows are shared by every caller: their dicts must not be changeable.
         object.__setattr__(self, "options", _frozen(self.options))
         object.__setattr__(self, "api_extra", _frozen(self.api_extra))
+
+    @property
+    def scheduler_cls(self) -> type[SchedulerMixin]:
+        import diffusers
+
+        return getattr(diffusers, self.scheduler)
 
     @property
     def approximated(self) -> bool:
@@ -123,62 +115,64 @@ _SDE = {"algorithm_type": "sde-dpmsolver++", "solver_type": "midpoint"}
 _SINGLE = {"lower_order_final": True}
 _DISCARD = "A1111 drops the next-to-last sigma (discard_next_to_last_sigma), diffusers does not"
 SAMPLERS: tuple[SamplerSpec, ...] = (
-    SamplerSpec("DPM++ 2M", DPMSolverMultistepScheduler, {**_DPMPP, "solver_order": 2}, ("k_dpmpp_2m",),
+    SamplerSpec("DPM++ 2M", "DPMSolverMultistepScheduler", {**_DPMPP, "solver_order": 2}, ("k_dpmpp_2m",),
                 "Karras", more_aliases=("dpmpp_2m",)),
-    SamplerSpec("DPM++ SDE", DPMSolverSDEScheduler, {}, ("k_dpmpp_sde",), "Karras", second_order=True,
+    SamplerSpec("DPM++ SDE", "DPMSolverSDEScheduler", {}, ("k_dpmpp_sde",), "Karras", second_order=True,
                 note="Brownian-tree noise seeded per image (noise_sampler_seed = the batch's seeds), as A1111",
                 api_extra={"brownian_noise": True}, more_aliases=("dpmpp_sde",)),
-    SamplerSpec("DPM++ 2M SDE", DPMSolverMultistepScheduler, {**_SDE, "solver_order": 2}, ("k_dpmpp_2m_sde",),
+    SamplerSpec("DPM++ 2M SDE", "DPMSolverMultistepScheduler", {**_SDE, "solver_order": 2},
+                ("k_dpmpp_2m_sde",),
                 "Exponential", note=_GEN_NOISE, api_extra={"brownian_noise": True},
                 more_aliases=("dpmpp_2m_sde",)),
-    SamplerSpec("DPM++ 2M SDE Heun", DPMSolverMultistepScheduler,
+    SamplerSpec("DPM++ 2M SDE Heun", "DPMSolverMultistepScheduler",
                 {**_SDE, "solver_order": 2, "solver_type": "heun"},
                 ("k_dpmpp_2m_sde_heun",), "Exponential", note=_GEN_NOISE,
                 api_extra={"brownian_noise": True, "solver_type": "heun"}),
-    SamplerSpec("DPM++ 2S a", DPMSolverSinglestepScheduler, {**_SDE, **_SINGLE, "solver_order": 2},
+    SamplerSpec("DPM++ 2S a", "DPMSolverSinglestepScheduler", {**_SDE, **_SINGLE, "solver_order": 2},
                 ("k_dpmpp_2s_a",), "Karras", second_order=True,
                 note=("approximated: diffusers has no ancestral single-step DPM++; runs single-step "
                       "order-2 SDE DPM-Solver++ (stochastic like 'a'), one model call per step where A1111 "
                       "makes two"),
                 api_extra={"uses_ensd": True}, more_aliases=("dpmpp_2s_ancestral",)),
-    SamplerSpec("DPM++ 3M SDE", DPMSolverMultistepScheduler, {**_SDE, "solver_order": 3}, ("k_dpmpp_3m_sde",),
+    SamplerSpec("DPM++ 3M SDE", "DPMSolverMultistepScheduler", {**_SDE, "solver_order": 3},
+                ("k_dpmpp_3m_sde",),
                 "Exponential", note=f"{_GEN_NOISE}; {_DISCARD}",
                 api_extra={"discard_next_to_last_sigma": True, "brownian_noise": True},
                 more_aliases=("dpmpp_3m_sde",)),
-    SamplerSpec("Euler a", EulerAncestralDiscreteScheduler, {}, ("k_euler_a", "k_euler_ancestral"),
+    SamplerSpec("Euler a", "EulerAncestralDiscreteScheduler", {}, ("k_euler_a", "k_euler_ancestral"),
                 note="diffusers' Euler a takes no sigma schedule: other Schedule types fall back to "
                      "Automatic with a warning",
                 api_extra={"uses_ensd": True}, more_aliases=("euler_ancestral", "euler_a")),
-    SamplerSpec("Euler", EulerDiscreteScheduler, {}, ("k_euler",), more_aliases=("euler",)),
-    SamplerSpec("LMS", LMSDiscreteScheduler, {}, ("k_lms",), more_aliases=("lms",)),
-    SamplerSpec("Heun", HeunDiscreteScheduler, {}, ("k_heun",), second_order=True, more_aliases=("heun",)),
-    SamplerSpec("DPM2", KDPM2DiscreteScheduler, {}, ("k_dpm_2",), "Karras", second_order=True, note=_DISCARD,
-                api_extra={"discard_next_to_last_sigma": True}, more_aliases=("dpm_2",)),
-    SamplerSpec("DPM2 a", KDPM2AncestralDiscreteScheduler, {}, ("k_dpm_2_a",), "Karras", second_order=True,
+    SamplerSpec("Euler", "EulerDiscreteScheduler", {}, ("k_euler",), more_aliases=("euler",)),
+    SamplerSpec("LMS", "LMSDiscreteScheduler", {}, ("k_lms",), more_aliases=("lms",)),
+    SamplerSpec("Heun", "HeunDiscreteScheduler", {}, ("k_heun",), second_order=True, more_aliases=("heun",)),
+    SamplerSpec("DPM2", "KDPM2DiscreteScheduler", {}, ("k_dpm_2",), "Karras", second_order=True,
+                note=_DISCARD, api_extra={"discard_next_to_last_sigma": True}, more_aliases=("dpm_2",)),
+    SamplerSpec("DPM2 a", "KDPM2AncestralDiscreteScheduler", {}, ("k_dpm_2_a",), "Karras", second_order=True,
                 note=_DISCARD, api_extra={"discard_next_to_last_sigma": True, "uses_ensd": True},
                 more_aliases=("dpm_2_ancestral",)),
-    SamplerSpec("DPM fast", DPMSolverSinglestepScheduler, {**_DPMPP, **_SINGLE, "solver_order": 3},
+    SamplerSpec("DPM fast", "DPMSolverSinglestepScheduler", {**_DPMPP, **_SINGLE, "solver_order": 3},
                 ("k_dpm_fast",), uses_schedule=False,
                 note=("approximated: single-step order-3 DPM-Solver++ on the model's timesteps; A1111's "
                       "DPM-Solver-fast spaces steps in log-SNR between sigma_min and sigma_max and adds "
                       "eta noise; " + _NO_SCHEDULE),
                 api_extra={"uses_ensd": True}, more_aliases=("dpm_fast",)),
-    SamplerSpec("DPM adaptive", DPMSolverSinglestepScheduler, {**_DPMPP, **_SINGLE, "solver_order": 3},
+    SamplerSpec("DPM adaptive", "DPMSolverSinglestepScheduler", {**_DPMPP, **_SINGLE, "solver_order": 3},
                 ("k_dpm_ad",), uses_schedule=False,
                 note=("approximated: diffusers has no adaptive step-size control, so this runs exactly "
                       "the given steps with single-step order-3 DPM-Solver++ (same as DPM fast here); "
                       "A1111 ignores the step count and stops at an error tolerance; " + _NO_SCHEDULE),
                 api_extra={"uses_ensd": True}, more_aliases=("dpm_adaptive",)),
-    SamplerSpec("Restart", HeunDiscreteScheduler, {}, ("restart",), "Karras", second_order=True,
+    SamplerSpec("Restart", "HeunDiscreteScheduler", {}, ("restart",), "Karras", second_order=True,
                 note="approximated: Heun steps on the same sigmas without Restart's re-noising segments"),
-    SamplerSpec("DDIM", DDIMScheduler, {}, ("ddim",), uses_schedule=False,
+    SamplerSpec("DDIM", "DDIMScheduler", {}, ("ddim",), uses_schedule=False,
                 note="eta is passed at generation time (A1111 setting eta_ddim, default 0); " + _NO_SCHEDULE),
-    SamplerSpec("DDIM CFG++", DDIMScheduler, {}, ("ddim_cfgpp",), uses_schedule=False,
+    SamplerSpec("DDIM CFG++", "DDIMScheduler", {}, ("ddim_cfgpp",), uses_schedule=False,
                 note=("approximated: plain DDIM; CFG++ re-noises with the unconditional prediction and "
                       "expects a CFG scale near 1, which diffusers' pipelines cannot do; " + _NO_SCHEDULE)),
-    SamplerSpec("PLMS", PNDMScheduler, {"skip_prk_steps": True}, ("plms",), uses_schedule=False,
+    SamplerSpec("PLMS", "PNDMScheduler", {"skip_prk_steps": True}, ("plms",), uses_schedule=False,
                 note="PNDM without its Runge-Kutta warm-up steps, i.e. PLMS; " + _NO_SCHEDULE),
-    SamplerSpec("UniPC", UniPCMultistepScheduler,
+    SamplerSpec("UniPC", "UniPCMultistepScheduler",
                 {"solver_order": 3, "solver_type": "bh1", "predict_x0": True, "lower_order_final": True,
                  # bh1 with a final sigma of zero divides by an infinite step in diffusers (NaN images);
                  # A1111's UniPC also stops at the smallest trained sigma.
@@ -187,7 +181,7 @@ SAMPLERS: tuple[SamplerSpec, ...] = (
                 note="order 3, variant bh1 (A1111's uni_pc_order and uni_pc_variant defaults); "
                      + _NO_SCHEDULE,
                 more_aliases=("uni_pc",)),
-    SamplerSpec("LCM", LCMScheduler, {}, ("k_lcm",),
+    SamplerSpec("LCM", "LCMScheduler", {}, ("k_lcm",),
                 note=("diffusers' LCM picks timesteps from original_inference_steps=50 and takes no sigma "
                       "schedule; meant for LCM models and LoRAs"),
                 more_aliases=("lcm",)),
@@ -236,11 +230,30 @@ def split_legacy_name(name: str) -> tuple[str, str | None]:
     return text, None
 
 
+# The schedule options each diffusers class takes in __init__, as data: checking a schedule (API and UI
+# input) must not import diffusers, which start-up loads in the background. A test compares it with the
+# classes; a class missing here is inspected instead.
+_ALL_SCHEDULE_OPTIONS = frozenset({"steps_offset", "timestep_spacing", "use_beta_sigmas",
+                                   "use_exponential_sigmas", "use_karras_sigmas"})
+_SPACING_ONLY = frozenset({"steps_offset", "timestep_spacing"})
+SCHEDULE_OPTIONS_TAKEN: Mapping[str, frozenset[str]] = MappingProxyType({
+    **dict.fromkeys(("DPMSolverMultistepScheduler", "DPMSolverSDEScheduler", "EulerDiscreteScheduler",
+                     "LMSDiscreteScheduler", "HeunDiscreteScheduler", "KDPM2DiscreteScheduler",
+                     "KDPM2AncestralDiscreteScheduler", "UniPCMultistepScheduler"), _ALL_SCHEDULE_OPTIONS),
+    **dict.fromkeys(("EulerAncestralDiscreteScheduler", "DDIMScheduler", "PNDMScheduler", "LCMScheduler"),
+                    _SPACING_ONLY),
+    "DPMSolverSinglestepScheduler": frozenset(SCHEDULE_KEYS),  # sigma formulas, no timestep spacing
+})
+
+
 def schedule_supported(sampler: SamplerSpec, schedule: ScheduleSpec) -> bool:
     """Whether `sampler`'s diffusers class can apply `schedule` (Automatic always can)."""
     if not schedule.options:
         return True
-    return sampler.uses_schedule and set(schedule.options) <= _init_keys(sampler.scheduler_cls)
+    taken = SCHEDULE_OPTIONS_TAKEN.get(sampler.scheduler)
+    if taken is None:
+        taken = _init_keys(sampler.scheduler_cls)
+    return sampler.uses_schedule and set(schedule.options) <= taken
 
 
 def resolve_sampler(name: str | None, scheduler: str | None = None, *, convert_automatic: bool = True,
