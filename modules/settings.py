@@ -81,6 +81,12 @@ DEFAULT_SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("s_tmin", 0.0, "sigma tmin (Euler)", "sampler"),
     SettingSpec("s_tmax", 0.0, "sigma tmax (Euler; 0 = infinity)", "sampler"),
     SettingSpec("s_noise", 1.0, "sigma noise (Euler)", "sampler"),
+    # A1111's steps without the unconditional pass (modules/generation/guidance.py has the rules).
+    SettingSpec("skip_early_cond", 0.0, "Ignore negative prompt during early sampling (fraction of steps; "
+                "0 = off)", "sampler"),
+    SettingSpec("s_min_uncond", 0.0, "Negative Guidance minimum sigma (skip the negative prompt on every "
+                "other step below this sigma; 0 = off)", "sampler"),
+    SettingSpec("s_min_uncond_all", False, "Negative Guidance minimum sigma all steps", "sampler"),
     SettingSpec("sigma_min", 0.0, "Schedule min sigma (0 = the model's)", "sampler"),
     SettingSpec("sigma_max", 0.0, "Schedule max sigma (0 = the model's)", "sampler"),
     SettingSpec("rho", 0.0, "Schedule rho (0 = the schedule's default)", "sampler"),

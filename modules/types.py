@@ -48,6 +48,8 @@ class GenerationRequest:
     s_tmin: float | None = None
     s_tmax: float | None = None
     s_noise: float | None = None
+    # A1111's p.s_min_uncond (Negative Guidance minimum sigma): None = the setting s_min_uncond.
+    s_min_uncond: float | None = None
     # hires fix (txt2img)
     enable_hr: bool = False
     hr_scale: float = 2.0
