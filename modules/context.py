@@ -70,11 +70,8 @@ def build_context(flags: Flags, project_root: Path, *, a1111_modules: dict[str, 
     from modules.pipelines.manager import PipelineManager
     from modules.pipelines.registry import CheckpointRegistry
 
-    # diffusers' lazy module is not safe to import from two threads at once (seen as "cannot import
-    # name 'DDIMScheduler'" when the worker loads a model while a request resolves a sampler): import
-    # the heavy parts here, on the main thread, before any worker or request thread exists.
-    import modules.pipelines.loading  # noqa: F401
-    import modules.samplers  # noqa: F401
+    # No diffusers/transformers here: the server answers first; the worker imports them when it loads the
+    # first model (modules.pipelines.libraries, which also keeps diffusers' lazy imports on one thread).
 
     # 1. Folders. An unwritable data dir is the user's to fix: say which one.
     paths = Paths.from_dirs(
@@ -257,6 +254,9 @@ def load_initial_model(ctx: AppContext) -> None:
     When the wanted file cannot be loaded, the next loadable checkpoint is used so the app still works,
     and `ctx.model_error` says which file is bad and why (the UI and API show it).
     """
+    from modules.pipelines.libraries import import_model_libraries
+
+    import_model_libraries()
     from modules.pipelines.loading import CheckpointError
 
     candidates = list(ctx.checkpoints.list())

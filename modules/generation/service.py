@@ -11,11 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from modules.extensions.hooks import GenerationInfo, SaveInfo
-from modules.generation.img2img import generate_img2img
 from modules.generation.info import model_identity
 from modules.generation.job_vae import job_vae, vae_path_for
 from modules.generation.runtime import GenerationEnv
-from modules.generation.txt2img import generate_txt2img
 from modules.images.outputs import OutputDirs
 from modules.images.saving import SaveOptions, make_grid, save_generation
 from modules.jobs.failure import detach_traceback, safe_str
@@ -198,6 +196,11 @@ def _generate_and_save_with(ctx, request: GenerationRequest, job_ctx, env, setti
     info.model = model
 
     def run(req: GenerationRequest) -> GenerationResult:
+        # Imported here, on the worker: the generation code pulls in diffusers, which start-up must not
+        # import (the server answers before the model libraries load; submit_generation needs none of it).
+        from modules.generation.img2img import generate_img2img
+        from modules.generation.txt2img import generate_txt2img
+
         info.request = req
         generate = generate_txt2img if req.mode == "txt2img" else generate_img2img
         return generate(model, req, progress=job_ctx, env=env)
