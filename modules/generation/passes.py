@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from modules.generation.denoised import denoised_trace, stopped_early
+from modules.generation.guidance import uncond_skipping
 from modules.generation.hook_calls import step_callback
 from modules.generation.prompting import tensor_inputs
 from modules.generation.runtime import (
@@ -28,6 +29,7 @@ from modules.generation.runtime import (
 )
 from modules.jobs.progress import JobInterrupted, make_step_callback
 from modules.pipelines.memory import execution_device
+from modules.prompts.composable import ComposablePatch
 from modules.sampler_params import apply_sampler_params
 from modules.samplers import build_scheduler, model_scheduler_config
 
@@ -44,6 +46,7 @@ class PassSpec:
     tiling: bool = False
     latent_family: str = "sd1"
     params: Any = None  # sampler_params.SamplerParams: eta, sigma churn, schedule sigmas, img2img noise
+    guidance: Any = None  # guidance.UncondSkip: Skip Early CFG / NGMS rules; None = every step has CFG
 
 
 log = logging.getLogger(__name__)
@@ -88,7 +91,9 @@ def run_pass(pipe, cond, spec: PassSpec, progress=None, *, env=None, **call_kwar
     if callback is not None:
         call_kwargs["callback_on_step_end"] = callback
         call_kwargs["callback_on_step_end_tensor_inputs"] = callback_tensor_names(pipe, tensor_inputs(cond))
-    with scheduler_swapped(pipe, scheduler), seamless_tiling(pipe, spec.tiling), cond.patch, \
+    # The uncond-skip wrapper goes over the AND patch (entered after it), so it sees one call per evaluation.
+    skipping = uncond_skipping(pipe, spec.guidance, composable=isinstance(cond.patch, ComposablePatch))
+    with scheduler_swapped(pipe, scheduler), seamless_tiling(pipe, spec.tiling), cond.patch, skipping, \
             denoised_trace(scheduler) as trace:
         output = pipe(**cond.pipe_kwargs, **call_kwargs)
     # Stopped part-way: hand back the last step's denoised prediction, as A1111 does, not the noisy latents.

@@ -15,6 +15,7 @@ from PIL import Image
 from modules.extensions.hooks import BatchInfo, ImageInfo
 from modules.generation import hires as hr
 from modules.generation.hook_calls import begin_batch, end_batch, extra_params, image_hook, networks_active
+from modules.generation.guidance import resolve_uncond_skip
 from modules.generation.info import image_infotext
 from modules.generation.passes import (
     PassSpec,
@@ -115,8 +116,9 @@ def plan_job(model, request: GenerationRequest, env: GenerationEnv) -> JobPlan:
     sigmas = model_sigma_range(model.pipe.scheduler)
     params = resolve_sampler_params(sampler, schedule, request, env.setting, model_sigmas=sigmas,
                                     kind=request.mode)
+    guidance = resolve_uncond_skip(request, env.setting)  # Skip Early CFG / NGMS, shared by every pass
     first = PassSpec(sampler, schedule, seed=0, steps=request.steps, tiling=request.tiling,
-                     latent_family=model.family, params=params)
+                     latent_family=model.family, params=params, guidance=guidance)
     info_request = request.with_changes(sampler_name=sampler.name, clip_skip=clip_skip, eta=None,
                                         initial_noise_multiplier=params.noise_multiplier)
     plan = JobPlan(request, prompt, negative, first, clip_skip, eta, warnings=[*warnings, *params.warnings],
@@ -130,7 +132,8 @@ def plan_job(model, request: GenerationRequest, env: GenerationEnv) -> JobPlan:
         # The hires pass runs exactly its steps (A1111): hr.plan_hires stretched the schedule for it.
         plan.hires_pass = PassSpec(hr_sampler, hr_schedule, seed=0, steps=plan.hires.steps,
                                    step_offset=request.steps,
-                                   tiling=request.tiling, latent_family=model.family, params=hr_params)
+                                   tiling=request.tiling, latent_family=model.family, params=hr_params,
+                                   guidance=guidance)
     if request.refiner_checkpoint:
         plan.refiner = load_refiner(request, model, env)
     return plan
@@ -257,6 +260,8 @@ def sampler_infotext(plan: JobPlan) -> dict[str, Any]:
     for spec in (plan.first, plan.hires_pass):
         if spec is not None and spec.params is not None:
             out.update(spec.params.infotext)
+    if plan.first.guidance is not None:  # the rules that fired in any pass so far
+        out.update(plan.first.guidance.infotext())
     return out
 
 
