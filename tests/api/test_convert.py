@@ -81,5 +81,13 @@ def test_echo_and_warnings():
     params = echo_parameters(body, "Euler", "Automatic", include_init_images=False)
     assert params["init_images"] is None and params["mask"] is None and params["sampler_name"] == "Euler"
     notes = ignored_field_warnings(body)
-    assert any("restore_faces" in n for n in notes) and any("s_min_uncond" in n for n in notes)
-    assert not any("s_churn" in n for n in notes)  # the s_* fields reach the sampler now
+    assert any("restore_faces" in n for n in notes)
+    assert not any("s_churn" in n or "s_min_uncond" in n for n in notes)  # the s_* fields reach the sampler now
+
+
+def test_s_min_uncond_reaches_the_request():
+    # A1111's p.s_min_uncond (NGMS): the request carries it, None = the s_min_uncond setting.
+    body = Txt2ImgRequest(s_min_uncond=1.5)
+    assert generation_request(body, mode="txt2img", sampler="Euler", schedule="Automatic").s_min_uncond == 1.5
+    assert generation_request(Txt2ImgRequest(), mode="txt2img", sampler="Euler",
+                              schedule="Automatic").s_min_uncond is None

@@ -94,8 +94,6 @@ def ignored_field_warnings(body) -> list[str]:
         notes.append("restore_faces: face restoration is not available in this build; ignored")
     if body.hr_checkpoint_name and body.hr_checkpoint_name != "Use same checkpoint" and body.enable_hr:
         notes.append("hr_checkpoint_name: a separate hires checkpoint is not supported; the same model was used")
-    if body.s_min_uncond:
-        notes.append("s_min_uncond: not used by the diffusers samplers; ignored")
     return notes
 
 
