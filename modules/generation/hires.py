@@ -8,7 +8,6 @@ import torch.nn.functional as F
 from PIL import Image
 
 from modules.generation.validation import check_size
-from modules.sampler_params import img2img_schedule
 from modules.types import GenerationRequest, UserInputError
 
 SAME_SAMPLER, SAME_SCHEDULER = "Use same sampler", "Use same scheduler"
@@ -87,6 +86,13 @@ def plan_hires(request: GenerationRequest, upscalers=None) -> HiresPlan:
     up_w, up_h = max(target_w, _round8(w * cover + 7)), max(target_h, _round8(h * cover + 7))
     # A1111 hands the hires pass an explicit step count, and img2img then always runs exactly that many:
     # the last `steps` of a schedule stretched by the strength (the img2img_fix_steps rule).
+    # Imported on use: sampler_params pulls in diffusers, which the UI and API (they import this module for
+    # the upscaler names) must not import at start-up; through the libraries' lock, as on the worker.
+    from modules.pipelines.libraries import import_model_libraries
+
+    import_model_libraries()
+    from modules.sampler_params import img2img_schedule
+
     total, strength, steps = img2img_schedule(request.hr_second_pass_steps or request.steps,
                                               request.denoising_strength, fix_steps=True)
     return HiresPlan(target_w, target_h, up_w, up_h, request.hr_upscaler, steps, total, strength)
