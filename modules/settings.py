@@ -103,6 +103,27 @@ DEFAULT_SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("postprocessing_operation_order", [], "Postprocessing operation order", "postprocessing"),
     SettingSpec("postprocessing_disable_in_extras", [], "Disable postprocessing operations in Extras tab",
                 "postprocessing"),
+    # Optimizations (modules/performance, docs/performance.md). A1111's ToMe keys; the rest act when a model
+    # is placed, so changing one reloads the current model between jobs.
+    SettingSpec("token_merging_ratio", 0.0, "Token merging ratio (ToMe; 0 = off, 0.5 = max sensible)",
+                "optimizations"),
+    SettingSpec("token_merging_ratio_img2img", 0.0,
+                "Token merging ratio for img2img (when not 0, overrides above)", "optimizations"),
+    SettingSpec("token_merging_ratio_hr", 0.0,
+                "Token merging ratio for high-res pass (when not 0, overrides above)", "optimizations"),
+    SettingSpec("unet_compile", False,
+                "Compile the UNet with torch.compile (the first job after a load is slower)", "optimizations"),
+    SettingSpec("unet_compile_mode", "default", "torch.compile mode", "optimizations",
+                ("default", "reduce-overhead", "max-autotune")),
+    SettingSpec("opt_channelslast", "Automatic",
+                "Channels-last memory format for the UNet (Automatic: on CUDA)", "optimizations",
+                ("Automatic", "On", "Off")),
+    SettingSpec("sd_dtype", "Automatic", "Model precision (Automatic: float16 on GPUs, float32 on CPU; "
+                "--no-half keeps float32)", "optimizations", ("Automatic", "float16", "bfloat16", "float32")),
+    SettingSpec("sd_vae_tiling", "Automatic", "VAE tiling (Automatic: with --lowvram/--medvram, and on a GPU "
+                "for images over 1024 px)", "optimizations", ("Automatic", "On", "Off")),
+    SettingSpec("sd_vae_slicing", "Automatic", "VAE slicing: decode a batch one image at a time",
+                "optimizations", ("Automatic", "On", "Off")),
 )
 
 

@@ -28,6 +28,7 @@ from modules.generation.runtime import (
     seamless_tiling,
 )
 from modules.jobs.progress import JobInterrupted, make_step_callback
+from modules.performance.tome import token_merging
 from modules.pipelines.memory import execution_device
 from modules.prompts.composable import ComposablePatch
 from modules.sampler_params import apply_sampler_params
@@ -46,6 +47,7 @@ class PassSpec:
     tiling: bool = False
     latent_family: str = "sd1"
     params: Any = None  # sampler_params.SamplerParams: eta, sigma churn, schedule sigmas, img2img noise
+    token_merging_ratio: float = 0.0  # ToMe for this pass (modules/performance/tome.py); 0 = off
     guidance: Any = None  # guidance.UncondSkip: Skip Early CFG / NGMS rules; None = every step has CFG
 
 
@@ -94,7 +96,7 @@ def run_pass(pipe, cond, spec: PassSpec, progress=None, *, env=None, **call_kwar
     # The uncond-skip wrapper goes over the AND patch (entered after it), so it sees one call per evaluation.
     skipping = uncond_skipping(pipe, spec.guidance, composable=isinstance(cond.patch, ComposablePatch))
     with scheduler_swapped(pipe, scheduler), seamless_tiling(pipe, spec.tiling), cond.patch, skipping, \
-            denoised_trace(scheduler) as trace:
+            token_merging(pipe, spec.token_merging_ratio), denoised_trace(scheduler) as trace:
         output = pipe(**cond.pipe_kwargs, **call_kwargs)
     # Stopped part-way: hand back the last step's denoised prediction, as A1111 does, not the noisy latents.
     if (call_kwargs.get("output_type") == "latent" and trace.latest is not None

@@ -38,6 +38,7 @@ from modules.generation.runtime import GenerationEnv, derived_pipeline, seamless
 from modules.generation.rng_noise import batch_rng, first_noise, job_rng_config, pass_noise, rng_infotext
 from modules.generation.seeds import job_seeds
 from modules.generation.validation import validate_request
+from modules.performance import tome
 from modules.sampler_params import model_sigma_range, resolve_sampler_params
 from modules.samplers import resolve_sampler
 from modules.types import GenerationRequest, GenerationResult, UserInputError
@@ -118,7 +119,8 @@ def plan_job(model, request: GenerationRequest, env: GenerationEnv) -> JobPlan:
                                     kind=request.mode)
     guidance = resolve_uncond_skip(request, env.setting)  # Skip Early CFG / NGMS, shared by every pass
     first = PassSpec(sampler, schedule, seed=0, steps=request.steps, tiling=request.tiling,
-                     latent_family=model.family, params=params, guidance=guidance)
+                     latent_family=model.family, params=params, guidance=guidance,
+                     token_merging_ratio=tome.pass_ratio(env.setting, request.mode))
     info_request = request.with_changes(sampler_name=sampler.name, clip_skip=clip_skip, eta=None,
                                         initial_noise_multiplier=params.noise_multiplier)
     plan = JobPlan(request, prompt, negative, first, clip_skip, eta, warnings=[*warnings, *params.warnings],
@@ -133,7 +135,8 @@ def plan_job(model, request: GenerationRequest, env: GenerationEnv) -> JobPlan:
         plan.hires_pass = PassSpec(hr_sampler, hr_schedule, seed=0, steps=plan.hires.steps,
                                    step_offset=request.steps,
                                    tiling=request.tiling, latent_family=model.family, params=hr_params,
-                                   guidance=guidance)
+                                   guidance=guidance,
+                                   token_merging_ratio=tome.pass_ratio(env.setting, "hires"))
     if request.refiner_checkpoint:
         plan.refiner = load_refiner(request, model, env)
     return plan
@@ -262,6 +265,8 @@ def sampler_infotext(plan: JobPlan) -> dict[str, Any]:
             out.update(spec.params.infotext)
     if plan.first.guidance is not None:  # the rules that fired in any pass so far
         out.update(plan.first.guidance.infotext())
+    hires = plan.hires_pass.token_merging_ratio if plan.hires_pass is not None else None
+    out.update(tome.infotext(plan.first.token_merging_ratio, hires))
     return out
 
 

@@ -462,6 +462,7 @@ _SETTINGS: tuple[tuple[str, str], ...] = (
     ("Old prompt editing timelines", "use_old_scheduling"),
     ("Downcast alphas_cumprod", "use_downcasted_alpha_bar"),
     ("Token merging ratio", "token_merging_ratio"),
+    ("Token merging ratio hr", "token_merging_ratio_hr"),
 )
 # What the UI's "Override settings" box takes from a pasted infotext: the settings above plus the two that the
 # API carries as request fields (clip skip, the VAE file), as A1111's paste does.
