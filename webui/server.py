@@ -6,12 +6,14 @@ import os
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from modules.context import AppContext, StartupError, build_context, load_initial_model
 from modules.flags import Credentials, Flags, allowed_origins, resolve_credentials
 
 log = logging.getLogger("webui")
 RESTART_DELAY_S = 1.0  # between "Apply and restart UI" answering and the server stopping
+SERVE_WAIT_S = 120.0  # the first model load waits at most this long for the server to listen
 
 
 def configure_logging(level: str) -> None:
@@ -144,8 +146,10 @@ def serve(flags: Flags, project_root: Path) -> int:
         return 1
     for notice in [*ctx.notices, *security_warnings(flags, credentials)]:
         log.warning(notice)
-    # The model loads in the job worker, so requests that arrive meanwhile queue behind it.
-    ctx.jobs.submit("load-model", lambda job_ctx: load_initial_model(ctx), description="load checkpoint")
+    # The model loads in the job worker once the server answers, so requests that arrive meanwhile queue
+    # behind it (and wait, never fail).
+    serving = threading.Event()
+    start_model_load(ctx, serving)
     # Before the UI is built: the Extensions tab wires "Apply and restart UI" to reload the page only when
     # the app can restart itself.
     restart = InPlaceRestart()
@@ -162,8 +166,8 @@ def serve(flags: Flags, project_root: Path) -> int:
 
         threading.Timer(2.0, webbrowser.open, args=(f"http://127.0.0.1:{flags.server_port}",)).start()
     # Open browser tabs keep event streams alive; without a limit Ctrl+C would wait for them forever.
-    server = uvicorn.Server(uvicorn.Config(app, host=flags.server_host, port=flags.server_port,
-                                           log_level="warning", timeout_graceful_shutdown=3))
+    server = notifying_server(uvicorn.Config(app, host=flags.server_host, port=flags.server_port,
+                                             log_level="warning", timeout_graceful_shutdown=3), serving.set)
     restart.server = server
     try:
         server.run()
@@ -172,6 +176,37 @@ def serve(flags: Flags, project_root: Path) -> int:
     if restart.requested.is_set():
         restart_process()
     return 0
+
+
+def start_model_load(ctx: AppContext, serving: threading.Event | None = None) -> Any:
+    """Queue the first model load as the worker's first job; returns the Job.
+
+    With `serving`, the load waits until that is set (the server listens): importing diffusers and
+    transformers (10+ s on a small CPU) would otherwise compete with start-up for the interpreter, and the
+    page would answer that much later. Jobs submitted meanwhile queue behind it, so a generation sent at
+    once waits for the model; the running job says "Loading model..." in the progress text.
+    """
+
+    def load(job_ctx) -> None:
+        job_ctx.textinfo = "Loading model..."
+        if serving is not None and not serving.wait(SERVE_WAIT_S):
+            log.warning("The server did not start within %.0f s; loading the model anyway", SERVE_WAIT_S)
+        load_initial_model(ctx)
+
+    return ctx.jobs.submit("load-model", load, description="load checkpoint")
+
+
+def notifying_server(config, on_started):
+    """A uvicorn server that calls `on_started()` once it listens (start-up done, sockets bound)."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets=sockets)
+            if not self.should_exit:  # a port in use ends start-up with should_exit set
+                on_started()
+
+    return Server(config)
 
 
 class InPlaceRestart:
