@@ -5,9 +5,10 @@ which infotext keys they write.
 A1111's rules, followed here: a request value (API `eta`, `s_churn`, ...) wins over the setting of the same
 name; a parameter reaches only the samplers that take it (s_* only Euler, Heun and DPM2; eta only DDIM and the
 ancestral/SDE samplers; sigma min/max only schedules computed from a sigma formula; rho only Karras and
-Polyexponential); infotext carries a value only where it applies and differs from its default. diffusers
-can apply some of them to fewer samplers than A1111 (s_* only to Euler, ancestral eta only to Euler a): there
-the value is ignored with a warning, never half-applied and never written to infotext.
+Polyexponential); infotext carries a value only where it applies and differs from its default. Where
+diffusers' scheduler takes no such value, the step is redone here with k-diffusion's formula (sampler_eta,
+sampler_churn). The stand-in samplers (DPM fast, DPM adaptive, Restart) take no eta: there the value is
+ignored with a warning, never half-applied and never written to infotext.
 """
 from __future__ import annotations
 
@@ -21,17 +22,23 @@ from typing import Any
 import numpy as np
 import torch
 
+from diffusers import EulerAncestralDiscreteScheduler
+
+from modules.sampler_churn import apply_sigma_churn
+from modules.sampler_eta import apply_ancestral_eta
 from modules.samplers import SamplerSpec, ScheduleSpec
 
 # A1111 samplers whose k-diffusion function takes s_churn/s_tmin/s_tmax/s_noise (sample_euler/heun/dpm_2).
 CHURN_SAMPLERS = ("Euler", "Heun", "DPM2")
-# ...of those, the ones whose diffusers scheduler.step takes them.
-CHURN_APPLIED = ("Euler",)
+# ...of those, the ones whose diffusers scheduler.step takes them (the others get sampler_churn's step).
+CHURN_STEP_KWARGS = ("Euler",)
 # A1111 samplers with an eta: the timestep samplers read eta_ddim, the k-diffusion ones eta_ancestral.
 DDIM_ETA_SAMPLERS = ("DDIM", "DDIM CFG++")
 ANCESTRAL_ETA_SAMPLERS = ("Euler a", "DPM2 a", "DPM++ 2S a", "DPM++ SDE", "DPM++ 2M SDE", "DPM++ 2M SDE Heun",
                           "DPM++ 3M SDE", "DPM fast", "DPM adaptive", "Restart")
-ANCESTRAL_ETA_APPLIED = ("Euler a",)
+# ...of those, the ones that apply it (the rest are stand-ins for A1111's sampler: see samplers.py's notes).
+ANCESTRAL_ETA_APPLIED = ("Euler a", "DPM2 a", "DPM++ 2S a", "DPM++ SDE", "DPM++ 2M SDE", "DPM++ 2M SDE Heun",
+                         "DPM++ 3M SDE")
 # Schedules that come from a sigma formula (the ones A1111's sigma min/max reach), by config key.
 _SIGMA_FORMULA_KEYS = ("use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas")
 _CHURN_DEFAULTS = {"s_churn": 0.0, "s_tmin": 0.0, "s_tmax": math.inf, "s_noise": 1.0}
@@ -48,8 +55,9 @@ class SamplerParams:
     """What one pass applies besides the sampler's own options. Sigmas in the model's k-diffusion units."""
 
     step_kwargs: Mapping[str, Any] = field(default_factory=_frozen)  # extra scheduler.step() arguments
+    churn: Mapping[str, float] = field(default_factory=_frozen)  # Heun/DPM2: s_churn, s_tmin, s_tmax, s_noise
     eta: float = 0.0  # the pipeline's `eta` (DDIM reads it; other schedulers ignore it)
-    ancestral_eta: float = 1.0  # Euler a's noise share (1 = diffusers' own step)
+    ancestral_eta: float = 1.0  # the ancestral/SDE samplers' noise share (1 = diffusers' own step)
     sigma_min: float | None = None  # replaces the model's smallest sigma in a sigma-formula schedule
     sigma_max: float | None = None
     rho: float | None = None  # Karras / Polyexponential exponent; None = the schedule's default
@@ -61,6 +69,7 @@ class SamplerParams:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "step_kwargs", _frozen(self.step_kwargs))
+        object.__setattr__(self, "churn", _frozen(self.churn))
         object.__setattr__(self, "infotext", _frozen(self.infotext))
 
 
@@ -96,20 +105,17 @@ def resolve_sampler_params(sampler: SamplerSpec, schedule: ScheduleSpec, request
             out["ancestral_eta"] = eta
             infotext["Eta"] = eta
         elif eta != 1.0:
-            warnings.append(f"Eta {eta:g} is not applied: diffusers' {sampler.name} has its noise share "
-                            "fixed at 1")
+            warnings.append(f"Eta {eta:g} is not applied: {sampler.name} runs on a stand-in solver here "
+                            "that takes no eta")
 
     # 2. Sigma churn and its window (Euler, Heun, DPM2 in A1111).
     if sampler.name in CHURN_SAMPLERS:
         values = {name: _value(getattr(request, name, None), setting(name)) for name in _CHURN_DEFAULTS}
         values["s_tmax"] = values["s_tmax"] or math.inf  # A1111: 0 means no upper bound
         changed = {k: v for k, v in values.items() if v != _CHURN_DEFAULTS[k]}
-        if changed and sampler.name in CHURN_APPLIED:
-            out["step_kwargs"] = values
+        if changed:
+            out["step_kwargs" if sampler.name in CHURN_STEP_KWARGS else "churn"] = values
             infotext.update({_CHURN_LABELS[k]: v for k, v in changed.items()})
-        elif changed:
-            warnings.append(f"{', '.join(_CHURN_LABELS[k] for k in changed)} not applied: diffusers' "
-                            f"{sampler.name} step takes no sigma churn")
 
     # 3. Schedule sigmas and rho, for schedules computed from a formula.
     if any(schedule.options.get(k) for k in _SIGMA_FORMULA_KEYS):
@@ -151,8 +157,13 @@ def apply_sampler_params(scheduler, params: SamplerParams | None) -> None:
         _replace_sigma_formulas(scheduler, params)
     if params.step_kwargs:
         scheduler.step = partial(scheduler.step, **params.step_kwargs)
+    if params.churn:
+        apply_sigma_churn(scheduler, params.churn)
     if params.ancestral_eta != 1.0:
-        scheduler.step = _ancestral_eta_step(scheduler, params.ancestral_eta)
+        if isinstance(scheduler, EulerAncestralDiscreteScheduler):
+            scheduler.step = _ancestral_eta_step(scheduler, params.ancestral_eta)
+        else:
+            apply_ancestral_eta(scheduler, params.ancestral_eta)
     if params.noise_multiplier != 1.0 or params.extra_noise > 0:
         scheduler.add_noise = _scaled_add_noise(scheduler, params.noise_multiplier, params.extra_noise)
 

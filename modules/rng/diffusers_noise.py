@@ -63,6 +63,14 @@ def _router(original, role: str):
     return randn_tensor
 
 
+def randn_routed(shape, generator=None, device=None, dtype=None, layout=None) -> torch.Tensor:
+    """diffusers' randn_tensor as a routed module answers it, for noise our own scheduler code draws (sigma
+    churn): this call's tokens get the ImageRNG's step noise, any other generator diffusers' own draw."""
+    from diffusers.utils.torch_utils import randn_tensor
+
+    return _router(randn_tensor, NOISE)(shape, generator=generator, device=device, dtype=dtype, layout=layout)
+
+
 def noise_modules(*objects: Any) -> dict[str, str]:
     """{module name: role} of every module in the class hierarchies of `objects` (instances or classes) that
     draws with randn_tensor, plus the VAE's posterior module."""

@@ -49,12 +49,12 @@ def test_sigma_churn_family_reaches_euler_from_the_request_or_the_setting(name, 
     assert from_setting.step_kwargs["s_tmax"] == (9.0 if name == "s_tmax" else math.inf)  # 0 = no bound
 
 
-def test_sigma_churn_on_heun_and_dpm2_is_a_warning_and_on_others_nothing():
+def test_sigma_churn_reaches_heun_and_dpm2_and_means_nothing_to_others():
     for sampler in ("Heun", "DPM2"):
         got = params(sampler, s_churn=1.0)
-        assert not got.infotext and not got.step_kwargs
-        assert "Sigma churn not applied" in got.warnings[0]
-    assert params("DPM++ 2M", s_churn=1.0).warnings == ()  # A1111 ignores it silently there
+        assert got.infotext == {"Sigma churn": 1.0} and got.churn["s_churn"] == 1.0 and got.warnings == ()
+    other = params("DPM++ 2M", s_churn=1.0)  # A1111 ignores it silently there
+    assert other.warnings == () and not other.infotext and not other.churn
 
 
 def test_eta_ddim_and_ancestral_eta_use_their_own_settings_labels_and_defaults():
@@ -65,8 +65,13 @@ def test_eta_ddim_and_ancestral_eta_use_their_own_settings_labels_and_defaults()
     assert params("Euler a", eta_ancestral=0.5).ancestral_eta == 0.5
     assert params("Euler a", eta_ddim=0.5).infotext == {}  # DDIM's setting is not the ancestral one
     assert params("Euler", request=GenerationRequest(eta=0.5)).infotext == {}  # Euler has no eta
-    unapplied = params("DPM2 a", eta_ancestral=0.5)
-    assert unapplied.infotext == {} and "not applied" in unapplied.warnings[0]
+    for sampler in ("DPM2 a", "DPM++ 2S a", "DPM++ SDE", "DPM++ 2M SDE", "DPM++ 2M SDE Heun", "DPM++ 3M SDE"):
+        got = params(sampler, eta_ancestral=0.5)
+        assert got.infotext == {"Eta": 0.5} and got.ancestral_eta == 0.5 and got.warnings == (), sampler
+    for stand_in in ("DPM fast", "DPM adaptive", "Restart"):
+        unapplied = params(stand_in, eta_ancestral=0.5)
+        assert unapplied.infotext == {} and unapplied.ancestral_eta == 1.0, stand_in
+        assert "not applied" in unapplied.warnings[-1], stand_in
 
 
 def test_schedule_sigmas_and_rho_only_for_formula_schedules_and_only_when_they_differ():

@@ -9,7 +9,7 @@ from modules.generation.img2img import generate_img2img
 from modules.generation.runtime import GenerationEnv
 from modules.generation.txt2img import generate_txt2img
 from modules.images.infotext import infotext_to_request_fields, parse_infotext
-from modules.settings import Settings
+from modules.settings import DEFAULT_SPECS, Settings
 from modules.types import GenerationRequest
 
 BASE = GenerationRequest(prompt="a red house", width=64, height=64, steps=3, sampler_name="Euler", seed=5,
@@ -48,6 +48,12 @@ def pasted(infotext: str) -> dict:
     return infotext_to_request_fields(parse_infotext(infotext)).get("override_settings", {})
 
 
+def pasted_changes(infotext: str) -> dict:
+    """The settings a pasted infotext sets to other than their defaults (the parser adds A1111's defaults)."""
+    defaults = {spec.key: spec.default for spec in DEFAULT_SPECS}
+    return {k: v for k, v in pasted(infotext).items() if k in defaults and v != defaults[k]}
+
+
 def test_sigma_churn_changes_euler_and_is_written_and_pasted_back(run):
     plain, plain_info, _ = run(BASE)
     churned, info, _ = run(BASE, s_churn=1.0)
@@ -77,12 +83,63 @@ def test_sigma_tmin_tmax_window_and_sigma_noise_shape_the_churn(run):
     assert pasted(info_noise)["s_noise"] == 0 and pasted(info_min)["s_tmin"] == 1000
 
 
-def test_sigma_churn_is_not_applied_to_heun_and_not_written(run):
-    heun = BASE.with_changes(sampler_name="Heun", steps=2)
-    plain, _, _ = run(heun)
-    churned, info, warnings = run(heun, s_churn=1.0)
-    assert np.array_equal(churned, plain) and "Sigma churn" not in info
-    assert any("Sigma churn not applied" in w for w in warnings)
+@pytest.mark.parametrize("sampler", ["Heun", "DPM2"])
+def test_sigma_churn_changes_heun_and_dpm2_and_round_trips(run, sampler):
+    request = BASE.with_changes(sampler_name=sampler, steps=2)
+    plain, plain_info, _ = run(request)
+    churned, info, warnings = run(request, s_churn=1.0)
+    assert differs(churned, plain) and "Sigma churn: 1" in info and "Sigma" not in plain_info
+    assert not any("churn" in w for w in warnings)
+    # Pasted back, the infotext's settings make the same image.
+    assert pasted_changes(info) == {"s_churn": 1.0}
+    assert np.array_equal(run(request, **pasted_changes(info))[0], churned)
+    # A window that holds none of the sigmas is the plain image, bit for bit.
+    outside, _, _ = run(request, s_churn=1.0, s_tmin=1000.0)
+    assert np.array_equal(outside, plain)
+
+
+# The samplers that take A1111's ancestral eta besides Euler a; all but DPM++ SDE draw their step noise from
+# the job's RNG (ENSD moves it), DPM++ SDE from its Brownian tree.
+ETA_SAMPLERS = ["DPM2 a", "DPM++ 2S a", "DPM++ SDE", "DPM++ 2M SDE", "DPM++ 2M SDE Heun", "DPM++ 3M SDE"]
+
+
+@pytest.mark.parametrize("sampler", ETA_SAMPLERS)
+def test_ancestral_eta_changes_the_image_and_round_trips(run, sampler):
+    request = BASE.with_changes(sampler_name=sampler, steps=4)  # at 3 steps eta 0.5 is close to 1 on SDE ones
+    plain, plain_info, _ = run(request)
+    default, _, _ = run(request, eta_ancestral=1.0)
+    assert np.array_equal(default, plain) and "Eta" not in plain_info  # eta 1 is diffusers' own step
+    half, info, warnings = run(request, eta_ancestral=0.5)
+    assert differs(half, plain) and "Eta: 0.5" in info
+    assert not any("Eta" in w for w in warnings)
+    assert pasted_changes(info) == {"eta_ancestral": 0.5}
+    assert np.array_equal(run(request, **pasted_changes(info))[0], half)
+
+
+def test_the_requests_eta_is_the_ancestral_eta(run):
+    request = BASE.with_changes(sampler_name="DPM++ 2M SDE", steps=4)
+    from_request, info, _ = run(request.with_changes(eta=0.5), eta_ancestral=1.0)
+    assert np.array_equal(from_request, run(request, eta_ancestral=0.5)[0]) and "Eta: 0.5" in info
+
+
+# DPM2 a's eta 0 is checked against DPM2 step by step (test_sampler_params_steps): its scheduler is slow to build.
+@pytest.mark.parametrize("sampler", ["DPM++ 2S a", "DPM++ 2M SDE", "DPM++ 2M SDE Heun", "DPM++ 3M SDE"])
+def test_eta_zero_takes_no_step_noise(run, sampler):
+    request = BASE.with_changes(sampler_name=sampler, steps=4)
+    # ENSD gives the steps other noise (the start noise stays): eta 0 does not see it, eta 1 does.
+    zero, _, _ = run(request, eta_ancestral=0.0)
+    moved, info, _ = run(request, eta_ancestral=0.0, eta_noise_seed_delta=7)
+    assert np.array_equal(moved, zero)
+    assert differs(run(request, eta_noise_seed_delta=7)[0], run(request)[0])
+    assert "Eta: 0" in info and "ENSD" not in info  # A1111 writes ENSD only for a sampler that adds noise
+
+
+def test_the_stand_in_samplers_still_ignore_eta_with_a_warning(run):
+    request = BASE.with_changes(sampler_name="DPM fast")
+    plain, _, _ = run(request)
+    with_eta, info, warnings = run(request, eta_ancestral=0.5)
+    assert np.array_equal(with_eta, plain) and "Eta" not in info
+    assert any("Eta 0.5 is not applied" in w for w in warnings)
 
 
 def test_eta_ddim_changes_ddim_and_writes_eta_ddim(run):
