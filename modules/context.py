@@ -14,6 +14,8 @@ from typing import Any
 from modules.devices import DeviceFlags, DeviceInfo, MemoryPolicy, ModelFamily, choose_policy, detect_device
 from modules.flags import Flags
 from modules.paths import Paths
+from modules.performance.options import LOAD_SETTINGS as PERFORMANCE_LOAD_SETTINGS
+from modules.performance.options import PerformanceOptions, adjust_policy
 from modules.settings import Settings
 
 log = logging.getLogger("webui")
@@ -50,7 +52,7 @@ class AppContext:
         return True
 
     def policy_for(self, family: ModelFamily) -> MemoryPolicy:
-        return choose_policy(self.device, DeviceFlags.from_flags(self.flags), family)
+        return family_policy(self.device, self.flags, self.settings, family)
 
     @property
     def demo_active(self) -> bool:
@@ -97,10 +99,9 @@ def build_context(flags: Flags, project_root: Path, *, a1111_modules: dict[str, 
             "an NVIDIA GPU is present but torch cannot use it (CPU-only torch build or driver problem); "
             "install a CUDA torch via TORCH_COMMAND, or pass --skip-torch-cuda-test to run on the CPU"
         )
-    dflags = DeviceFlags.from_flags(flags)
     log.info("Device: %s", device.describe())
     for family in ("sd1", "sdxl"):
-        policy = choose_policy(device, dflags, family)
+        policy = family_policy(device, flags, settings, family)
         log.info("Memory policy for %s: %s", family, policy.summary())
         for warning in policy.warnings:
             log.warning(warning)
@@ -133,6 +134,13 @@ def build_context(flags: Flags, project_root: Path, *, a1111_modules: dict[str, 
     # 5. Extensions (their failures are reported in the Extensions tab and the log, never fatal).
     ctx.extensions = load_extension_system(ctx, a1111_modules or {})
     return ctx
+
+
+def family_policy(device: DeviceInfo, flags: Flags, settings: Settings, family: ModelFamily) -> MemoryPolicy:
+    """The memory policy for a model family: hardware and flags, then the Optimizations settings."""
+    dflags = DeviceFlags.from_flags(flags)
+    options = PerformanceOptions.from_settings(settings.get)
+    return adjust_policy(choose_policy(device, dflags, family), options, device, dflags)
 
 
 def load_extension_system(ctx: AppContext, a1111_modules: dict[str, Any]):
@@ -190,8 +198,23 @@ def _apply_setting(ctx: AppContext, key: str) -> None:
     elif key == "sd_vae" and ctx.pipelines.current is not None:
         # Through the queue: the VAE changes between jobs, never under a running one.
         ctx.jobs.submit("load-model", lambda job_ctx: ctx.pipelines.reload(), description="apply VAE")
+    elif key in PERFORMANCE_LOAD_SETTINGS and ctx.pipelines.current is not None:
+        # dtype, compile, channels-last, VAE tricks act when a model is placed: load it again (from disk, as
+        # a float16 -> float32 cast back would not restore the weights).
+        ctx.jobs.submit("load-model", lambda job_ctx: reload_for_new_policy(ctx),
+                        description="apply optimizations")
     elif key == "sd_checkpoint_cache":
         ctx.pipelines.set_cache_size(ctx.settings.get("sd_checkpoint_cache"))
+
+
+def reload_for_new_policy(ctx: AppContext) -> bool:
+    """Load the current model again when the settings now give it another policy; True when it did.
+    (Several settings applied at once queue one call each: only the first finds a change.)"""
+    current = ctx.pipelines.current
+    if current is None or ctx.policy_for(current.family) == current.policy:
+        return False
+    ctx.pipelines.reload()
+    return True
 
 
 def first_start_checkpoint(paths: Paths, flags: Flags) -> list[str]:

@@ -60,6 +60,7 @@ class DeviceInfo:
     xformers_available: bool = False
     # An NVIDIA driver is present but torch cannot use CUDA (a CPU-only torch build, or a broken driver).
     gpu_visible_but_unusable: bool = False
+    supports_bf16: bool = False  # CUDA compute capability 8.0+ (the "bfloat16" precision setting)
 
     @property
     def torch_device(self) -> str:
@@ -115,6 +116,10 @@ class MemoryPolicy:
     vae_tiling: bool = False
     channels_last: bool = False
     cpu_tasks: tuple[str, ...] = ()
+    # torch.compile of the UNet: the mode ("" = off) and backend (modules/performance/compile.py).
+    compile_mode: str = ""
+    compile_backend: str = "inductor"
+    vae_tiling_above: int = 0  # an image side (pixels) above which decodes are tiled anyway (0 = never)
     reasons: tuple[str, ...] = ()
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
@@ -122,7 +127,13 @@ class MemoryPolicy:
     def label(self) -> str:
         mode = {"none": "all on device", "model": "medvram (model offload)",
                 "sequential": "lowvram (sequential offload)"}[self.offload]
-        return f"{self.device} {self.dtype} (VAE {self.vae_dtype}), {mode}, attention {self.attention}"
+        text = f"{self.device} {self.dtype} (VAE {self.vae_dtype}), {mode}, attention {self.attention}"
+        named = (("channels-last", self.channels_last), ("VAE slicing", self.vae_slicing),
+                 ("VAE tiling", self.vae_tiling))
+        tricks = [name for name, on in named if on]
+        if self.compile_mode:
+            tricks.append(f"torch.compile {self.compile_mode}")
+        return text + "".join(f", {trick}" for trick in tricks)
 
     def summary(self) -> str:
         """One log line: the policy and why."""
@@ -239,7 +250,8 @@ def detect_device(device_id: int | None = None) -> DeviceInfo:
             has_xformers = False
         # GTX 16xx cards produce NaNs/black images in float16 (known A1111 report): use float32.
         fp16_ok = not ("GTX 16" in props.name or props.major < 6)
-        return DeviceInfo("cuda", props.name, index, int(total), int(free), fp16_ok, has_xformers)
+        return DeviceInfo("cuda", props.name, index, int(total), int(free), fp16_ok, has_xformers,
+                          supports_bf16=props.major >= 8)
     mps = getattr(torch.backends, "mps", None)
     if mps is not None and mps.is_available():
         return DeviceInfo("mps", "Apple MPS")

@@ -6,6 +6,8 @@ import logging
 import torch
 
 from modules.devices import MemoryPolicy
+from modules.performance.compile import compile_unet
+from modules.performance.vae import tile_large_images
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +51,14 @@ def apply_memory_policy(pipe, policy: MemoryPolicy) -> None:
             vae.enable_slicing()
         if policy.vae_tiling and hasattr(vae, "enable_tiling"):
             vae.enable_tiling()
-    if policy.channels_last and getattr(pipe, "unet", None) is not None:
-        pipe.unet.to(memory_format=torch.channels_last)
+        if not policy.vae_tiling:  # images larger than the threshold still decode in tiles
+            tile_large_images(vae, policy.vae_tiling_above)
+    unet = getattr(pipe, "unet", None)
+    if policy.channels_last and unet is not None:
+        unet.to(memory_format=torch.channels_last)
+    # 5. torch.compile of the UNet: compiled at its first call; a failure there falls back to eager.
+    if policy.compile_mode and unet is not None:
+        compile_unet(unet, policy.compile_mode, policy.compile_backend)
 
 
 def execution_device(pipe) -> torch.device:

@@ -1,0 +1,78 @@
+"""torch.compile of the UNet, once per loaded model, with shapes dynamic so a new size does not recompile.
+
+The module is compiled in place (`nn.Module.compile`), so `pipe.unet` stays the same object: derived
+img2img/inpaint pipelines (from_pipe), LoRA and ToMe see the module they always saw. Compiling is lazy: the
+work happens at the first UNet call, and so do its failures (no C++ compiler, an op the backend cannot
+lower). Such a failure is caught there, logged once as a warning, and the model runs eagerly from then on;
+the job itself never fails for it.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+
+log = logging.getLogger(__name__)
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
+
+
+def is_compiled(unet: Any) -> bool:
+    """True while the UNet runs through torch.compile (False after a fallback to eager)."""
+    return getattr(unet, "_compiled_call_impl", None) is not None
+
+
+def compile_unet(unet: torch.nn.Module, mode: str = "default", backend: str = "inductor") -> bool:
+    """Compile `unet` in place (dynamic shapes); a second call on the same module does nothing.
+
+    Returns True when it is compiled now. `backend` other than inductor (tests use "eager") takes no mode.
+    """
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"torch.compile mode {mode!r} is not one of {', '.join(COMPILE_MODES)}")
+    if is_compiled(unet):
+        return True
+    options = {"mode": mode} if backend == "inductor" else {}
+    try:
+        unet.compile(backend=backend, dynamic=True, **options)
+    except Exception as exc:  # noqa: BLE001 - an unknown backend or a torch without dynamo: stay eager
+        _warn(exc)
+        return False
+    compiled = unet._compiled_call_impl
+
+    # nn.Module.__call__ runs `_compiled_call_impl` when set, else the eager `_call_impl`: wrapping it is how
+    # a compile failure at the first call turns into an eager call instead of a failed job.
+    def call_or_fall_back(*args, **kwargs):
+        try:
+            return compiled(*args, **kwargs)
+        except Exception as exc:
+            if not is_compile_failure(exc):
+                raise  # a real error of the model (shape, out of memory) is the job's to report
+            _warn(exc)
+            unet._compiled_call_impl = None
+            return unet._call_impl(*args, **kwargs)
+
+    unet._compiled_call_impl = call_or_fall_back
+    return True
+
+
+def uncompile_unet(unet: torch.nn.Module) -> None:
+    """Run `unet` eagerly again (the setting was switched off)."""
+    unet._compiled_call_impl = None
+
+
+def is_compile_failure(exc: BaseException) -> bool:
+    """True for errors raised by dynamo/inductor themselves (not by the model's own code)."""
+    dynamo_error = getattr(getattr(torch, "_dynamo", None), "exc", None)
+    base = getattr(dynamo_error, "TorchDynamoException", None)
+    if base is not None and isinstance(exc, base):
+        return True
+    return type(exc).__module__.startswith(("torch._dynamo", "torch._inductor"))
+
+
+def _warn(exc: BaseException) -> None:
+    # Dynamo wraps the backend's error ("backend='inductor' raised:" + the cause): name the cause.
+    cause = getattr(exc, "inner_exception", None) or exc.__cause__ or exc
+    first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+    log.warning("torch.compile of the UNet failed (%s: %s); running it uncompiled", type(cause).__name__,
+                first[:300])

@@ -1,0 +1,79 @@
+"""torch.compile of the UNet: compiled in place once per model, shapes dynamic (a new size does not compile
+again), and a compiler failure falls back to eager with one warning instead of failing the job."""
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+from modules.performance.compile import compile_unet, is_compiled, uncompile_unet
+
+
+class Small(torch.nn.Module):
+    """A conv block standing in for the UNet: dynamo traces it in well under a second."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, sample, scale):
+        return torch.nn.functional.silu(self.conv(sample)) * scale
+
+
+def no_compiler(graph_module, example_inputs):
+    raise RuntimeError("InvalidCxxCompiler: no working C++ compiler found")
+
+
+def test_a_compiler_failure_runs_eagerly_with_one_warning(caplog):
+    module = Small()
+    x = torch.randn(1, 4, 8, 8)
+    expected = module(x, 2.0)
+    assert compile_unet(module, backend=no_compiler) and is_compiled(module)
+    with caplog.at_level(logging.WARNING, logger="modules.performance.compile"):
+        first = module(x, 2.0)
+        second = module(torch.randn(1, 4, 16, 8), 2.0)
+    assert torch.equal(first, expected) and second.shape == (1, 4, 16, 8)
+    warnings = [r.getMessage() for r in caplog.records if "torch.compile" in r.getMessage()]
+    assert len(warnings) == 1 and "running it uncompiled" in warnings[0] and "no working C++" in warnings[0]
+    assert not is_compiled(module)
+
+
+def test_an_error_of_the_model_itself_is_not_swallowed():
+    module = Small()
+    compile_unet(module, backend="eager")
+    with pytest.raises(RuntimeError):
+        module(torch.randn(1, 3, 8, 8), 1.0)  # 3 channels into a 4-channel conv
+
+
+def test_compiled_once_with_dynamic_sizes_and_the_same_numbers():
+    import torch._dynamo
+
+    module = Small()
+    torch._dynamo.reset()
+    captured = []
+
+    def counting(graph_module, example_inputs):
+        captured.append(graph_module)
+        return graph_module.forward
+
+    assert compile_unet(module, backend=counting)
+    handle = module._compiled_call_impl
+    assert compile_unet(module, backend=counting) and module._compiled_call_impl is handle  # once per model
+    eager = Small()
+    graphs = []
+    for size in ((8, 8), (8, 8), (16, 16), (16, 24), (32, 8), (40, 24)):
+        x = torch.randn(2, 4, *size)
+        assert torch.allclose(module(x, 1.5), eager(x, 1.5), atol=1e-6)
+        graphs.append(len(captured))
+    # dynamic=True: one graph for every square size, one more at the first non-square one (dynamo gives
+    # equal sizes one symbol, "duck sizing"), none after that; a static compile would add one per size.
+    assert graphs == [1, 1, 1, 2, 2, 2]
+    uncompile_unet(module)
+    assert not is_compiled(module)
+
+
+def test_an_unknown_mode_is_refused():
+    with pytest.raises(ValueError, match="reduce-overhead"):
+        compile_unet(Small(), mode="fastest")
