@@ -185,6 +185,12 @@ SAMPLERS: tuple[SamplerSpec, ...] = (
                 note=("diffusers' LCM picks timesteps from original_inference_steps=50 and takes no sigma "
                       "schedule; meant for LCM models and LoRAs"),
                 more_aliases=("lcm",)),
+    # Not an A1111 sampler (ComfyUI and reForge have it): for TCD LoRAs, listed after A1111's rows.
+    SamplerSpec("TCD", "TCDScheduler", {},
+                note=("not in A1111: diffusers' TCD (trajectory consistency distillation) for TCD LoRAs; "
+                      "its gamma is the eta given with the job (request eta, else the eta_ddim setting, "
+                      "default 0 = deterministic; TCD's authors suggest 0.3)"),
+                more_aliases=("tcd",)),
 )
 
 
@@ -240,8 +246,8 @@ SCHEDULE_OPTIONS_TAKEN: Mapping[str, frozenset[str]] = MappingProxyType({
     **dict.fromkeys(("DPMSolverMultistepScheduler", "DPMSolverSDEScheduler", "EulerDiscreteScheduler",
                      "LMSDiscreteScheduler", "HeunDiscreteScheduler", "KDPM2DiscreteScheduler",
                      "KDPM2AncestralDiscreteScheduler", "UniPCMultistepScheduler"), _ALL_SCHEDULE_OPTIONS),
-    **dict.fromkeys(("EulerAncestralDiscreteScheduler", "DDIMScheduler", "PNDMScheduler", "LCMScheduler"),
-                    _SPACING_ONLY),
+    **dict.fromkeys(("EulerAncestralDiscreteScheduler", "DDIMScheduler", "PNDMScheduler", "LCMScheduler",
+                     "TCDScheduler"), _SPACING_ONLY),
     "DPMSolverSinglestepScheduler": frozenset(SCHEDULE_KEYS),  # sigma formulas, no timestep spacing
 })
 
@@ -319,10 +325,19 @@ def model_scheduler_config(scheduler: SchedulerMixin) -> dict[str, Any]:
 
 
 def build_scheduler(base_scheduler_config: Mapping[str, Any], sampler: SamplerSpec,
-                    schedule: ScheduleSpec | None = None, *, seed: int | None = None) -> SchedulerMixin:
-    """A fresh scheduler: the model's config (prediction type, betas, spacing) plus the sampler's options."""
+                    schedule: ScheduleSpec | None = None, *, seed: int | None = None,
+                    steps: int | None = None) -> SchedulerMixin:
+    """A fresh scheduler: the model's config (prediction type, betas, spacing) plus the sampler's options.
+    `steps` (the num_inference_steps it will be set to, when known) lets a 1-step schedule start at the top."""
     cls = sampler.scheduler_cls
-    keys = _init_keys(cls)
+    config, overrides = _build_args(base_scheduler_config, sampler, schedule, _init_keys(cls), seed, steps)
+    built = cls.from_config(config, **overrides)
+    setattr(built, BASE_CONFIG_ATTR, _frozen(base_scheduler_config))
+    return built
+
+
+def _build_args(base_scheduler_config: Mapping[str, Any], sampler: SamplerSpec, schedule: ScheduleSpec | None,
+                keys: frozenset[str], seed: int | None, steps: int | None) -> tuple[dict, dict]:
     base = {k: v for k, v in base_scheduler_config.items() if not k.startswith("_")}
     # Only keys this class knows: the rest belong to the model's original class and would warn.
     config = {k: v for k, v in base.items() if k in keys}
@@ -335,12 +350,46 @@ def build_scheduler(base_scheduler_config: Mapping[str, Any], sampler: SamplerSp
             # formula from the spaced timesteps: with SD's "leading" spacing, 10 Karras steps would start
             # at sigma 8.4 instead of 14.6. A1111 spans the whole trained range; "linspace" reaches both ends.
             overrides["timestep_spacing"] = "linspace"
+    spacing = overrides.get("timestep_spacing", config.get("timestep_spacing"))
+    if steps == 1 and spacing == "linspace" and "timestep_spacing" in keys:
+        # np.linspace(0, 999, 1) is [0]: one "linspace" step (Uniform, Normal, and the sigma formulas, whose
+        # ends come from those timesteps) would start at the smallest sigma and return noise. A1111's single
+        # step starts at the largest sigma; "trailing" is [999] for one step and the same formula ends.
+        overrides["timestep_spacing"] = "trailing"
     if "noise_sampler_seed" in keys:
         # The Brownian tree of DPM++ SDE draws its own noise: seed it or runs are not repeatable.
         overrides["noise_sampler_seed"] = seed
-    built = cls.from_config(config, **overrides)
-    setattr(built, BASE_CONFIG_ATTR, _frozen(base_scheduler_config))
-    return built
+    return config, overrides
+
+
+# A first timestep below this share of the trained range leaves visible noise in few-step images;
+# "leading" spacing gets there below 10 steps (10 steps start at 901 of 999).
+FEW_STEP_TOP = 0.9
+_FEW_STEPS = 10
+
+
+def few_step_warning(base_scheduler_config: Mapping[str, Any], sampler: SamplerSpec, schedule: ScheduleSpec,
+                     steps: int) -> str | None:
+    """A warning when `steps` steps of this sampler/schedule start well below the top noise level (SD's
+    "leading" spacing with Automatic: 1 step starts at timestep 1 of 999), else None."""
+    if not 1 <= steps < _FEW_STEPS:
+        return None
+    taken = SCHEDULE_OPTIONS_TAKEN.get(sampler.scheduler, frozenset())
+    config, overrides = _build_args(base_scheduler_config, sampler, schedule, taken | {"timestep_spacing"},
+                                    0, steps)
+    spacing = overrides.get("timestep_spacing", config.get("timestep_spacing"))
+    if "timestep_spacing" not in taken or spacing != "leading":
+        return None  # only leading spacing starts low; building a scheduler to check costs up to seconds
+    built = build_scheduler(base_scheduler_config, sampler, schedule, seed=0, steps=steps)
+    built.set_timesteps(steps)
+    top = int(built.config.get("num_train_timesteps", 1000)) - 1
+    first = float(built.timesteps[0])
+    if first >= FEW_STEP_TOP * top:
+        return None  # e.g. LCM, whose own timesteps start at 999 whatever the spacing
+    unit = "step" if steps == 1 else "steps"
+    return (f"Sampler {sampler.name} with schedule type {schedule.name} starts {steps} {unit} at timestep "
+            f"{first:.0f} of {top} (the model's 'leading' spacing), so the image keeps noise; few-step "
+            f"models (Turbo, Lightning, Hyper-SD) want schedule type SGM Uniform (see docs/fast_paths.md)")
 
 
 def sampler_names() -> list[str]:

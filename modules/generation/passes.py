@@ -86,7 +86,8 @@ def run_pass(pipe, cond, spec: PassSpec, progress=None, *, env=None, **call_kwar
     """Call `pipe` once with the pass's scheduler, conditioning and callbacks; returns the pipeline output.
     `env` brings the extensions' on_step hooks (they run before progress, which may stop the pass)."""
     base_config = model_scheduler_config(pipe.scheduler)
-    scheduler = build_scheduler(base_config, spec.sampler, spec.schedule, seed=spec.seed)
+    scheduler = build_scheduler(base_config, spec.sampler, spec.schedule, seed=spec.seed,
+                                steps=call_kwargs.get("num_inference_steps"))
     apply_sampler_params(scheduler, spec.params)
     callback = chain_callbacks(cond.step_callback, step_callback(env, spec.steps),
                                progress_callback(progress, spec))

@@ -40,7 +40,7 @@ from modules.generation.seeds import job_seeds
 from modules.generation.validation import validate_request
 from modules.performance import tome
 from modules.sampler_params import model_sigma_range, resolve_sampler_params
-from modules.samplers import resolve_sampler
+from modules.samplers import few_step_warning, model_scheduler_config, resolve_sampler
 from modules.types import GenerationRequest, GenerationResult, UserInputError
 
 
@@ -110,6 +110,9 @@ def plan_job(model, request: GenerationRequest, env: GenerationEnv) -> JobPlan:
     """Resolve everything that is the same for each batch; raises UserInputError naming the bad field."""
     prompt, negative = job_prompts(request, env)
     sampler, schedule, warnings = resolve_sampler(request.sampler_name, request.scheduler)
+    if request.mode == "txt2img" and (low := few_step_warning(model_scheduler_config(model.pipe.scheduler),
+                                                              sampler, schedule, request.steps)):
+        warnings.append(low)  # e.g. 1 step of Euler a on SD's "leading" spacing starts at timestep 1
     clip_skip = request.clip_skip if request.clip_skip > 1 else int(env.setting("CLIP_stop_at_last_layers"))
     # DDIM reads eta at call time; diffusers' ancestral samplers have it fixed at 1 (A1111's default too).
     eta = request.eta if request.eta is not None else float(env.setting("eta_ddim"))
