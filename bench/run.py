@@ -40,6 +40,7 @@ GROUPS: tuple[tuple[str, str | Measure], ...] = (
     ("startup", "bench.bench_startup"),
     ("memory", "bench.bench_memory"),
     ("txt2img", "bench.bench_txt2img"),
+    ("cfg", "bench.bench_cfg"),
     ("api", "bench.bench_api"),
     ("encode", "bench.bench_encode"),
     ("lora", "bench.bench_lora_rows"),

@@ -1,0 +1,122 @@
+"""Per-step time without the unconditional pass: CFG 1 vs CFG 7, and NGMS / Skip Early CFG vs plain CFG 7.
+
+All runs go through our txt2img (generate_txt2img with a job context) on one model in one process, in
+alternating (ABBA) order so machine load hits every kind alike. Per-step time is the slope between a short
+and a long run, which leaves out the fixed cost (prompt encoding, VAE decode). Issue 17's goal: CFG 1's
+per-step time <= 0.6x CFG 7's. Rows:
+- "CFG 1 vs CFG 7": the UNet runs on 1 row per image instead of 2;
+- "NGMS all steps vs CFG 7": s_min_uncond above every sigma with s_min_uncond_all, i.e. every step skipped
+  (the most NGMS can save; plain NGMS skips every other step below its sigma, about half of that);
+- "Skip Early CFG 0.5 vs CFG 7": the first half of the steps skipped (also in the short run, so the slope
+  shows the mix of both kinds of step the long run adds).
+
+    venv/bin/python bench/bench_cfg.py [--model demo|tiny] [--size 256] [--steps 12] [--repeats 3]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import torch
+
+from bench._common import Row, format_table, guarded, ratio_row, slope_samples
+from bench.bench_txt2img import NEGATIVE, PROMPT, build_model
+
+GOAL = 0.6  # issue 17: CFG 1 per-step time <= 0.6x CFG 7
+
+
+class Overlay:
+    """Settings for one job: these values over the defaults (what the service's per-job overlay gives)."""
+
+    def __init__(self, **values):
+        from modules.settings import DEFAULT_SPECS
+
+        self.values = {**{s.key: s.default for s in DEFAULT_SPECS}, **values}
+
+    def get(self, key):
+        return self.values[key]
+
+
+# kind -> (cfg scale, settings)
+KINDS: dict[str, tuple[float, dict]] = {
+    "cfg7": (7.0, {}),
+    "cfg1": (1.0, {}),
+    "ngms_all": (7.0, {"s_min_uncond": 1000.0, "s_min_uncond_all": True}),
+    "skip_early": (7.0, {"skip_early_cond": 0.5}),
+}
+
+
+def run(model, kind: str, steps: int, size: int) -> float:
+    """Seconds for one txt2img job of `kind`."""
+    from modules.generation.runtime import GenerationEnv
+    from modules.generation.txt2img import generate_txt2img
+    from modules.jobs.progress import JobContext
+    from modules.types import GenerationRequest
+
+    cfg, settings = KINDS[kind]
+    request = GenerationRequest(prompt=PROMPT, negative_prompt=NEGATIVE, steps=steps, width=size, height=size,
+                                sampler_name="Euler", cfg_scale=cfg, seed=1234)
+    env = GenerationEnv(settings=Overlay(**settings))
+    start = time.perf_counter()
+    result = generate_txt2img(model, request, progress=JobContext("bench"), env=env)
+    elapsed = time.perf_counter() - start
+    assert len(result.images) == 1
+    return elapsed
+
+
+def measure_model(kind: str, size: int, short: int, long: int, repeats: int) -> list[Row]:
+    """Per-step rows of every skip kind against CFG 7 on one model."""
+    with torch.no_grad():
+        model = build_model(kind)
+    kinds = list(KINDS)
+    for name in kinds:  # warm-up: first calls pay for kernel selection and lazy imports
+        run(model, name, short, size)
+    times: dict[tuple[str, int], list[float]] = {(name, n): [] for name in kinds for n in (short, long)}
+    for i in range(repeats):
+        for n in (short, long):
+            for name in (kinds if i % 2 == 0 else kinds[::-1]):  # ABBA
+                times[(name, n)].append(run(model, name, n, size))
+    slopes = {name: slope_samples(times, name, short, long) for name in kinds}
+    note = f"{size}x{size}, Euler, {long} vs {short} steps, {repeats} repeats; goal <= {GOAL}"
+    labels = {"cfg1": "CFG 1", "ngms_all": "NGMS all steps", "skip_early": "Skip Early CFG 0.5"}
+    return [ratio_row(f"{label} vs CFG 7 per step, {kind}", slopes[name], slopes["cfg7"], "ms/step", 1000,
+                      note if name == "cfg1" else note.split(";")[0])
+            for name, label in labels.items()]
+
+
+def measure(quick: bool) -> list[Row]:
+    """The tiny SD1.5 fixture and the demo model (small sizes with --quick)."""
+    plan = [("tiny", 64, 2, 6, 3 if quick else 5),
+            ("demo", 64 if quick else 256, 2, 6 if quick else 12, 2 if quick else 3)]
+    rows: list[Row] = []
+    for kind, size, short, long, repeats in plan:
+        rows += guarded(f"CFG 1 vs CFG 7 per step, {kind}",
+                        lambda k=kind, s=size, a=short, b=long, r=repeats: measure_model(k, s, a, b, r))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=["demo", "tiny", "sd15"], default="demo")
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=12, help="steps of the long run (the short run has 2)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch's default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rows = measure_model(args.model, args.size, 2, max(3, args.steps), args.repeats)
+    print(f"load average {os.getloadavg()}, {torch.get_num_threads()} torch threads")
+    print(format_table(rows))
+
+
+if __name__ == "__main__":
+    main()
