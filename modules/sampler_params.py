@@ -39,6 +39,10 @@ ANCESTRAL_ETA_SAMPLERS = ("Euler a", "DPM2 a", "DPM++ 2S a", "DPM++ SDE", "DPM++
 # ...of those, the ones that apply it (the rest are stand-ins for A1111's sampler: see samplers.py's notes).
 ANCESTRAL_ETA_APPLIED = ("Euler a", "DPM2 a", "DPM++ 2S a", "DPM++ SDE", "DPM++ 2M SDE", "DPM++ 2M SDE Heun",
                          "DPM++ 3M SDE")
+# A1111 samplers that take s_noise alone (no churn): it scales their step noise. Euler a is not one in A1111.
+NOISE_SAMPLERS = ("DPM2 a", "DPM++ 2S a", "DPM++ SDE", "DPM++ 2M SDE", "DPM++ 2M SDE Heun", "DPM++ 3M SDE",
+                  "DPM fast")
+NOISE_APPLIED = NOISE_SAMPLERS[:-1]  # DPM fast is a deterministic stand-in here
 # Schedules that come from a sigma formula (the ones A1111's sigma min/max reach), by config key.
 _SIGMA_FORMULA_KEYS = ("use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas")
 _CHURN_DEFAULTS = {"s_churn": 0.0, "s_tmin": 0.0, "s_tmax": math.inf, "s_noise": 1.0}
@@ -58,6 +62,7 @@ class SamplerParams:
     churn: Mapping[str, float] = field(default_factory=_frozen)  # Heun/DPM2: s_churn, s_tmin, s_tmax, s_noise
     eta: float = 0.0  # the pipeline's `eta` (DDIM reads it; other schedulers ignore it)
     ancestral_eta: float = 1.0  # the ancestral/SDE samplers' noise share (1 = diffusers' own step)
+    ancestral_noise: float = 1.0  # their s_noise: scales the noise their steps add
     sigma_min: float | None = None  # replaces the model's smallest sigma in a sigma-formula schedule
     sigma_max: float | None = None
     rho: float | None = None  # Karras / Polyexponential exponent; None = the schedule's default
@@ -117,6 +122,16 @@ def resolve_sampler_params(sampler: SamplerSpec, schedule: ScheduleSpec, request
             out["step_kwargs" if sampler.name in CHURN_STEP_KWARGS else "churn"] = values
             infotext.update({_CHURN_LABELS[k]: v for k, v in changed.items()})
 
+    # 2b. s_noise alone, for the ancestral/SDE samplers.
+    if sampler.name in NOISE_SAMPLERS:
+        s_noise = _value(request.s_noise, setting("s_noise"))
+        if s_noise != 1.0 and sampler.name in NOISE_APPLIED:
+            out["ancestral_noise"] = s_noise
+            infotext["Sigma noise"] = s_noise
+        elif s_noise != 1.0:
+            warnings.append(f"Sigma noise {s_noise:g} is not applied: {sampler.name} runs on a stand-in solver "
+                            "here that adds no noise")
+
     # 3. Schedule sigmas and rho, for schedules computed from a formula.
     if any(schedule.options.get(k) for k in _SIGMA_FORMULA_KEYS):
         low, high = model_sigmas or (None, None)
@@ -159,11 +174,10 @@ def apply_sampler_params(scheduler, params: SamplerParams | None) -> None:
         scheduler.step = partial(scheduler.step, **params.step_kwargs)
     if params.churn:
         apply_sigma_churn(scheduler, params.churn)
-    if params.ancestral_eta != 1.0:
-        if isinstance(scheduler, EulerAncestralDiscreteScheduler):
-            scheduler.step = _ancestral_eta_step(scheduler, params.ancestral_eta)
-        else:
-            apply_ancestral_eta(scheduler, params.ancestral_eta)
+    if params.ancestral_eta != 1.0 and isinstance(scheduler, EulerAncestralDiscreteScheduler):
+        scheduler.step = _ancestral_eta_step(scheduler, params.ancestral_eta)
+    elif params.ancestral_eta != 1.0 or params.ancestral_noise != 1.0:
+        apply_ancestral_eta(scheduler, params.ancestral_eta, params.ancestral_noise)
     if params.noise_multiplier != 1.0 or params.extra_noise > 0:
         scheduler.add_noise = _scaled_add_noise(scheduler, params.noise_multiplier, params.extra_noise)
 

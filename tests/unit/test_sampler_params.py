@@ -68,6 +68,9 @@ def test_eta_ddim_and_ancestral_eta_use_their_own_settings_labels_and_defaults()
     for sampler in ("DPM2 a", "DPM++ 2S a", "DPM++ SDE", "DPM++ 2M SDE", "DPM++ 2M SDE Heun", "DPM++ 3M SDE"):
         got = params(sampler, eta_ancestral=0.5)
         assert got.infotext == {"Eta": 0.5} and got.ancestral_eta == 0.5 and got.warnings == (), sampler
+    assert params("DPM2 a", s_noise=0.5).infotext == {"Sigma noise": 0.5}  # s_noise alone: the noise scale
+    assert params("Euler a", s_noise=0.5).infotext == {}  # A1111 passes Euler a no s_noise
+    assert "Sigma noise 0.5 is not applied" in params("DPM fast", s_noise=0.5).warnings[0]
     for stand_in in ("DPM fast", "DPM adaptive", "Restart"):
         unapplied = params(stand_in, eta_ancestral=0.5)
         assert unapplied.infotext == {} and unapplied.ancestral_eta == 1.0, stand_in

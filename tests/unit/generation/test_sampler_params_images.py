@@ -98,6 +98,14 @@ def test_sigma_churn_changes_heun_and_dpm2_and_round_trips(run, sampler):
     assert np.array_equal(outside, plain)
 
 
+def test_the_churn_noise_is_the_jobs_step_noise(run):
+    # Drawn through the job's RNG like any step noise: ENSD moves it (plain Heun draws none, so ENSD does not).
+    request = BASE.with_changes(sampler_name="Heun", steps=2)
+    churned, _, _ = run(request, s_churn=1.0)
+    assert differs(run(request, s_churn=1.0, eta_noise_seed_delta=7)[0], churned)
+    assert np.array_equal(run(request, eta_noise_seed_delta=7)[0], run(request)[0])
+
+
 # The samplers that take A1111's ancestral eta besides Euler a; all but DPM++ SDE draw their step noise from
 # the job's RNG (ENSD moves it), DPM++ SDE from its Brownian tree.
 ETA_SAMPLERS = ["DPM2 a", "DPM++ 2S a", "DPM++ SDE", "DPM++ 2M SDE", "DPM++ 2M SDE Heun", "DPM++ 3M SDE"]
@@ -114,6 +122,10 @@ def test_ancestral_eta_changes_the_image_and_round_trips(run, sampler):
     assert not any("Eta" in w for w in warnings)
     assert pasted_changes(info) == {"eta_ancestral": 0.5}
     assert np.array_equal(run(request, **pasted_changes(info))[0], half)
+    # s_noise scales the same step noise (k-diffusion's s_noise; A1111 passes it to these samplers).
+    quieter, noise_info, _ = run(request, s_noise=0.5)
+    assert differs(quieter, plain) and "Sigma noise: 0.5" in noise_info
+    assert pasted_changes(noise_info) == {"s_noise": 0.5}
 
 
 def test_the_requests_eta_is_the_ancestral_eta(run):

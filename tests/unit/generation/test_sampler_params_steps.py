@@ -75,9 +75,9 @@ def model_timestep(scheduler, sigma: float) -> float:
     return float(np.interp(math.log(sigma), log_sigmas, np.arange(len(log_sigmas))))
 
 
-def test_dpm2_ancestral_step_with_eta_matches_k_diffusion():
-    eta = 0.5
-    scheduler = scheduler_for("DPM2 a", eta_ancestral=eta)
+def test_dpm2_ancestral_step_with_eta_and_s_noise_matches_k_diffusion():
+    eta, s_noise = 0.5, 0.7
+    scheduler = scheduler_for("DPM2 a", eta_ancestral=eta, s_noise=s_noise)
     got = run(scheduler, 3, calls=2)  # the first step: a model call at sigma, one at the midpoint
     s0, s1 = float(scheduler.sigmas[0]), float(scheduler.sigmas[1])
     down, up = ancestral_step(s0, s1, eta)
@@ -87,7 +87,7 @@ def test_dpm2_ancestral_step_with_eta_matches_k_diffusion():
     x_2 = x + d * (mid - s0)
     d_2 = (x_2 - denoised(x_2, mid)) / mid
     noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
-    expected = x + d_2 * (down - s0) + noise * up
+    expected = x + d_2 * (down - s0) + noise * s_noise * up
     assert torch.allclose(got, expected, atol=1e-4)
     assert float(scheduler.timesteps[1]) == pytest.approx(model_timestep(scheduler, mid), abs=0.02)
 
@@ -127,9 +127,9 @@ def test_sigma_churn_steps_match_k_diffusion(sampler, reference):
     assert float(scheduler.timesteps[2]) == pytest.approx(model_timestep(scheduler, sigma_hat), abs=0.02)
 
 
-def test_dpmpp_2m_sde_steps_with_eta_match_k_diffusion():
-    eta = 0.4
-    scheduler = scheduler_for("DPM++ 2M SDE", eta_ancestral=eta)
+def test_dpmpp_2m_sde_steps_with_eta_and_s_noise_match_k_diffusion():
+    eta, s_noise = 0.4, 0.7
+    scheduler = scheduler_for("DPM++ 2M SDE", eta_ancestral=eta, s_noise=s_noise)
     got = run(scheduler, 3, calls=2)  # diffusers' latents are variance-preserving: x_ve = x * sqrt(s^2 + 1)
     s0, s1, s2 = (float(scheduler.sigmas[i]) for i in range(3))
     generator = torch.Generator().manual_seed(1)
@@ -143,7 +143,7 @@ def test_dpmpp_2m_sde_steps_with_eta_match_k_diffusion():
         if old is not None:
             x = x - 0.5 * math.expm1(-h - eta_h) * (h / h_last) * (den - old)
         noise = torch.randn(x.shape, generator=generator)
-        x = x + noise * sigma_next * math.sqrt(-math.expm1(-2 * eta_h))
+        x = x + noise * sigma_next * math.sqrt(-math.expm1(-2 * eta_h)) * s_noise
         old, h_last = den, h
     assert torch.allclose(got * math.sqrt(s2 ** 2 + 1), x, atol=1e-4)
 
@@ -182,6 +182,16 @@ def test_dpmpp_sde_eta_zero_ignores_the_brownian_noise():
 
     assert torch.allclose(sample(0.0, 1), sample(0.0, 2), atol=1e-6)
     assert not torch.allclose(sample(1.0, 1), sample(1.0, 2), atol=1e-3)
+    assert not torch.allclose(sample(0.5, 1), sample(1.0, 1), atol=1e-3)
+
+
+def test_dpmpp_sde_s_noise_scales_the_brownian_noise():
+    def sample(s_noise: float, seed: int) -> torch.Tensor:
+        scheduler = scheduler_for("DPM++ SDE", s_noise=s_noise)
+        scheduler.noise_sampler_seed = seed
+        return run(scheduler, 3)
+
+    assert torch.allclose(sample(0.0, 1), sample(0.0, 2), atol=1e-6)
     assert not torch.allclose(sample(0.5, 1), sample(1.0, 1), atol=1e-3)
 
 
