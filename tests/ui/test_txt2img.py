@@ -157,3 +157,21 @@ def test_every_tab_renders_without_overflow(page):
         assert overflow <= 0, f"{tab} overflows by {overflow}px"
         if tab not in ("txt2img", "pnginfo"):  # those two are shot with content in the tests above
             screenshot(page, tab)
+
+
+def test_events_that_show_no_progress_keep_one_loading_status(server):
+    """Gradio's page re-applies the loading status of every component any event ever updated, on every status
+    message of every later event (each by a walk of the whole layout): the page-load event's 137 outputs made
+    each Generate click spend seconds in the browser. Events with hidden progress keep one status target."""
+    import urllib.request
+
+    with urllib.request.urlopen(server.url + "/config", timeout=30) as resp:
+        config = json.loads(resp.read())
+    heavy = []
+    for dep in config["dependencies"]:
+        targets = dep.get("show_progress_on") or dep["outputs"]
+        if dep.get("show_progress") == "hidden" and len(targets) > 4:
+            heavy.append((dep["id"], [event for _, event in dep["targets"]], len(targets)))
+    assert not heavy, f"hidden-progress events with many status targets (id, events, count): {heavy[:5]}"
+    loads = [dep for dep in config["dependencies"] if any(event == "load" for _, event in dep["targets"])]
+    assert loads and all(len(dep.get("show_progress_on") or dep["outputs"]) <= 4 for dep in loads)

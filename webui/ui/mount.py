@@ -11,6 +11,7 @@ import gradio as gr
 
 from webui.ui.app import build_ui, extension_head, ui_css, ui_js
 from webui.ui.components.extra_networks_route import install_preview_route
+from webui.ui.loading_status import limit_hidden_progress_targets
 
 # Largest file one upload may carry (Gradio answers 413 above it). Big enough for an 8K PNG for Extras.
 MAX_UPLOAD_MB = 200
@@ -23,6 +24,7 @@ EVENT_SLOTS = 256
 def mount_ui(app, ctx, auth: list[tuple[str, str]] | None) -> gr.Blocks:
     """Build the page and mount it at / on `app`; `auth` is the UI's login (None = no login page)."""
     blocks = build_ui(ctx)
+    limit_hidden_progress_targets(blocks)  # before mounting: the page reads the config then
     gr.mount_gradio_app(app, blocks, path="/", auth=auth, ssr_mode=False, css=ui_css(ctx),
                         js=ui_js(ctx, blocks), head=extension_head(ctx), theme=None, footer_links=["api"] if ctx.flags.api_enabled else [],
                         server_name=ctx.flags.server_host, server_port=ctx.flags.server_port,
