@@ -41,6 +41,7 @@ GROUPS: tuple[tuple[str, str | Measure], ...] = (
     ("memory", "bench.bench_memory"),
     ("txt2img", "bench.bench_txt2img"),
     ("cfg", "bench.bench_cfg"),
+    ("performance", "bench.bench_compile"),
     ("api", "bench.bench_api"),
     ("encode", "bench.bench_encode"),
     ("lora", "bench.bench_lora_rows"),
