@@ -244,6 +244,14 @@ def test_extra_noise_reaches_the_hires_pass(run):
     assert differs(extra, plain) and "Extra noise: 0.5" in info
 
 
+def test_sigma_churn_reaches_heuns_img2img_start(run, img2img):
+    # img2img starts at the first step's sigma_hat (add_noise reads the churned sigma): any churn changes it.
+    request = img2img.with_changes(sampler_name="Heun", steps=2)
+    plain, _, _ = run(request)
+    churned, info, warnings = run(request, s_churn=1.0)
+    assert differs(churned, plain) and "Sigma churn: 1" in info and not any("churn" in w for w in warnings)
+
+
 def test_img2img_fix_steps_runs_exactly_the_given_steps(run, img2img, sd15):
     calls = []
     hook = sd15.pipe.unet.register_forward_hook(lambda *args: calls.append(1))  # derived pipes share the UNet
