@@ -88,7 +88,7 @@ def build_ui(ctx) -> gr.Blocks:
                         with announcer.building_tab(tab_id) if announcer else contextlib.nullcontext():
                             module.build(ctx, ui)
             ui.wire_sends()
-            ui.on_load(ui.defaults.current_values, list(ui.defaults.widgets.values()))
+            ui.on_load(ui.defaults.current_values, list(ui.defaults.widgets.values()), stamp=ui.defaults.stamp)
             ui.wire_load(blocks)
     return blocks
 

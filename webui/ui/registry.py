@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +73,10 @@ class UiDefaults:
         self.widgets[key] = widget
         return widget
 
+    def stamp(self) -> str:
+        """What `current_values` depends on: the file's modification time."""
+        return str(self._mtime())
+
     def keys(self) -> list[str]:
         return list(self.widgets)
 
@@ -94,6 +99,25 @@ class UiDefaults:
             write_json_atomic(self.path, data)
             self.stored = data
         return changed
+
+
+def _guarded(fn: Callable[[], list], count: int) -> Callable[[], list]:
+    """`fn` whose error is logged and gives `count` skips: one broken refresh must not break the page load."""
+    def run() -> list:
+        try:
+            return list(fn())
+        except Exception:
+            log.exception("page-load refresh failed")
+            return [gr.skip()] * count
+    return run
+
+
+def _safe_stamp(stamp: Callable[[], str]) -> str:
+    try:
+        return str(stamp())
+    except Exception:  # noqa: BLE001 - an unreadable stamp refreshes the page (safe), it does not break it
+        log.exception("page-load stamp failed")
+        return f"error {time.monotonic()}"  # never equal to the build's: the page refreshes
 
 
 def _choice_values(choices) -> list:
@@ -134,30 +158,42 @@ class UiBuild:
         self.targets: dict[str, SendTarget] = {}
         self.sends: list[SendButton] = []
         self._loaders: list[tuple[Callable[[], list], list]] = []
+        self._stamped: list[tuple[Callable[[], str], Callable[[], list], list]] = []
 
-    def on_load(self, fn: Callable[[], list], outputs: list) -> None:
-        """Run `fn` when a page loads; its list of values goes to `outputs`. All loaders share one event."""
-        self._loaders.append((fn, list(outputs)))
+    def on_load(self, fn: Callable[[], list], outputs: list, stamp: Callable[[], str] | None = None) -> None:
+        """Run `fn` when a page loads; its list of values goes to `outputs`. All loaders share one event.
+
+        With `stamp` (a cheap fingerprint of what `fn` reads), `fn` runs only when the page-load stamp differs
+        from the one taken at build: the page then waits on no event with these outputs. Gradio's front end
+        walks the whole component tree once per output of every event that ever ran, at each status change
+        of any event, so 140 page-load outputs cost seconds at load and slow every later click."""
+        if stamp is None:
+            self._loaders.append((fn, list(outputs)))
+        else:
+            self._stamped.append((stamp, fn, list(outputs)))
 
     def wire_load(self, blocks: gr.Blocks) -> None:
-        """One load event for every registered loader (one round trip per page load, not one each)."""
+        """One load event for every registered loader (one round trip per page load, not one each); each
+        stamped loader gets a State that the load event sets and whose change runs the loader."""
         loaders = list(self._loaders)
+        for stamp, fn, outs in self._stamped:
+            state = gr.State(_safe_stamp(stamp))
+            loaders.append((lambda stamp=stamp: [_safe_stamp(stamp)], [state]))
+            # A State's change fires only when the value the load event set differs from the build's.
+            state.change(_guarded(fn, len(outs)), None, outs, show_progress="hidden", queue=False)
         if not loaders:
             return
         outputs = [widget for _, outs in loaders for widget in outs]
+        guarded = [_guarded(fn, len(outs)) for fn, outs in loaders]
 
         def on_load():
             values = []
-            for fn, outs in loaders:
-                try:
-                    got = list(fn())
-                except Exception:
-                    log.exception("page-load refresh failed")
-                    got = [gr.skip()] * len(outs)
-                values += got
+            for fn in guarded:
+                values += fn()
             return values
 
-        blocks.load(on_load, None, outputs, show_progress="hidden", queue=False)
+        # Queued: only the queue's answer carries the changed States that fire the stamped refreshes.
+        blocks.load(on_load, None, outputs, show_progress="hidden", queue=True)
 
     def add_target(self, target: SendTarget) -> None:
         self.targets[target.name] = target

@@ -2,6 +2,7 @@
 the "Defaults" page (ui-config.json: default values of the generation widgets) and Sysinfo."""
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import platform
@@ -60,8 +61,14 @@ def build(ctx, ui) -> None:
     apply.click(on_apply, [widgets[k] for k in keys], result, show_progress="hidden")
     reload.click(None, None, None, js=RELOAD_JS)
     # The page is built once at start-up: show the stored values (changed by Apply, the API or another
-    # browser) whenever a page loads.
-    ui.on_load(lambda: [ctx.settings.get(k) for k in keys], [widgets[k] for k in keys])
+    # browser) on a page load that finds them changed since the build (the stamp), not on every load.
+    def stored() -> list:
+        return [ctx.settings.get(k) for k in keys]
+
+    def stamp() -> str:
+        return hashlib.sha1(json.dumps(stored(), sort_keys=True, default=str).encode()).hexdigest()
+
+    ui.on_load(stored, [widgets[k] for k in keys], stamp=stamp)
 
 
 def _defaults_page(ui) -> None:
