@@ -58,11 +58,11 @@ def run_counting(model, request, **settings):
 @pytest.mark.parametrize("family", ["sd15", "sdxl"])
 def test_cfg_1_runs_the_unet_once_per_step_on_the_images_only(family, request):
     model = request.getfixturevalue(family)
-    job = BASE.with_changes(batch_size=2, steps=3)
+    job = BASE.with_changes(batch_size=2, steps=2)
     _, with_cfg = run_counting(model, job)
     _, without = run_counting(model, job.with_changes(cfg_scale=1.0))
-    assert with_cfg == [4, 4, 4]  # [uncond, cond] x 2 images per step
-    assert without == [2, 2, 2]  # the images' own rows, nothing else
+    assert with_cfg == [4, 4]  # [uncond, cond] x 2 images per step
+    assert without == [2, 2]  # the images' own rows, nothing else
 
 
 def test_cfg_1_ignores_the_negative_prompt_as_a1111(sd15):
@@ -123,29 +123,20 @@ def test_skip_early_cfg_runs_the_first_steps_without_the_uncond_pass(sd15):
 
 
 def test_ngms_skips_odd_steps_below_the_sigma_and_all_steps_when_asked(sd15):
-    job = BASE.with_changes(steps=6)
-    _, rows = run_counting(sd15, job, s_min_uncond=100.0)  # above every sigma
-    assert rows == [2, 1, 2, 1, 2, 1]
-    result, rows = run_counting(sd15, job, s_min_uncond=100.0, s_min_uncond_all=True)
-    assert rows == [1] * 6
-    assert "NGMS: 100" in result.infotexts[0] and "NGMS all steps: True" in result.infotexts[0]
-
-
-def test_ngms_threshold_follows_the_sigma_of_each_step(sd15):
-    job = BASE.with_changes(steps=6)
+    _, rows = run_counting(sd15, BASE, s_min_uncond=100.0)  # above every sigma
+    assert rows == [2, 1, 2, 1]
     scheduler = build_scheduler(model_scheduler_config(sd15.pipe.scheduler), find_sampler("Euler"))
-    scheduler.set_timesteps(6)
+    scheduler.set_timesteps(4)
     sigmas = [timestep_sigma(scheduler, float(t)) for t in scheduler.timesteps]
-    threshold = (sigmas[2] + sigmas[3]) / 2  # evaluations 3.. are below it
-    result, rows = run_counting(sd15, job, s_min_uncond=threshold, s_min_uncond_all=True)
-    assert rows == [2, 2, 2, 1, 1, 1]
-    _, rows = run_counting(sd15, job, s_min_uncond=sigmas[-1] / 2)  # below every sigma: never fires
-    assert rows == [2] * 6
+    threshold = (sigmas[1] + sigmas[2]) / 2  # evaluations 2 and 3 are below it
+    _, rows = run_counting(sd15, BASE, s_min_uncond=threshold, s_min_uncond_all=True)
+    assert rows == [2, 2, 1, 1]
 
 
 def test_zero_settings_give_todays_image_exactly(sd15):
-    plain = generate_txt2img(sd15, BASE)
-    zero = generate_txt2img(sd15, BASE, env=env(s_min_uncond=0.0, skip_early_cond=0.0, s_min_uncond_all=True))
+    job = BASE.with_changes(steps=2)
+    plain = generate_txt2img(sd15, job)
+    zero = generate_txt2img(sd15, job, env=env(s_min_uncond=0.0, skip_early_cond=0.0, s_min_uncond_all=True))
     assert np.array_equal(pixels(plain.images[0]), pixels(zero.images[0]))
     assert plain.infotexts[0] == zero.infotexts[0]
     assert "forward" not in sd15.pipe.unet.__dict__  # nothing left on the UNet
@@ -200,7 +191,7 @@ def test_skipped_steps_with_and_combine_at_scale_1_around_the_first_sub_prompt(s
 
 
 def test_hires_pass_applies_the_rules_to_its_own_steps(sd15):
-    job = BASE.with_changes(steps=2, enable_hr=True, hr_scale=2.0, hr_upscaler="Latent",
+    job = BASE.with_changes(steps=2, enable_hr=True, hr_scale=1.5, hr_upscaler="Latent",
                             denoising_strength=0.5, hr_second_pass_steps=2)
     _, rows = run_counting(sd15, job, skip_early_cond=0.5)
     # each pass counts its own evaluations from 0: 0/2, 1/2 skip in both
@@ -208,9 +199,11 @@ def test_hires_pass_applies_the_rules_to_its_own_steps(sd15):
 
 
 def test_infotext_round_trip_gives_the_settings_back(sd15):
-    result = generate_txt2img(sd15, BASE.with_changes(steps=4),
-                              env=env(skip_early_cond=0.25, s_min_uncond=100.0, s_min_uncond_all=True))
-    fields = infotext_to_request_fields(parse_infotext(result.infotexts[0]))
+    result, rows = run_counting(sd15, BASE, skip_early_cond=0.25, s_min_uncond=100.0, s_min_uncond_all=True)
+    assert rows == [1, 1, 1, 1]  # Skip Early for 0/4 and 1/4, NGMS (all steps) for the rest
+    text = result.infotexts[0]
+    assert "Skip Early CFG: 0.25" in text and "NGMS: 100" in text and "NGMS all steps: True" in text
+    fields = infotext_to_request_fields(parse_infotext(text))
     assert fields["override_settings"]["skip_early_cond"] == 0.25
     assert fields["override_settings"]["s_min_uncond"] == 100
     assert fields["override_settings"]["s_min_uncond_all"] is True
