@@ -1,17 +1,20 @@
-"""What live previews cost a sampling step: the same txt2img job with a preview after every step vs none.
+"""What live previews cost a sampling step: the same txt2img job with no previews, and with a preview after
+every step by each method (Approx cheap, Approx NN, TAESD), then the default setting derived from them.
 
-Runs interleave (none, every step, none, ...) in one process on the demo checkpoint so machine load hits
-both alike; a reader thread polls the job's snapshot 4 times a second as the page does, so the lazy
-previews are really built. Reports median seconds per step for each and their ratio, plus the worker-side
-cost of one preview (latent -> RGB kernels) measured alone.
+Runs alternate (ABBA) in one process on the demo checkpoint so machine load hits all alike. A reader thread
+polls the job's snapshot 4 times a second as the page does, and encodes each new preview as a PNG as Gradio
+does, so the lazy previews are really built and their reader-side cost (on a CPU box it shares the cores)
+counts too. TAESD runs TAESD's own architecture with random weights (the cost of the real file; no download).
+"Approx NN" has no network of ours yet and falls back to the cheap latent->RGB map, as the app does.
 
-    venv/bin/python bench/bench_previews.py [--size 512] [--steps 20] [--repeats 5]
+    venv/bin/python bench/bench_previews.py [--size 128] [--steps 4] [--repeats 5] [--threads 1]
 
-`measure(size, steps, repeats)` returns the figures for bench/run.py.
+`measure(quick)` gives bench/run.py its rows; `measure_costs(size, steps, repeats)` the raw samples.
 """
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import statistics
 import sys
@@ -26,7 +29,11 @@ for var, value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("DIF
                    ("TRANSFORMERS_VERBOSITY", "error")):
     os.environ.setdefault(var, value)
 
+from bench._common import Row, alternate, ratio_row  # noqa: E402
+
 POLL_SECONDS = 0.25  # as webui/ui/components/runner.py polls
+DEFAULT_EVERY = 10  # A1111's show_progress_every_n_steps default
+METHODS = ("Approx cheap", "Approx NN", "TAESD")
 
 
 def build_ctx(data_dir: Path):
@@ -38,20 +45,36 @@ def build_ctx(data_dir: Path):
     return ctx
 
 
-def time_job(ctx, request, every: int) -> tuple[float, int]:
-    """(seconds per step, previews the reader saw) for one job with a preview every `every` steps."""
+def write_random_taesd(folder: Path) -> Path:
+    """TAESD's decoder (diffusers' AutoencoderTiny default config) with random weights, as the app finds it."""
+    import torch
+    from diffusers import AutoencoderTiny
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    decoder = AutoencoderTiny().decoder
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "taesd_decoder.safetensors"
+    save_file({f"decoder.{k}": v.contiguous() for k, v in decoder.state_dict().items()}, str(path))
+    return path
+
+
+def time_job(ctx, request, every: int, decoder=None) -> float:
+    """Seconds per step of one job with a preview every `every` steps (0 = none) by `decoder`."""
     from modules.generation.service import run_generation
     from modules.jobs.progress import JobContext
 
-    job_ctx = JobContext("bench", preview_every_n_steps=every)
+    job_ctx = JobContext("bench", preview_every_n_steps=every, preview_decoder=decoder)
     job_ctx._set_state("running")
-    done, seen = threading.Event(), set()
+    done = threading.Event()
 
     def poll() -> None:
+        seen = 0
         while not done.wait(POLL_SECONDS):
             snap = job_ctx.snapshot()
-            if snap.preview is not None:
-                seen.add(snap.preview_id)
+            if snap.preview is not None and snap.preview_id != seen:
+                seen = snap.preview_id
+                snap.preview.save(io.BytesIO(), format="PNG")  # what Gradio does with a streamed image
 
     reader = threading.Thread(target=poll, daemon=True)
     reader.start()
@@ -60,61 +83,64 @@ def time_job(ctx, request, every: int) -> tuple[float, int]:
     seconds = time.perf_counter() - start
     done.set()
     reader.join()
-    return seconds / request.steps, len(seen)
+    return seconds / request.steps
 
 
-def time_preview_kernels(size: int, repeats: int = 50) -> float:
-    """Median seconds the worker spends on one preview (latent -> RGB on the latents' device)."""
-    import torch
-
-    from modules.jobs.preview import latents_to_rgb_on_device
-
-    latents = torch.randn(1, 4, size // 8, size // 8)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        latents_to_rgb_on_device(latents)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def measure(size: int = 512, steps: int = 20, repeats: int = 5) -> dict[str, float]:
-    """{"step_none", "step_every" (median s/step), "ratio" (every / none), "preview_kernels" (s)}."""
+def measure_costs(size: int = 128, steps: int = 4, repeats: int = 5) -> dict[str, list[float]]:
+    """Seconds per step of each repeat: "none" and one list per method with a preview every step."""
+    from modules.jobs.taesd import PreviewDecoders
     from webui.ui import forms  # the UI's own request building, so the job is what Generate submits
 
     ctx = build_ctx(Path(tempfile.mkdtemp(prefix="bench-previews-")))
+    folder = ctx.paths.models_dir / "VAE-approx"
+    write_random_taesd(folder)
     values = {"prompt": "a lighthouse at dusk", "negative_prompt": "", "sampler_name": "Euler",
               "scheduler": "Automatic", "steps": steps, "width": size, "height": size, "n_iter": 1,
               "batch_size": 1, "cfg_scale": 7.0, "seed": 1234, "styles": [], "script_name": "None"}
     request = forms.request_from_values("txt2img", values)
-    none, every = [], []
+    decoders = {name: PreviewDecoders(folder, name) for name in METHODS}
+    runs = {"none": lambda: time_job(ctx, request, 0)}
+    runs.update({name: (lambda d=d: time_job(ctx, request, 1, d)) for name, d in decoders.items()})
     try:
-        time_job(ctx, request, 0)  # warm-up
-        for _ in range(repeats):
-            none.append(time_job(ctx, request, 0)[0])
-            every.append(time_job(ctx, request, 1)[0])
+        for fn in runs.values():
+            fn()  # warm-up: first-call costs (scheduler build, TAESD load)
+        return alternate(runs, repeats)
     finally:
         ctx.close()
-    out = {"step_none": statistics.median(none), "step_every": statistics.median(every)}
-    out["ratio"] = out["step_every"] / out["step_none"]
-    out["preview_kernels"] = time_preview_kernels(size)
-    return out
+
+
+def rows_from(times: dict[str, list[float]], size: int, steps: int) -> list[Row]:
+    note = f"{size}x{size}, {steps} steps, demo checkpoint, preview every step"
+    rows = [ratio_row(f"live preview every step, {name} / none", times[name], times["none"], "ms/step", 1000,
+                      note=note) for name in METHODS]
+    # The default setting previews every 10th step: a tenth of the every-step extra cost lands on each step.
+    default = [n + (e - n) / DEFAULT_EVERY for e, n in zip(times["Approx NN"], times["none"])]
+    rows.append(ratio_row(f"live previews at the default (every {DEFAULT_EVERY} steps, Approx NN) / none", default,
+                          times["none"], "ms/step", 1000, note="goal: ratio < 1.02"))
+    return rows
+
+
+def measure(quick: bool = False) -> list[Row]:
+    size, steps, repeats = (128, 4, 4) if quick else (512, 20, 5)
+    return rows_from(measure_costs(size, steps, repeats), size, steps)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: no contention on a shared box)")
     args = parser.parse_args()
-    out = measure(args.size, args.steps, args.repeats)
-    print(f"txt2img {args.size}x{args.size}, {args.steps} steps, demo checkpoint, median of {args.repeats}, "
-          f"load average {os.getloadavg()[0]:.1f}:")
-    print(f"  per step, no previews         {out['step_none'] * 1000:8.1f} ms")
-    print(f"  per step, preview every step  {out['step_every'] * 1000:8.1f} ms")
-    print(f"  ratio                         {out['ratio']:8.3f}x")
-    print(f"  one preview on the worker     {out['preview_kernels'] * 1000:8.3f} ms "
-          f"({out['preview_kernels'] / out['step_none'] * 100:.2f}% of a step)")
+    import torch
+
+    from bench._common import format_table
+
+    torch.set_num_threads(args.threads)
+    times = measure_costs(args.size, args.steps, args.repeats)
+    print(f"load average {os.getloadavg()[0]:.1f}; median s/step: "
+          + ", ".join(f"{k} {statistics.median(v) * 1000:.1f} ms" for k, v in times.items()))
+    print(format_table(rows_from(times, args.size, args.steps)))
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ GROUPS: tuple[tuple[str, str | Measure], ...] = (
     ("lora", "bench.bench_lora_rows"),
     ("controlnet", "bench.bench_controlnet"),
     ("switch", "bench.bench_switch"),
+    ("previews", "bench.bench_previews"),
 )
 
 
