@@ -40,6 +40,7 @@ def create_app(ctx: AppContext):
 
         install_api(app, ctx)
     install_extension_routes(app, ctx)
+    install_model_ready_route(app, ctx)
     install_guards(app, ctx)
     blocks = None
     if not ctx.flags.nowebui:
@@ -61,6 +62,18 @@ def install_extension_routes(app, ctx: AppContext) -> None:
         except Exception as exc:  # a bad endpoint signature is the extension's problem, not start-up's
             system.errors.add(route.extension, f"route {route.path}: {exc}")
             log.error("Extension %s: route %s not added: %s", route.extension, route.path, exc)
+
+
+def install_model_ready_route(app, ctx: AppContext) -> None:
+    """GET /internal/model-ready: whether the first model load has ended (the page answers before it does);
+    scripts and tests that must not queue behind the load wait for `ready`."""
+
+    def model_ready() -> dict:
+        job = getattr(app.state, "model_load", None)
+        ready = job.finished if job is not None else ctx.pipelines.current is not None
+        return {"ready": ready, "model_error": ctx.model_error if ready else None}
+
+    app.add_api_route("/internal/model-ready", model_ready, methods=["GET"], include_in_schema=False)
 
 
 def announce_app_started(ctx: AppContext, blocks, app) -> None:
@@ -149,12 +162,13 @@ def serve(flags: Flags, project_root: Path) -> int:
     # The model loads in the job worker once the server answers, so requests that arrive meanwhile queue
     # behind it (and wait, never fail).
     serving = threading.Event()
-    start_model_load(ctx, serving)
+    load = start_model_load(ctx, serving)
     # Before the UI is built: the Extensions tab wires "Apply and restart UI" to reload the page only when
     # the app can restart itself.
     restart = InPlaceRestart()
     ctx.restart_handler = restart
     app = create_app(ctx)
+    app.state.model_load = load
 
     import uvicorn
 

@@ -1,6 +1,7 @@
 """Start the real app (`python launch.py ...`) in a subprocess for tests, and stop it cleanly."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -77,12 +78,30 @@ def start_server(args: list[str], log_dir: Path, ready_path: str = "/", port: in
                 if resp.status == 200:
                     if seeded is not None:
                         keep_demo_checkpoint(seeded)
+                    wait_first_model(server)
                     return server
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
             pass
         time.sleep(0.5)
     server.stop()
     raise TimeoutError(f"server did not answer {ready_path} in {timeout}s:\n{server.log()[-4000:]}")
+
+
+def wait_first_model(server: ServerProcess, timeout: float = 300) -> None:
+    """The page answers before the first model has loaded (the worker imports diffusers then): wait for the
+    load to end, so a test's first generation does not spend its own timeout behind it. A server that
+    cannot say (auth in front of the route, an exited process) is left as it is."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and server.proc.poll() is None:
+        try:
+            with urllib.request.urlopen(server.url + "/internal/model-ready", timeout=10) as resp:
+                if json.loads(resp.read()).get("ready"):
+                    return
+        except urllib.error.HTTPError:
+            return
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError, ValueError):
+            pass
+        time.sleep(0.2)
 
 
 def _demo_cache() -> Path:
