@@ -23,6 +23,7 @@ too) but there is nothing to skip.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from dataclasses import dataclass, field
@@ -157,8 +158,6 @@ class UncondSkipPatch:
 
 def uncond_skipping(pipe, skip: UncondSkip | None, *, composable: bool = False):
     """The patch for one pass, or a no-op when there are no rules (or the pipeline has no UNet)."""
-    import contextlib
-
     if skip is None or getattr(pipe, "unet", None) is None:
         return contextlib.nullcontext()
     return UncondSkipPatch(pipe, skip, composable=composable)
