@@ -36,7 +36,10 @@ def _step_args(args: tuple, kwargs: dict) -> tuple[Any, Any, Any]:
 def predicted_original(scheduler, result, model_output, timestep, sample) -> torch.Tensor | None:
     """x0 as this scheduler's step predicted it; None when it cannot be known."""
     # 1. k-diffusion-style schedulers (Euler, LMS, Heun, DPM2, DPM++ SDE), DDIM and LCM hand it back.
-    if isinstance(result, tuple):
+    # TCD's second value is its sample re-noised to the next boundary, not x0: it takes the formula in 3.
+    if type(scheduler).__name__ == "TCDScheduler":
+        candidate = None
+    elif isinstance(result, tuple):
         candidate = result[1] if len(result) > 1 else None
     else:
         candidate = getattr(result, "pred_original_sample", None)
