@@ -25,7 +25,9 @@ class Sizes:
     half of them the CLIP token embeddings, zero outside the captions' words)."""
 
     vae_channels: tuple[int, ...] = (16, 32, 64, 64)  # four levels: factor 8, like SD (128 px -> 16x16)
-    vae_groups: int = 8
+    # one group: a GroupNorm of 2-channel groups turns a flat picture into +-1 per channel (the colour is
+    # lost); the colour-path start (vae_init.py) needs its 7 carried channels in one group
+    vae_groups: int = 1
     unet_channels: tuple[int, ...] = (48, 96, 96)
     unet_heads: int = 4  # diffusers' "attention_head_dim" is the head count in SD1 configs
     unet_groups: int = 16
