@@ -3,8 +3,8 @@ one job: which values apply to the chosen sampler and schedule, what they do to 
 which infotext keys they write.
 
 A1111's rules, followed here: a request value (API `eta`, `s_churn`, ...) wins over the setting of the same
-name; a parameter reaches only the samplers that take it (s_* only Euler, Heun and DPM2; eta only DDIM and the
-ancestral/SDE samplers; sigma min/max only schedules computed from a sigma formula; rho only Karras and
+name; a parameter reaches only the samplers that take it (s_* only Euler, Heun and DPM2, s_noise also the
+ancestral/SDE samplers bar Euler a; eta only DDIM and the ancestral/SDE samplers; sigma min/max only schedules computed from a sigma formula; rho only Karras and
 Polyexponential); infotext carries a value only where it applies and differs from its default. Where
 diffusers' scheduler takes no such value, the step is redone here with k-diffusion's formula (sampler_eta,
 sampler_churn). The stand-in samplers (DPM fast, DPM adaptive, Restart) take no eta: there the value is
