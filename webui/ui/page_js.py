@@ -39,6 +39,7 @@ JS_TEMPLATE = """
   const groups = __TAB_GROUPS__;
   const pending = new Set(groups.keys());
   const started = Date.now();
+  let renderStarted = started;
   const idle = (fn) => (window.requestIdleCallback
     ? requestIdleCallback(fn, {timeout: 1000}) : setTimeout(fn, 50));
   const renderTabs = () => {
@@ -50,17 +51,23 @@ JS_TEMPLATE = """
       for (const b of buttons) if (b !== current) b.click();
       current.click();
     }
-    if (pending.size && Date.now() - started < 30000) idle(renderTabs);
+    if (pending.size && Date.now() - renderStarted < 30000) idle(renderTabs);
     else document.documentElement.dataset.webuiTabsRendered = pending.size ? "partial" : "all";
   };
+  // Settled: Generate visible, the first tab's late element present and the DOM size steady. The cap is
+  // long: on a loaded box the first tab takes over 5 s, and rendering every tab alongside it (as a 5 s cap
+  // did) kept Generate hidden until all tabs were built (34-48 s at load average 15).
   let lastCount = -1;
   const whenSettled = () => {
     const count = document.getElementsByTagName("*").length;
-    const busy = count !== lastCount || !document.getElementById(__FIRST_READY__);
-    if (busy && Date.now() - started < 5000) {
+    const generate = document.getElementById(__FIRST_VISIBLE__);
+    const busy = count !== lastCount || !document.getElementById(__FIRST_READY__)
+      || !generate || generate.offsetParent === null;
+    if (busy && Date.now() - started < 60000) {
       lastCount = count;
       setTimeout(whenSettled, 100);
     } else {
+      renderStarted = Date.now();
       idle(renderTabs);
     }
   };
@@ -69,8 +76,10 @@ JS_TEMPLATE = """
 """
 
 
-# An element of the first tab that appears late (Gradio mounts the gallery after the buttons).
+# An element of the first tab that appears late (Gradio mounts the gallery after the buttons), and the one a
+# user waits for.
 FIRST_READY = "txt2img_gallery"
+FIRST_VISIBLE = "txt2img_generate"
 
 
 def tab_groups(blocks: gr.Blocks) -> list[list[str]]:
@@ -94,4 +103,5 @@ def tab_groups(blocks: gr.Blocks) -> list[list[str]]:
 def page_js(theme: str | None, blocks: gr.Blocks) -> str:
     return (JS_TEMPLATE.replace("__THEME__", json.dumps(theme))
             .replace("__TAB_GROUPS__", json.dumps(tab_groups(blocks)))
-            .replace("__FIRST_READY__", json.dumps(FIRST_READY)))
+            .replace("__FIRST_READY__", json.dumps(FIRST_READY))
+            .replace("__FIRST_VISIBLE__", json.dumps(FIRST_VISIBLE)))
