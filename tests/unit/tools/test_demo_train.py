@@ -13,7 +13,7 @@ from tools.demo_model import architecture as arch
 from tools.demo_model.evaluate import load
 from tools.demo_model.train import DEMO_METADATA, TrainConfig, run
 
-TOY = arch.Sizes(vae_channels=(8, 8, 8, 8), vae_groups=4, unet_channels=(16, 16, 16), unet_heads=2,
+TOY = arch.Sizes(vae_channels=(8, 8, 8, 8), vae_groups=1, unet_channels=(16, 16, 16), unet_heads=2,
                  unet_groups=8, text_width=32, text_layers=1, text_heads=2)
 
 
