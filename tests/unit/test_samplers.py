@@ -383,3 +383,30 @@ def test_every_sampler_makes_a_finite_repeatable_image(tiny_sd15_pipe, one_threa
     assert first.shape == (1, 64, 64, 3)
     assert np.isfinite(first).all()
     np.testing.assert_array_equal(first, second)
+
+
+def test_a_scheduler_is_constructed_once_per_config_and_each_job_gets_its_own_copy(monkeypatch):
+    # diffusers' KDPM2 constructors convert 1000 sigmas one by one (seconds on a loaded CPU) on every pass;
+    # the same config is built once and copied. Each copy must be independent: a pass changes its own.
+    from diffusers import KDPM2DiscreteScheduler
+
+    sampler, schedule = resolve_sampler("DPM2", "Karras")[:2]
+    calls = []
+    original = KDPM2DiscreteScheduler.from_config.__func__
+
+    def counting(cls, *args, **kwargs):
+        calls.append(1)
+        return original(cls, *args, **kwargs)
+
+    monkeypatch.setattr(KDPM2DiscreteScheduler, "from_config", classmethod(counting))
+    config = {**scheduler_config("sd15"), "beta_end": 0.0121}  # a config no other test built
+    first = build_scheduler(config, sampler, schedule)
+    second = build_scheduler(config, sampler, schedule)
+    assert len(calls) == 1
+    assert first is not second and dict(first.config) == dict(second.config)
+    first.set_timesteps(5)
+    second.set_timesteps(9)
+    # Second order: each step but the last has a midpoint evaluation.
+    assert (len(first.timesteps), len(second.timesteps)) == (2 * 5 - 1, 2 * 9 - 1)
+    other = build_scheduler({**config, "beta_end": 0.0122}, sampler, schedule)
+    assert len(calls) == 2 and other.config.beta_end == 0.0122
