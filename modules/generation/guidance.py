@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
+from modules.unet_rows import sample_of, take_rows, with_sample
+
 if TYPE_CHECKING:  # typing.Self is 3.11+; annotations are strings here
     from typing_extensions import Self
 
@@ -148,12 +150,12 @@ class UncondSkipPatch:
             # The AND patch below needs both halves: give the uncond rows the cond rows' inputs, so its
             # "uncond" is the first sub-prompt's prediction, and keep its combined cond rows for both.
             picked = torch.cat([cond_rows, cond_rows])
-            result = inner(*_rows(list(args), picked, rows), **_rows(kwargs, picked, rows))
-            cond = _sample_of(result)[half:]
+            result = inner(*take_rows(list(args), picked, rows), **take_rows(kwargs, picked, rows))
+            cond = sample_of(result)[half:]
         else:
-            result = inner(*_rows(list(args), cond_rows, rows), **_rows(kwargs, cond_rows, rows))
-            cond = _sample_of(result)
-        return _with_sample(result, torch.cat([cond, cond]))
+            result = inner(*take_rows(list(args), cond_rows, rows), **take_rows(kwargs, cond_rows, rows))
+            cond = sample_of(result)
+        return with_sample(result, torch.cat([cond, cond]))
 
 
 def uncond_skipping(pipe, skip: UncondSkip | None, *, composable: bool = False):
@@ -161,30 +163,3 @@ def uncond_skipping(pipe, skip: UncondSkip | None, *, composable: bool = False):
     if skip is None or getattr(pipe, "unet", None) is None:
         return contextlib.nullcontext()
     return UncondSkipPatch(pipe, skip, composable=composable)
-
-
-def _rows(value: Any, index: torch.Tensor, rows: int) -> Any:
-    """Rows `index` of every tensor in `value` whose first dimension is the batch (dicts, lists walked)."""
-    if isinstance(value, torch.Tensor):
-        if value.ndim >= 1 and value.shape[0] == rows:
-            return value.index_select(0, index.to(value.device))
-        return value
-    if isinstance(value, dict):
-        return {k: _rows(v, index, rows) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_rows(v, index, rows) for v in value)
-    return value
-
-
-def _sample_of(result: Any) -> torch.Tensor:
-    if isinstance(result, tuple):
-        return result[0]
-    return result.sample if hasattr(result, "sample") else result
-
-
-def _with_sample(result: Any, sample: torch.Tensor) -> Any:
-    if isinstance(result, tuple):
-        return (sample, *result[1:])
-    if hasattr(result, "sample"):
-        return type(result)(sample=sample)
-    return sample

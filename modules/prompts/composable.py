@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from modules.unet_rows import sample_of, take_rows, with_sample
+
 if TYPE_CHECKING:  # typing.Self is 3.11+; annotations are strings here
     from typing_extensions import Self
 
@@ -103,7 +105,7 @@ class ComposablePatch:
         index = torch.tensor(plan.index, device=sample.device)
         shared = {"sample": sample, "timestep": timestep, "args": args,
                   **{k: v for k, v in kwargs.items() if k != "cross_attention_kwargs"}}
-        expanded = _take(shared, index, rows)
+        expanded = take_rows(shared, index, rows)
         expanded["encoder_hidden_states"] = plan.hidden.to(hidden)
         added = expanded.get("added_cond_kwargs")
         if isinstance(added, dict) and added.get("text_embeds") is not None and plan.pooled_rows:
@@ -116,14 +118,14 @@ class ComposablePatch:
         total = len(plan.index)
         step = self.max_rows if self.max_rows and self.max_rows > 0 else total
         for start in range(0, total, step):
-            piece = _take(expanded, torch.arange(start, min(start + step, total), device=sample.device), total)
+            piece = take_rows(expanded, torch.arange(start, min(start + step, total), device=sample.device), total)
             extra_args = piece.pop("args")
             result = inner(piece.pop("sample"), piece.pop("timestep"), piece.pop("encoder_hidden_states"),
                            *extra_args, cross_attention_kwargs=kwargs.get("cross_attention_kwargs"), **piece)
             first = result if first is None else first
-            outputs.append(_sample_of(result))
+            outputs.append(sample_of(result))
         combined = _combine(torch.cat(outputs), plan, cfg)
-        return _with_sample(first, combined)
+        return with_sample(first, combined)
 
 
 @dataclass
@@ -184,30 +186,3 @@ def _combine(out: torch.Tensor, plan: _Expansion, cfg: bool) -> torch.Tensor:
         rows.append(acc.to(out.dtype))
     text = torch.stack(rows)
     return torch.cat([uncond, text]) if cfg else text
-
-
-def _take(value: Any, index: torch.Tensor, rows: int) -> Any:
-    """Rows `index` of every batch-sized tensor inside `value` (dicts, lists and tuples walked)."""
-    if isinstance(value, torch.Tensor):
-        if value.ndim >= 1 and value.shape[0] == rows:
-            return value.index_select(0, index.to(value.device))
-        return value
-    if isinstance(value, dict):
-        return {k: _take(v, index, rows) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_take(v, index, rows) for v in value)
-    return value
-
-
-def _sample_of(result: Any) -> torch.Tensor:
-    if isinstance(result, tuple):
-        return result[0]
-    return result.sample if hasattr(result, "sample") else result
-
-
-def _with_sample(result: Any, sample: torch.Tensor) -> Any:
-    if isinstance(result, tuple):
-        return (sample, *result[1:])
-    if hasattr(result, "sample"):
-        return type(result)(sample=sample)
-    return sample
