@@ -140,12 +140,18 @@ def _dpmpp_sde(scheduler, eta: float, s_noise: float) -> None:
 # exp(-eta h) besides sigma_t / sigma_s, and the noise weight is sigma_t * sqrt(1 - exp(-2 eta h)).
 
 
-def _sde_multistep(scheduler, eta: float, s_noise: float) -> None:
+def _sde_first_order(scheduler, eta: float, s_noise: float):
+    """The first-order step both solvers take (multistep warm-up, single-step order 1): one eta update
+    from this step's sigma to the next."""
     def first(model_output, *args, sample=None, noise=None, **kwargs):
         i = scheduler.step_index
         return _sde_update(scheduler, scheduler.sigmas[i + 1], scheduler.sigmas[i], sample, model_output,
                            noise, eta, s_noise=s_noise)
 
+    return first
+
+
+def _sde_multistep(scheduler, eta: float, s_noise: float) -> None:
     def second(outputs, *args, sample=None, noise=None, **kwargs):
         i, sig = scheduler.step_index, scheduler.sigmas
         h, h_0 = _log_snr_gap(scheduler, sig[i], sig[i + 1]), _log_snr_gap(scheduler, sig[i - 1], sig[i])
@@ -167,7 +173,7 @@ def _sde_multistep(scheduler, eta: float, s_noise: float) -> None:
         return _sde_update(scheduler, sig[i + 1], sig[i], sample, m0, noise, eta, s_noise=s_noise,
                            d1=d1, d2=d2, heun=True)
 
-    scheduler.dpm_solver_first_order_update = first
+    scheduler.dpm_solver_first_order_update = _sde_first_order(scheduler, eta, s_noise)
     scheduler.multistep_dpm_solver_second_order_update = second
     scheduler.multistep_dpm_solver_third_order_update = third
 
@@ -175,11 +181,6 @@ def _sde_multistep(scheduler, eta: float, s_noise: float) -> None:
 def _sde_singlestep(scheduler, eta: float, s_noise: float) -> None:
     """The single-step solver's order-2 step goes from the pair's start s1 over the whole pair (to t), with
     its first model output there and the midpoint's as the correction."""
-    def first(model_output, *args, sample=None, noise=None, **kwargs):
-        i = scheduler.step_index
-        return _sde_update(scheduler, scheduler.sigmas[i + 1], scheduler.sigmas[i], sample, model_output,
-                           noise, eta, s_noise=s_noise)
-
     def second(outputs, *args, sample=None, noise=None, **kwargs):
         i, sig = scheduler.step_index, scheduler.sigmas
         h, h_0 = _log_snr_gap(scheduler, sig[i - 1], sig[i + 1]), _log_snr_gap(scheduler, sig[i - 1], sig[i])
@@ -187,7 +188,7 @@ def _sde_singlestep(scheduler, eta: float, s_noise: float) -> None:
         return _sde_update(scheduler, sig[i + 1], sig[i - 1], sample, outputs[-2], noise, eta,
                            s_noise=s_noise, d1=d1, heun=scheduler.config.solver_type == "heun")
 
-    scheduler.dpm_solver_first_order_update = first
+    scheduler.dpm_solver_first_order_update = _sde_first_order(scheduler, eta, s_noise)
     scheduler.singlestep_dpm_solver_second_order_update = second
 
 
