@@ -1,0 +1,69 @@
+"""Start-up's Gradio work (issue 17): importing webui.server, as launch.py does before anything imports
+gradio, turns off Gradio's type-stub writer (it parsed every component class's source file and wrote .pyi
+files beside them, ~3 CPU seconds of each start), and a component class an extension defines still works."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers.server import ROOT, _env
+
+pytestmark = pytest.mark.server
+
+# A component class in its own file, as an extension would ship one.
+COMPONENT = '''
+import gradio as gr
+
+
+class Stars(gr.components.Component):
+    EVENTS = ["change"]
+
+    def __init__(self, value=0, **kwargs):
+        super().__init__(value=value, **kwargs)
+
+    def preprocess(self, payload):
+        return payload
+
+    def postprocess(self, value):
+        return value
+
+    def api_info(self):
+        return {"type": "integer"}
+
+    def example_payload(self):
+        return 3
+
+    def example_value(self):
+        return 3
+'''
+
+SCRIPT = r"""
+import json, sys
+from pathlib import Path
+root, folder = Path(sys.argv[1]), Path(sys.argv[2])
+sys.path.insert(0, str(root))
+import webui.server  # noqa: F401  (what launch.py imports first)
+sys.path.insert(0, str(folder))
+import gradio as gr
+import stars
+with gr.Blocks() as page:
+    widget = stars.Stars(value=5, elem_id="stars")
+    widget.change(lambda v: v, widget, widget)
+config = page.get_config_file()
+print(json.dumps({"stubs": sorted(p.name for p in folder.glob("*.pyi")),
+                  "value": next(c["props"]["value"] for c in config["components"] if c["id"] == widget._id),
+                  "events": len(config["dependencies"])}))
+"""
+
+
+def test_importing_the_server_first_keeps_gradio_from_writing_stub_files(tmp_path):
+    (tmp_path / "stars.py").write_text(COMPONENT)
+    out = subprocess.run([sys.executable, "-c", SCRIPT, str(ROOT), str(tmp_path)], cwd=ROOT, env=_env(None),
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["stubs"] == [], "Gradio wrote type stubs beside an extension's component"
+    assert seen["value"] == 5 and seen["events"] == 1  # the class itself still works
