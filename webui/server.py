@@ -88,8 +88,10 @@ def announce_app_started(ctx: AppContext, blocks, app) -> None:
     if compat is None:
         return
     from webui.a1111.script_ui import collect_defaults
+    from webui.gradio_builds import deferred_builds
 
-    collect_defaults(compat)
+    with deferred_builds("build"):  # an off-page Blocks: Gradio's app and config for it are never served
+        collect_defaults(compat)
     compat.callbacks.call("app_started", blocks, app)
     keep_ui_mount_last(app)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from webui.gradio_builds import deferred_builds, finish_mount
 from webui.ui.app import build_ui, extension_head, ui_css, ui_js
 from webui.ui.components.extra_networks_route import install_preview_route
 from webui.ui.loading_status import limit_hidden_progress_targets
@@ -23,14 +24,18 @@ EVENT_SLOTS = 256
 
 def mount_ui(app, ctx, auth: list[tuple[str, str]] | None) -> gr.Blocks:
     """Build the page and mount it at / on `app`; `auth` is the UI's login (None = no login page)."""
-    blocks = build_ui(ctx)
+    with deferred_builds("build"):  # Gradio's app and config are built once, below (gradio_builds.py)
+        blocks = build_ui(ctx)
     limit_hidden_progress_targets(blocks)  # before mounting: the page reads the config then
-    gr.mount_gradio_app(app, blocks, path="/", auth=auth, ssr_mode=False, css=ui_css(ctx),
-                        js=ui_js(ctx, blocks), head=extension_head(ctx), theme=None, footer_links=["api"] if ctx.flags.api_enabled else [],
-                        server_name=ctx.flags.server_host, server_port=ctx.flags.server_port,
-                        max_file_size=f"{MAX_UPLOAD_MB}mb",
-                        # Nothing beyond Gradio's own cache is served: outputs reach the page as copies.
-                        allowed_paths=[])
+    with deferred_builds("mount"):
+        gr.mount_gradio_app(app, blocks, path="/", auth=auth, ssr_mode=False, css=ui_css(ctx),
+                            js=ui_js(ctx, blocks), head=extension_head(ctx), theme=None,
+                            footer_links=["api"] if ctx.flags.api_enabled else [],
+                            server_name=ctx.flags.server_host, server_port=ctx.flags.server_port,
+                            max_file_size=f"{MAX_UPLOAD_MB}mb",
+                            # Nothing beyond Gradio's own cache is served: outputs reach the page as copies.
+                            allowed_paths=[])
+    finish_mount(blocks, app)
     install_preview_route(app, ctx)  # the extra-networks cards' previews, behind the UI's login
     blocks.has_launched = True  # see the module docstring: turns Gradio's upload-folder check on
     blocks._queue.max_thread_count = EVENT_SLOTS  # as launch(max_threads=) sets it, without a 256-thread pool
