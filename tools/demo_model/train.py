@@ -25,6 +25,8 @@ import torch.nn.functional as F
 
 from tools.demo_model import architecture as arch
 from tools.demo_model.dataset import make_dataset
+from tools.demo_model.emphasis import (eligible, emphasise, encode_ids_and_weights, fix_final_norm_shift,
+                                       weighted_caption)
 from tools.demo_model.vae_init import init_colour_path, keep_constant_unread
 
 DEMO_NAME = "demo-shapes"
@@ -52,8 +54,13 @@ class TrainConfig:
     images_128: int = 3000  # the first this many also at 128 px (encoding at 128 px is 5x the cost)
     steps: int = 3200
     batch: int = 16
-    lr: float = 5e-4
+    lr: float = 1e-3
     warmup: int = 200
+    # Min-SNR-gamma loss weights (Hang et al. 2023, diffusers' compute_snr): the nearly clean timesteps
+    # stop dominating the gradient, so layout and colour (decided at high noise) are learnt sooner
+    min_snr_gamma: float = 5.0
+    # an eligible scene (large and small shapes) uses its emphasis caption this often (emphasis.py)
+    emphasis_share: float = 0.5
     ema_decay: float = 0.999
     caption_dropout: float = 0.1
     share_128: float = 0.3  # fraction of batches at 128 px (2.2x the cost of one at 64 px)
@@ -203,6 +210,31 @@ class CompactEmbedding(torch.nn.Module):
         return full
 
 
+def emphasis_captions(cfg: TrainConfig, tok, samples, ids: torch.Tensor):
+    """(ids, weights, mask): each eligible scene's weighted caption (emphasis.py); plain ids elsewhere."""
+    import random
+
+    emph_ids, emph_weights = ids.clone(), torch.ones(ids.shape, dtype=torch.float32)
+    mask = torch.zeros(len(samples), dtype=torch.bool)
+    for i, sample in enumerate(samples):
+        if eligible(sample):
+            text = weighted_caption(sample, random.Random(cfg.seed * 7919 + i))
+            row_ids, row_weights = encode_ids_and_weights(tok, text)
+            emph_ids[i], emph_weights[i], mask[i] = torch.tensor(row_ids), torch.tensor(row_weights), True
+    return emph_ids, emph_weights, mask
+
+
+def denoising_loss(pred: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, noise, gamma: float) -> torch.Tensor:
+    """Epsilon MSE, per sample weighted min(SNR, gamma) / SNR when gamma > 0 (Min-SNR for epsilon targets)."""
+    if gamma <= 0:
+        return F.mse_loss(pred, eps)
+    from diffusers.training_utils import compute_snr
+
+    snr = compute_snr(noise, t)
+    per_sample = F.mse_loss(pred, eps, reduction="none").mean(dim=(1, 2, 3))
+    return (per_sample * snr.clamp(max=gamma) / snr).mean()
+
+
 def train_denoiser(cfg: TrainConfig, vae, log: Log):
     """(unet, text_encoder) with EMA weights, trained on frozen latents of the captioned dataset."""
     from diffusers import DDPMScheduler
@@ -215,21 +247,24 @@ def train_denoiser(cfg: TrainConfig, vae, log: Log):
     tok = arch.tokenizer()
     ids = caption_ids(tok, [s.caption for s in small_samples])
     empty = caption_ids(tok, [""])[0]
+    emph_ids, emph_weights, has_emphasis = emphasis_captions(cfg, tok, small_samples, ids)
     latents = {64: encode_latents(vae, to_tensor(s.image for s in small_samples))}
     del small_samples
     count = {64: cfg.images, 128: min(cfg.images_128, cfg.images)}
     latents[128] = encode_latents(vae, to_tensor(s.image for s in make_dataset(cfg.seed, count[128], 128)))
     log.point("data", 0, 0.0, f"{cfg.images} scenes encoded ({count[128]} at 128 px); "
-              f"latent std {latents[64].std():.3f}")
+              f"latent std {latents[64].std():.3f}; {int(has_emphasis.sum())} with emphasis captions")
 
     # 2. The models, the optimiser, the EMA.
     unet = arch.build_unet(cfg.sizes).train()
     used = sorted(set(ids.flatten().tolist()))
+    used = sorted(set(used) | set(emph_ids.flatten().tolist()))
     text = arch.build_text_encoder(cfg.sizes, set(used)).train()
+    fix_final_norm_shift(text)
     full_embedding = text.get_input_embeddings()
     compact = CompactEmbedding(full_embedding, used)
     text.set_input_embeddings(compact)
-    params = [p for m in (unet, text) for p in m.parameters()]
+    params = [p for m in (unet, text) for p in m.parameters() if p.requires_grad]
     noise = DDPMScheduler.from_config(arch.scheduler_config())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-2, foreach=True)
     sched = get_scheduler("cosine", opt, num_warmup_steps=cfg.warmup, num_training_steps=cfg.steps)
@@ -244,13 +279,18 @@ def train_denoiser(cfg: TrainConfig, vae, log: Log):
             break
         side = 128 if torch.rand(()) < cfg.share_128 else 64
         pick = torch.randint(count[side], (cfg.batch,))
-        x0, cond = latents[side][pick], ids[pick].clone()
-        cond[torch.rand(cfg.batch) < cfg.caption_dropout] = empty
+        x0 = latents[side][pick]
+        weighted = has_emphasis[pick] & (torch.rand(cfg.batch) < cfg.emphasis_share)
+        cond = torch.where(weighted[:, None], emph_ids[pick], ids[pick])
+        weights = torch.where(weighted[:, None], emph_weights[pick], torch.ones_like(emph_weights[pick]))
+        dropped = torch.rand(cfg.batch) < cfg.caption_dropout
+        cond[dropped], weights[dropped] = empty, 1.0
         eps = torch.randn_like(x0)
         t = torch.randint(0, noise.config.num_train_timesteps, (cfg.batch,))
-        hidden = text(cond).last_hidden_state  # clip skip 1, as our prompt encoder feeds the UNet
+        # clip skip 1 and "Original" emphasis, as our prompt encoder feeds the UNet
+        hidden = emphasise(text(cond).last_hidden_state, weights)
         pred = unet(noise.add_noise(x0, eps, t), t, encoder_hidden_states=hidden).sample
-        loss = F.mse_loss(pred, eps)
+        loss = denoising_loss(pred, eps, t, noise, cfg.min_snr_gamma)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -331,7 +371,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     defaults = TrainConfig(out=Path("."))
     for name in ("seed", "threads", "vae_images", "vae_steps", "vae_batch", "vae_lr", "vae_warmup",
                  "vae_pool_loss", "images", "images_128", "steps",
-                 "batch", "lr", "warmup", "ema_decay", "caption_dropout", "share_128", "log_every",
+                 "batch", "lr", "warmup", "min_snr_gamma", "emphasis_share", "ema_decay", "caption_dropout",
+                 "share_128", "log_every",
                  "budget_s"):
         value = getattr(defaults, name)
         parser.add_argument("--" + name.replace("_", "-"), type=type(value), default=value)

@@ -39,3 +39,19 @@ def test_the_largest_blob_is_the_bigger_shape_and_ignores_the_background():
     draw.ellipse((30, 30, 60, 60), fill=COLOURS["blue"])
     mask = largest_blob(image)
     assert mask[45, 45] and not mask[5, 5] and not mask[0, 63]
+
+
+def test_redness_orders_red_over_a_mix_over_blue_and_ignores_the_background():
+    from tools.demo_model.evaluate import redness
+
+    red, blue = one_shape("circle", "red", "white"), one_shape("circle", "blue", "white")
+    mix = Image.new("RGB", (128, 128), COLOURS["white"])
+    draw = ImageDraw.Draw(mix)
+    draw.rectangle((10, 40, 60, 90), fill=COLOURS["red"])
+    draw.rectangle((70, 40, 100, 90), fill=COLOURS["blue"])  # less blue than red: leans red
+    assert redness(red) == pytest.approx((220 - 30) / 255, abs=0.02)  # the background adds nothing
+    assert redness(blue) == pytest.approx((30 - 225) / 255, abs=0.02)
+    assert redness(blue) < 0 < redness(mix) < redness(red)
+    # two all-red pictures tie on the pixel-count share, the continuous measure still tells them apart
+    assert red_share(red) == red_share(mix.crop((0, 0, 64, 128))) == 1.0
+    assert redness(Image.new("RGB", (32, 32), COLOURS["green"])) == 0.0  # nothing but background
