@@ -56,10 +56,23 @@ class AppContext:
 
     @property
     def demo_active(self) -> bool:
-        from modules.pipelines.demo import is_demo_checkpoint
+        return self.demo_kind is not None
+
+    @property
+    def demo_kind(self) -> str | None:
+        """The loaded demo checkpoint's kind ("demo-shapes", "demo-tiny-sd15"), None for a real model."""
+        from modules.pipelines.demo import demo_kind
 
         current = self.pipelines.current
-        return current is not None and is_demo_checkpoint(Path(current.checkpoint.path))
+        return demo_kind(Path(current.checkpoint.path)) if current is not None else None
+
+    def default_image_size(self) -> int:
+        """The UI's default width and height: the trained demo model's native size when it is the model the
+        start loads (the server builds the page before the model is in memory), else A1111's 512."""
+        from modules.pipelines.demo import native_size
+
+        first = initial_candidates(self)
+        return (native_size(first[0].path) if first else None) or 512
 
     def close(self) -> None:
         self.jobs.shutdown()
@@ -220,21 +233,20 @@ def reload_for_new_policy(ctx: AppContext) -> bool:
 def first_start_checkpoint(paths: Paths, flags: Flags) -> list[str]:
     """Download the default model, or write the demo checkpoint when that is impossible; returns notices."""
     from modules.pipelines.default_model import download_default_model
-    from modules.pipelines.demo import ensure_demo_checkpoint
+    from modules.pipelines.demo import demo_kind, install_demo_checkpoint
 
     target = paths.ckpt_dirs[0]
     if not flags.no_download_sd_model and download_default_model(target) is not None:
         return []
-    demo = ensure_demo_checkpoint(target)
+    demo = install_demo_checkpoint(target)
     log.info("Using the built-in demo checkpoint %s", demo.name)
-    return [demo_notice(paths)]
+    return [demo_notice(paths, demo_kind(demo))]
 
 
-def demo_notice(paths: Paths) -> str:
-    return (
-        "The demo model is active: it has random weights and makes abstract images. "
-        f"Put a real checkpoint (.safetensors) into {paths.ckpt_dirs[0]} and pick it in the checkpoint list."
-    )
+def demo_notice(paths: Paths, kind: str | None = None) -> str:
+    from modules.pipelines.demo import demo_notice_text
+
+    return demo_notice_text(kind, paths.ckpt_dirs[0])
 
 
 def vae_for_checkpoint(ctx: AppContext, checkpoint) -> Path | None:
@@ -271,6 +283,20 @@ def switch_model(ctx: AppContext, query: str):
     return loaded
 
 
+def initial_candidates(ctx: AppContext) -> list:
+    """Checkpoints in the order the start tries them: --ckpt, else the saved choice, else the list order."""
+    candidates = list(ctx.checkpoints.list())
+    wanted = None
+    if ctx.paths.ckpt_files:
+        wanted = ctx.checkpoints.find(str(ctx.paths.ckpt_files[0]))
+    elif ctx.settings.get("sd_model_checkpoint"):
+        wanted = ctx.checkpoints.find(ctx.settings.get("sd_model_checkpoint"))
+    if wanted is not None:
+        candidates.remove(wanted)
+        candidates.insert(0, wanted)
+    return candidates
+
+
 def load_initial_model(ctx: AppContext) -> None:
     """Load --ckpt, else the saved choice, else the first checkpoint; a bad file is reported, not fatal.
 
@@ -282,15 +308,7 @@ def load_initial_model(ctx: AppContext) -> None:
     import_model_libraries()
     from modules.pipelines.loading import CheckpointError
 
-    candidates = list(ctx.checkpoints.list())
-    wanted = None
-    if ctx.paths.ckpt_files:
-        wanted = ctx.checkpoints.find(str(ctx.paths.ckpt_files[0]))
-    elif ctx.settings.get("sd_model_checkpoint"):
-        wanted = ctx.checkpoints.find(ctx.settings.get("sd_model_checkpoint"))
-    if wanted is not None:
-        candidates.remove(wanted)
-        candidates.insert(0, wanted)
+    candidates = initial_candidates(ctx)
     errors = []
     for info in candidates:
         try:

@@ -329,10 +329,11 @@ def _choose_config(path: Path, arch: str, config_dir: Path | str | None) -> tupl
             raise CheckpointError(f"{path.with_suffix('.yaml').name} describes {override.name}, "
                                   f"but {path.name} is {arch}")
         return override, source
-    from modules.pipelines.demo import DEMO_CONFIG_DIR, is_demo_checkpoint
+    from modules.pipelines.demo import demo_config_dir
 
-    if is_demo_checkpoint(path):
-        return DEMO_CONFIG_DIR, "demo"
+    demo_dir = demo_config_dir(path)
+    if demo_dir is not None:
+        return demo_dir, "demo"
     return bundled_config_dir(arch), "bundled"
 
 

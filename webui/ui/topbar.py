@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from modules.context import switch_model
+from modules.context import demo_notice, switch_model
 from modules.settings import SettingsError
 from webui.ui.components import setting_widgets
 
@@ -14,8 +14,8 @@ CHECKPOINT = "sd_model_checkpoint"
 def notice_markdown(ctx) -> str:
     lines = []
     if ctx.demo_active or any("demo model" in n for n in ctx.notices):
-        lines.append(next((n for n in ctx.notices if "demo model" in n),
-                          "The demo model is active: it makes abstract images."))
+        lines.append(next((n for n in ctx.notices if "demo model" in n), None)
+                     or demo_notice(ctx.paths, ctx.demo_kind))
     if ctx.model_error:
         lines.append(f"Checkpoint problem: {ctx.model_error}")
     return "\n\n".join(lines)
