@@ -31,13 +31,20 @@ def sampling(ui, tab: str) -> dict:
     return {"sampler_name": sampler, "scheduler": scheduler, "steps": steps}
 
 
+def default_side(ui) -> int:
+    """Width = height default: 512, or the trained demo model's native size when the start loads it."""
+    size_of = getattr(ui.ctx, "default_image_size", None)  # test doubles of the context may lack it
+    return size_of() if size_of is not None else 512
+
+
 def size_and_batch(ui, tab: str) -> dict:
     make = ui.defaults.make
+    side = default_side(ui)
     with gr.Row(elem_id=f"{tab}_dimensions_row"):
         with gr.Column(scale=4, elem_id=f"{tab}_column_size"):
-            width = make(gr.Slider, tab, "Width", minimum=64, maximum=2048, value=512, step=8,
+            width = make(gr.Slider, tab, "Width", minimum=64, maximum=2048, value=side, step=8,
                          elem_id=f"{tab}_width")
-            height = make(gr.Slider, tab, "Height", minimum=64, maximum=2048, value=512, step=8,
+            height = make(gr.Slider, tab, "Height", minimum=64, maximum=2048, value=side, step=8,
                           elem_id=f"{tab}_height")
         swap = gr.Button("Swap", elem_id=f"{tab}_res_switch_btn", size="sm", scale=0, min_width=56)
         with gr.Column(scale=2, elem_id=f"{tab}_column_batch"):

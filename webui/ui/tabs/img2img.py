@@ -136,9 +136,10 @@ def _resize(ui, resize_by: gr.State) -> dict:
     with gr.Tabs(elem_id=f"{TAB}_tabs_resize", overflow_behavior="wrap"):
         with gr.Tab("Resize to", id="to", elem_id=f"{TAB}_tab_resize_to") as tab_to, gr.Row():
             with gr.Column(scale=4):
-                width = make(gr.Slider, TAB, "Width", minimum=64, maximum=2048, value=512, step=8,
+                side = params.default_side(ui)
+                width = make(gr.Slider, TAB, "Width", minimum=64, maximum=2048, value=side, step=8,
                              elem_id=f"{TAB}_width")
-                height = make(gr.Slider, TAB, "Height", minimum=64, maximum=2048, value=512, step=8,
+                height = make(gr.Slider, TAB, "Height", minimum=64, maximum=2048, value=side, step=8,
                               elem_id=f"{TAB}_height")
             swap = gr.Button("Swap", elem_id=f"{TAB}_res_switch_btn", size="sm", scale=0, min_width=56)
         with gr.Tab("Resize by", id="by", elem_id=f"{TAB}_tab_resize_by") as tab_by:
