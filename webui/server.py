@@ -8,10 +8,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from webui.gradio_import import skip_stub_writer
+from webui.gradio_import import lighten_gradio_import
 
-# Before anything imports gradio (launch.py imports this module first): ~3 CPU seconds of every start.
-skip_stub_writer()
+# Before anything imports gradio (launch.py imports this module first): ~4 CPU seconds of every start.
+lighten_gradio_import()
 
 from modules.context import AppContext, StartupError, build_context, load_initial_model  # noqa: E402
 from modules.flags import Credentials, Flags, allowed_origins, resolve_credentials  # noqa: E402

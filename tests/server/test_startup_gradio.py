@@ -1,6 +1,8 @@
 """Start-up's Gradio work (issue 17): importing webui.server, as launch.py does before anything imports
 gradio, turns off Gradio's type-stub writer (it parsed every component class's source file and wrote .pyi
-files beside them, ~3 CPU seconds of each start), and a component class an extension defines still works."""
+files beside them, ~3 CPU seconds of each start) and has Gradio remember signatures it asked for (a config
+asked once per block); a component class an extension defines still works. The page is built into one
+Gradio app and one config."""
 from __future__ import annotations
 
 import json
@@ -49,17 +51,29 @@ import webui.server  # noqa: F401  (what launch.py imports first)
 sys.path.insert(0, str(folder))
 import gradio as gr
 import stars
+import inspect
 with gr.Blocks() as page:
     widget = stars.Stars(value=5, elem_id="stars")
     widget.change(lambda v: v, widget, widget)
+    boxes = [gr.Textbox(label=f"box {i}") for i in range(30)]
 config = page.get_config_file()
+made = []
+own_init = inspect.Signature.__init__
+def counted(self, *args, **kwargs):
+    made.append(1)
+    own_init(self, *args, **kwargs)
+inspect.Signature.__init__ = counted
+again = page.get_config_file()
+inspect.Signature.__init__ = own_init
 print(json.dumps({"stubs": sorted(p.name for p in folder.glob("*.pyi")),
                   "value": next(c["props"]["value"] for c in config["components"] if c["id"] == widget._id),
-                  "events": len(config["dependencies"])}))
+                  "events": len(config["dependencies"]), "same": again == config,
+                  "labels": [c["props"]["label"] for c in config["components"] if c["id"] == boxes[7]._id],
+                  "signatures": len(made)}))
 """
 
 
-def test_importing_the_server_first_keeps_gradio_from_writing_stub_files(tmp_path):
+def test_importing_the_server_first_keeps_gradio_from_writing_stubs_and_redoing_signatures(tmp_path):
     (tmp_path / "stars.py").write_text(COMPONENT)
     out = subprocess.run([sys.executable, "-c", SCRIPT, str(ROOT), str(tmp_path)], cwd=ROOT, env=_env(None),
                          capture_output=True, text=True, timeout=300)
@@ -67,6 +81,9 @@ def test_importing_the_server_first_keeps_gradio_from_writing_stub_files(tmp_pat
     seen = json.loads(out.stdout.strip().splitlines()[-1])
     assert seen["stubs"] == [], "Gradio wrote type stubs beside an extension's component"
     assert seen["value"] == 5 and seen["events"] == 1  # the class itself still works
+    assert seen["same"] and seen["labels"] == ["box 7"]
+    # Without remembering: one signature per block per config (32 here; ~4000 per start-up config).
+    assert seen["signatures"] < 5, seen["signatures"]
 
 
 def test_the_page_is_built_into_one_gradio_app_and_one_config_and_its_events_run(tmp_path, monkeypatch):
