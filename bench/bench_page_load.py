@@ -3,9 +3,10 @@ DOMContentLoaded, the txt2img Generate button visible, the txt2img tab complete 
 A1111 id of ID_PROBE present without a tab click; the DOM size and the /config size say what rendering the
 hidden tabs costs. The page's renderer processes' CPU seconds until Generate is visible are printed too: on a
 shared 2-core box wall times swing 5x with the load average, the CPU the page needs much less. One process
-serves the real app (uvicorn thread, demo checkpoint); medians over the repeats.
+serves the real app (uvicorn thread, demo checkpoint); medians over the repeats. --profile adds one more load
+with V8's profiler on and prints where the renderer's time goes (bench/page_profile.py).
 
-    venv/bin/python bench/bench_page_load.py [--repeats 7]
+    venv/bin/python bench/bench_page_load.py [--repeats 7] [--profile load.cpuprofile]
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_ui_overhead import start_app  # noqa: E402  (sets the offline environment first)
+from bench.page_profile import profile_load, summarize  # noqa: E402
 
 # Ids that user CSS, user scripts and A1111 extensions look up right after load, one or more per tab.
 TXT2IMG_PROBE = ("txt2img_prompt", "txt2img_generate", "txt2img_gallery", "txt2img_steps", "txt2img_seed",
@@ -93,6 +95,8 @@ def load_once(browser, url: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="write a CPU profile of one more load here (DevTools opens it) and summarize it")
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
@@ -115,6 +119,11 @@ def main() -> None:
             for _ in range(args.repeats):
                 runs.append(load_once(browser, url))
                 loads.append(os.getloadavg()[0])
+            profile = None
+            if args.profile is not None:
+                context = browser.new_context(viewport={"width": 1400, "height": 1000})
+                profile = profile_load(context, url, "#txt2img_generate", args.profile)
+                context.close()
             browser.close()
     finally:
         server.should_exit = True
@@ -137,6 +146,9 @@ def main() -> None:
           f"{len(config['dependencies'])} events, {load_outputs} page-load outputs")
     if runs[-1]["missing"]:
         print(f"  missing at load: {', '.join(runs[-1]['missing'])}")
+    if profile is not None:
+        print(f"profile of one more load ({args.profile}):")
+        print("\n".join(summarize(profile)))
 
 
 if __name__ == "__main__":
