@@ -1,8 +1,8 @@
 """Start-up's Gradio work (issue 17): importing webui.server, as launch.py does before anything imports
 gradio, turns off Gradio's type-stub writer (it parsed every component class's source file and wrote .pyi
 files beside them, ~3 CPU seconds of each start) and has Gradio remember signatures it asked for (a config
-asked once per block); a component class an extension defines still works. The page is built into one
-Gradio app and one config."""
+asked once per block); a component class an extension defines still works. (One Gradio app and one page
+config per start: test_startup_serving.py.)"""
 from __future__ import annotations
 
 import json
@@ -85,49 +85,3 @@ def test_importing_the_server_first_keeps_gradio_from_writing_stubs_and_redoing_
     # Without remembering: one signature per block per config (32 here; ~4000 per start-up config).
     assert seen["signatures"] < 5, seen["signatures"]
 
-
-def test_the_page_is_built_into_one_gradio_app_and_one_config_and_its_events_run(tmp_path, monkeypatch):
-    """Gradio built 3 apps and 5 page configs per start (each gr.Blocks' queue() and end, and twice in
-    mount_gradio_app); one of each is served. The served config is the last one (with our CSS) and the
-    page-load event still runs through Gradio's queue on the served app."""
-    from fastapi.testclient import TestClient
-    from gradio.blocks import BlocksConfig
-    from gradio.routes import App
-
-    from tests.api.inprocess import LOCAL_URL, build_ctx
-    from webui.server import create_app
-
-    counts = {"configs": 0, "apps": 0}
-    own_config, own_configure = BlocksConfig.get_config, App.configure_app
-
-    def counted_config(self, *args, **kwargs):
-        counts["configs"] += 1
-        return own_config(self, *args, **kwargs)
-
-    def counted_configure(self, blocks):
-        counts["apps"] += 1
-        return own_configure(self, blocks)
-
-    monkeypatch.setattr(BlocksConfig, "get_config", counted_config)
-    monkeypatch.setattr(App, "configure_app", counted_configure)
-    ctx = build_ctx(tmp_path, nowebui=False, api=True)
-    try:
-        app = create_app(ctx)
-        assert counts == {"configs": 1, "apps": 1}
-        with TestClient(app, base_url=LOCAL_URL) as client:  # `with`: lifespan on, Gradio's queue starts
-            assert client.get("/").status_code == 200
-            config = client.get("/config").json()
-            assert "#demo_notice" in config["css"] and len(config["components"]) > 500
-            load = next(d for d in config["dependencies"] if any(t[1] == "load" for t in d["targets"]))
-            session = "startup1234"
-            joined = client.post("/gradio_api/queue/join", json={
-                "data": [], "event_data": None, "fn_index": load["id"], "trigger_id": None,
-                "session_hash": session})
-            assert joined.status_code == 200, joined.text
-            stream = client.get("/gradio_api/queue/data", params={"session_hash": session}).text
-            done = [json.loads(line[6:]) for line in stream.splitlines() if line.startswith("data: ")]
-            completed = [m for m in done if m.get("msg") == "process_completed"]
-            assert completed and completed[0]["success"], stream[-2000:]
-            assert len(completed[0]["output"]["data"]) == len(load["outputs"])
-    finally:
-        ctx.close()
