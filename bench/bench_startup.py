@@ -117,6 +117,7 @@ def byte_compile() -> None:
 def measure_startup(repeats: int) -> list[Row]:
     byte_compile()
     floors, floor_cpu, to_200, to_image, cpu_200 = [], [], [], [], []
+    loads = [os.getloadavg()[0]]
     for i in range(repeats):
         order = ("floor", "server") if i % 2 == 0 else ("server", "floor")
         for kind in order:
@@ -129,8 +130,10 @@ def measure_startup(repeats: int) -> list[Row]:
                 to_200.append(a)
                 to_image.append(b)
                 cpu_200.append(c)
-    note = (f"launch.py --skip-install --api, demo checkpoint on disk, .pyc present, {repeats} repeats; "
-            f"reference: python -c '{IMPORTS}'")
+            loads.append(os.getloadavg()[0])
+    # Wall seconds swing with the machine's load (2 shared cores here): the 1-minute load average says how much.
+    note = (f"launch.py --skip-install --api, demo checkpoint on disk, .pyc present, {repeats} repeats, "
+            f"load average {min(loads):.1f}..{max(loads):.1f}; reference: python -c '{IMPORTS}'")
     return [ratio_row("start-up to first HTTP 200 (/)", to_200, floors, "s", 1.0, note),
             ratio_row("start-up to first HTTP 200 (/), CPU seconds", cpu_200, floor_cpu, "s", 1.0,
                       note + "; user+system CPU of the server process until then vs the reference's"),
