@@ -53,10 +53,31 @@ class Job:
     # The exception with its frames freed (type checks and attributes like UserInputError.field work).
     exception: BaseException | None = field(default=None, repr=False)
     _finished: threading.Event = field(default_factory=threading.Event, repr=False)
+    # Called once when the job finishes (see on_finished); guarded by _callbacks_lock.
+    _callbacks: list[Callable[[Job], None]] = field(default_factory=list, repr=False)
+    _callbacks_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def finished(self) -> bool:
         return self._finished.is_set()
+
+    def on_finished(self, callback: Callable[[Job], None]) -> None:
+        """Call `callback(job)` once the job has finished (at once, on this thread, if it already has).
+
+        It runs on the thread that finishes the job (the worker, or a canceller): it must be quick and not
+        block, e.g. `loop.call_soon_threadsafe(...)`. Lets an async waiter sleep until the end instead of
+        polling. An exception from it is logged, never raised into the worker."""
+        with self._callbacks_lock:
+            if not self._finished.is_set():
+                self._callbacks.append(callback)
+                return
+        _call_quietly(callback, self)
+
+    def _run_finished_callbacks(self) -> None:
+        with self._callbacks_lock:
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            _call_quietly(callback, self)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the job finished (None = forever, else seconds); True if it has."""
@@ -178,6 +199,7 @@ class JobQueue:
             self._queued.remove(job)
             self._finish(job, "cancelled")
             self._renumber()
+        job._run_finished_callbacks()
         return True
 
     def interrupt(self) -> bool:
@@ -200,13 +222,17 @@ class JobQueue:
         """Stop accepting jobs, cancel queued ones (or let them run), interrupt the running one, join."""
         with self._cond:
             self._closed = True
+            cancelled = []
             if cancel_pending:
                 while self._queued:
-                    self._finish(self._queued.popleft(), "cancelled")
+                    cancelled.append(self._queued.popleft())
+                    self._finish(cancelled[-1], "cancelled")
                 if self._current is not None:
                     self._current.context.request_interrupt()
             self._renumber()
             self._cond.notify_all()
+        for job in cancelled:
+            job._run_finished_callbacks()
         if threading.current_thread() is not self._worker:
             self._worker.join(timeout)
 
@@ -235,6 +261,7 @@ class JobQueue:
                 job.result = result
                 self._finish(job, state)
                 self._renumber()
+            job._run_finished_callbacks()  # outside the lock: a callback may look at the queue
 
     def _execute(self, job: Job) -> tuple[JobState, Any]:
         """Run the job's function; never raises, so no job can kill the worker."""
@@ -285,7 +312,8 @@ class JobQueue:
         self._history[job.id] = job
         while len(self._history) > self._history_size:
             self._history.popitem(last=False)
-        job._finished.set()
+        with job._callbacks_lock:  # a callback added from now on runs at once (Job.on_finished)
+            job._finished.set()
         self._cond.notify_all()
 
     def _renumber(self) -> None:
@@ -296,3 +324,10 @@ class JobQueue:
             ahead = 1
         for index, job in enumerate(self._queued):
             job.position = ahead + index
+
+
+def _call_quietly(callback: Callable[[Job], None], job: Job) -> None:
+    try:
+        callback(job)
+    except Exception as exc:  # noqa: BLE001 - a waiter's bug must not stop the worker or the canceller
+        log.warning("A finished-callback of job %s failed: %s", job.id, safe_str(exc))

@@ -1,0 +1,133 @@
+"""What the UI path costs next to a generation, without a browser (issue 17): the progress stream wakes the
+event loop only for its updates and the job's end, sends at most about one update a second, and Gradio's queue
+loops do not wake the server 1000 times a second. Counts, never wall-clock bounds."""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+import time
+
+import gradio as gr
+import pytest
+
+from modules.jobs.queue import JobQueue
+from webui.ui import mount
+from webui.ui.components import runner
+from webui.ui.queue_timing import calm_queue
+
+WAIT = 60.0  # seconds; a hang guard only
+
+
+@pytest.fixture
+def queue():
+    q = JobQueue()
+    yield q
+    q.shutdown(timeout=WAIT)
+
+
+def stepping_job(queue: JobQueue, release: threading.Event):
+    """A job whose step count changes every few ms until `release` is set (so every poll sees news)."""
+    started = threading.Event()
+
+    def run(ctx):
+        ctx.set_total(10_000)
+        started.set()
+        step = 0
+        while not release.wait(0.005):
+            ctx.step(step % 10_000)
+            step += 1
+        return "finished"
+
+    job = queue.submit("stepping", run)
+    assert started.wait(WAIT)
+    return job
+
+
+def collect(job) -> tuple[list, float]:
+    async def consume():
+        start = time.monotonic()
+        updates = [update async for update in runner.job_progress(job)]
+        return updates, time.monotonic() - start
+
+    return asyncio.run(asyncio.wait_for(consume(), WAIT))
+
+
+def test_progress_stream_sends_about_one_update_a_second(queue):
+    # Gradio's page does work per message that grows with the page (every tab is built at load); at 4 updates
+    # a second it used more CPU than the sampler of a 512x512 job on 2 cores. A1111 refreshes once a second.
+    release = threading.Event()
+    job = stepping_job(queue, release)
+    timer = threading.Timer(2.5, release.set)
+    timer.start()
+    try:
+        updates, elapsed = collect(job)
+    finally:
+        timer.cancel()
+        release.set()
+    assert job.wait(WAIT) and job.result == "finished"
+    assert 1 <= len(updates) <= elapsed / 1.0 + 2, (len(updates), elapsed)
+
+
+def test_waiting_for_the_job_does_not_poll_the_event_loop(queue, monkeypatch):
+    # The handler checked job.finished every 10 ms (100 loop wake-ups a second per running job, 10 per queued
+    # one); the worker now wakes the loop when the job ends.
+    sleeps = []
+    real_sleep = asyncio.sleep
+
+    async def counting_sleep(delay, *args, **kwargs):
+        sleeps.append(delay)
+        return await real_sleep(delay, *args, **kwargs)
+
+    monkeypatch.setattr(runner.asyncio, "sleep", counting_sleep)
+    release = threading.Event()
+    job = stepping_job(queue, release)
+    timer = threading.Timer(0.5, release.set)
+    timer.start()
+    try:
+        collect(job)
+    finally:
+        timer.cancel()
+        release.set()
+    assert sleeps == []
+
+
+def test_the_stream_ends_when_the_job_ends_not_at_the_next_poll(queue, monkeypatch):
+    # With no polling, the end must still be noticed: a poll period far longer than the hang guard shows it.
+    monkeypatch.setattr(runner, "POLL_SECONDS", 10 * WAIT)
+    release = threading.Event()
+    job = stepping_job(queue, release)
+    threading.Timer(0.2, release.set).start()
+    updates, _ = collect(job)  # asyncio.wait_for(WAIT) fails the test if the end is missed
+    assert updates == [] and job.finished
+
+
+def test_gradio_queue_loops_wake_the_event_loop_every_50_ms_not_every_1_ms(monkeypatch):
+    blocks = gr.Blocks()
+    queue = blocks._queue
+    calm_queue(queue)
+    assert queue.sleep_when_free >= 0.05 and queue.progress_update_sleep_when_free >= 0.05
+    # And the loops really sleep that long: count their wake-ups over half a second of an idle queue.
+    import gradio.queueing as queueing
+
+    wakeups = []
+    real_sleep = asyncio.sleep
+
+    async def counting_sleep(delay, *args, **kwargs):
+        wakeups.append(delay)
+        return await real_sleep(delay, *args, **kwargs)
+
+    monkeypatch.setattr(queueing.asyncio, "sleep", counting_sleep)
+
+    async def idle_half_second():
+        tasks = [asyncio.create_task(queue.start_processing()), asyncio.create_task(queue.start_progress_updates())]
+        await real_sleep(0.5)
+        queue.stopped = True
+        await asyncio.wait(tasks, timeout=WAIT)
+
+    asyncio.run(idle_half_second())
+    assert 0 < len(wakeups) <= 2 * (0.5 / 0.05 + 2), len(wakeups)  # unchanged Gradio: ~550
+
+
+def test_the_mounted_ui_calms_gradios_queue():
+    assert "calm_queue(blocks._queue)" in inspect.getsource(mount.mount_ui)
