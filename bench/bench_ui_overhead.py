@@ -5,7 +5,9 @@ the same loaded model; runs are interleaved so machine load hits each alike; med
 
     venv/bin/python bench/bench_ui_overhead.py [--size 512] [--steps 20] [--repeats 5]
 
-`measure(size, steps, repeats, previews)` returns the medians and ratios for bench/run.py.
+`measure(size, steps, repeats, previews)` returns the medians and ratios for bench/run.py, and the CPU seconds
+each path used (this process, all threads, and Chromium's processes): on a loaded box wall times swing by 2x
+between runs, while the CPU a path spends besides the sampler's barely moves (Linux /proc; 0 elsewhere).
 """
 from __future__ import annotations
 
@@ -61,6 +63,39 @@ def form_values(size: int, steps: int) -> dict:
             "seed": 1234, "styles": [], "script_name": "None"}
 
 
+def chromium_cpu_seconds() -> float:
+    """CPU seconds used so far by this process's child processes still alive (Playwright's driver, Chromium's
+    browser, GPU and renderer processes); 0 where /proc is missing."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return 0.0
+    children: dict[int, list[int]] = {}
+    for entry in proc.iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    total, stack = 0.0, list(children.get(os.getpid(), []))
+    while stack:
+        pid = stack.pop()
+        stack += children.get(pid, [])
+        try:
+            fields = (proc / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def timed(fn) -> tuple[float, float, float]:
+    """(wall seconds, this process's CPU seconds, Chromium's CPU seconds) of fn()."""
+    wall, cpu, chromium = time.perf_counter(), time.process_time(), chromium_cpu_seconds()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu, chromium_cpu_seconds() - chromium
+
+
 def time_core(ctx, request) -> float:
     from modules.generation.service import run_generation
 
@@ -112,7 +147,9 @@ def fill_form(page, size: int, steps: int) -> None:
 
 def measure(size: int = 512, steps: int = 20, repeats: int = 5, previews: bool = True) -> dict[str, float]:
     """Median seconds of one generation: {"core", "handler", "browser"} plus the ratios "handler_ratio"
-    (UI handler / core) and "browser_ratio" (browser / core). Runs are interleaved; bench/run.py calls this."""
+    (UI handler / core) and "browser_ratio" (browser / core), and median CPU seconds per run: "<path>_cpu"
+    (this process: sampler, server, handler) and "<path>_chromium_cpu". Runs are interleaved; bench/run.py
+    calls this."""
     from playwright.sync_api import sync_playwright
 
     from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS
@@ -124,7 +161,7 @@ def measure(size: int = 512, steps: int = 20, repeats: int = 5, previews: bool =
         ctx.settings.update({"live_previews_enable": False}, save=False)
     values = form_values(size, steps)
     request = forms.request_from_values("txt2img", values)
-    core, handler, browser = [], [], []
+    runs: dict[str, list[tuple[float, float, float]]] = {"core": [], "handler": [], "browser": []}
     try:
         with sync_playwright() as pw:
             chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
@@ -136,16 +173,23 @@ def measure(size: int = 512, steps: int = 20, repeats: int = 5, previews: bool =
             # One warm-up of each (first-call costs: scheduler build, Gradio cache dir, browser JIT).
             time_core(ctx, request), time_handler(ctx, values)
             _, stamp = time_browser(page, stamp)
+            def browser_run() -> None:
+                nonlocal stamp
+                _, stamp = time_browser(page, stamp)
+
             for _ in range(repeats):
-                core.append(time_core(ctx, request))
-                handler.append(time_handler(ctx, values))
-                elapsed, stamp = time_browser(page, stamp)
-                browser.append(elapsed)
+                runs["core"].append(timed(lambda: time_core(ctx, request)))
+                runs["handler"].append(timed(lambda: time_handler(ctx, values)))
+                runs["browser"].append(timed(browser_run))
             chromium.close()
     finally:
         server.should_exit = True
         ctx.close()
-    med = {name: statistics.median(v) for name, v in (("core", core), ("handler", handler), ("browser", browser))}
+    med: dict[str, float] = {}
+    for name, samples in runs.items():
+        med[name] = statistics.median(wall for wall, _, _ in samples)
+        med[f"{name}_cpu"] = statistics.median(cpu for _, cpu, _ in samples)
+        med[f"{name}_chromium_cpu"] = statistics.median(chromium for _, _, chromium in samples)
     med["handler_ratio"] = med["handler"] / med["core"]
     med["browser_ratio"] = med["browser"] / med["core"]
     return med
@@ -169,6 +213,9 @@ def main() -> None:
           f"(+{(med['handler'] - med['core']) * 1000:.1f} ms)")
     print(f"  browser / core             {med['browser_ratio']:8.2f}x "
           f"(+{(med['browser'] - med['core']) * 1000:.1f} ms)")
+    print("CPU seconds per run (median; this process = sampler + server + handler, Chromium = its processes):")
+    for name in ("core", "handler", "browser"):
+        print(f"  {name:8s} this process {med[f'{name}_cpu']:7.2f} s   Chromium {med[f'{name}_chromium_cpu']:7.2f} s")
 
 
 if __name__ == "__main__":
