@@ -33,6 +33,8 @@ log = logging.getLogger("webui.ui")
 # Every update is a message Gradio's page handles with work that grows with the page (all tabs are built at
 # load): at 4 a second the page took more CPU than the sampler during a 512x512 job on 2 cores.
 POLL_SECONDS = 1.0
+# The first look comes sooner, so a click shows its progress bar (or place in the queue) without a wait.
+FIRST_POLL_SECONDS = 0.25
 
 
 class JobEnd:
@@ -183,7 +185,9 @@ async def job_progress(job, prefix: str = "", previews: bool = True) -> AsyncIte
     skip = gr.skip()
     seen: tuple | None = None
     end = JobEnd(job)
-    while not await end.wait(POLL_SECONDS):
+    every = min(FIRST_POLL_SECONDS, POLL_SECONDS)
+    while not await end.wait(every):
+        every = POLL_SECONDS
         # In a thread: a snapshot turns a new live preview into an image, which waits for the GPU's copy.
         snap = await anyio.to_thread.run_sync(job.snapshot)
         marker = (snap.state, snap.step, snap.image_index, snap.preview_id, job.position)
