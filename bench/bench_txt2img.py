@@ -29,8 +29,9 @@ PROMPT, NEGATIVE = "a lighthouse on a cliff, stormy sea, (dramatic light:1.2)", 
 
 
 def build_model(kind: str):
-    """A LoadedModel over the demo checkpoint's pipeline (random weights, SD1.5 layout), the tiny one, or
-    "sd15": the real SD 1.5 architecture (bundled configs/sd15, random init, about 1 B parameters)."""
+    """A LoadedModel over the demo checkpoint's pipeline (random weights, SD1.5 layout), the tiny one,
+    "shapes": the trained demo model (configs/demo-shapes), or "sd15": the real SD 1.5 architecture
+    (bundled configs/sd15, random init, about 1 B parameters)."""
     from modules.devices import MemoryPolicy
     from modules.pipelines.manager import LoadedModel
     from modules.pipelines.registry import CheckpointInfo
@@ -39,6 +40,13 @@ def build_model(kind: str):
         from modules.pipelines.demo import build_demo_pipeline
 
         pipe = build_demo_pipeline()
+    elif kind == "shapes":  # the trained demo model the repository ships (configs/demo-shapes)
+        from modules.pipelines.demo import SHAPES_FILE
+        from modules.pipelines.loading import load_pipeline
+
+        if not SHAPES_FILE.is_file():
+            raise FileNotFoundError(f"{SHAPES_FILE} is not in this checkout (tools/demo_model/train.py)")
+        pipe, _ = load_pipeline(SHAPES_FILE)
     elif kind == "sd15":
         pipe = build_sd15_pipeline()
     else:
@@ -122,7 +130,8 @@ def measure(quick: bool) -> list[Row]:
     """txt2img rows: tiny and demo models (small sizes), and the real SD 1.5 architecture at 512x512 for
     2 steps (slope between 1 and 2 steps; full runs only: one repeat takes minutes on a CPU)."""
     plan = [("tiny", 64, 2, 6, 3 if quick else 5), ("demo", 64 if quick else 256, 2, 6 if quick else 20,
-                                                     2 if quick else 3)]
+                                                     2 if quick else 3),
+            ("shapes", 128, 2, 20, 2 if quick else 3)]  # issue 16: a 20-step 128x128 image in a few seconds
     if not quick:
         plan.append(("sd15", 512, 1, 2, 1))
     rows: list[Row] = []
@@ -137,7 +146,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="steps of the long run (the short run has 2)")
     parser.add_argument("--size", type=int, default=256, help="image width and height in pixels")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each kind; medians are reported")
-    parser.add_argument("--model", choices=["demo", "tiny", "sd15"], default="demo")
+    parser.add_argument("--model", choices=["demo", "tiny", "sd15", "shapes"], default="demo")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch's default)")
     args = parser.parse_args()
     if args.threads:

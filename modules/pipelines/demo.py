@@ -155,5 +155,5 @@ def demo_notice_text(kind: str | None, ckpt_dir: Path) -> str:
         return ("The demo model is active: a small model trained here on simple shapes (circle, square, "
                 "triangle, star) in eight colours, small or large, left/right/top/bottom/centre, on a plain "
                 f"background; {SHAPES_NATIVE_SIZE}x{SHAPES_NATIVE_SIZE} (or 64x64). Try: {examples}. "
-                "Weights `(red:1.4)`, `[red:blue:0.5]` and `AND` work on it. " + real)
+                "Weights such as `(red:1.4)` and prompt editing `[red:blue:0.5]` work on it. " + real)
     return "The demo model is active: it has random weights and makes abstract images. " + real

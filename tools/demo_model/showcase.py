@@ -19,11 +19,9 @@ PROMPTS = (
     "a red circle, white background",
     "a large blue square on the left, yellow background",
     "a green triangle and a purple star, black background",
-    "a small orange star at the top, blue background",
     "a (red:1.4) circle and a (blue:0.6) square, white background",
-    "a red circle AND a blue square, white background",
 )
-LABEL_WIDTH = 330
+LABEL_WIDTH = 270
 
 
 def grid(images: dict[str, list[Image.Image]], prompts: tuple[str, ...], size: int) -> Image.Image:
