@@ -42,8 +42,9 @@ def random_demo_64(tmp_path_factory):
 
 
 # Checks the shipped model (run r6, 2026-12-02) does not pass yet; issue 16 stays open for them.
-# AND: 0/10 at both sizes. The two prompts' guidance adds up (A1111's u + sum s (c_i - u), an effective
-# CFG 14); the background overshoots to lavender and both colours merge into one purple blob.
+# AND: 0/10 at both sizes. The two halves' guidance adds up (A1111's u + sum s (c_i - u)) and the
+# shapes cancel into pale noise. A single prompt at CFG 14 is clean, so summed guidance alone is not
+# the cause. With no background word at all it passes 5/10 (docs/demo_model.md, run r6).
 # Roundness: 7/10 at 64 px. At 8x8 latents a large square still comes out as a rounded blob.
 KNOWN_FAILING_64 = {
     "AND shows both colours": pytest.mark.xfail(strict=True, reason="issue 16: 0/10 on run r6, see comment"),
