@@ -69,17 +69,25 @@ def test_progress_stream_sends_about_one_update_a_second(queue):
     assert 1 <= len(updates) <= elapsed / 1.0 + 2, (len(updates), elapsed)
 
 
+REAL_SLEEP = asyncio.sleep
+
+
+def record_sleeps(monkeypatch, asyncio_module) -> list[float]:
+    """Patch `asyncio_module.sleep` to record each delay (and still sleep); returns the list it fills."""
+    delays: list[float] = []
+
+    async def counting_sleep(delay, *args, **kwargs):
+        delays.append(delay)
+        return await REAL_SLEEP(delay, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio_module, "sleep", counting_sleep)
+    return delays
+
+
 def test_waiting_for_the_job_does_not_poll_the_event_loop(queue, monkeypatch):
     # The handler checked job.finished every 10 ms (100 loop wake-ups a second per running job, 10 per queued
     # one); the worker now wakes the loop when the job ends.
-    sleeps = []
-    real_sleep = asyncio.sleep
-
-    async def counting_sleep(delay, *args, **kwargs):
-        sleeps.append(delay)
-        return await real_sleep(delay, *args, **kwargs)
-
-    monkeypatch.setattr(runner.asyncio, "sleep", counting_sleep)
+    sleeps = record_sleeps(monkeypatch, runner.asyncio)
     release = threading.Event()
     job = stepping_job(queue, release)
     timer = threading.Timer(0.5, release.set)
@@ -110,18 +118,11 @@ def test_gradio_queue_loops_wake_the_event_loop_every_50_ms_not_every_1_ms(monke
     # And the loops really sleep that long: count their wake-ups over half a second of an idle queue.
     import gradio.queueing as queueing
 
-    wakeups = []
-    real_sleep = asyncio.sleep
-
-    async def counting_sleep(delay, *args, **kwargs):
-        wakeups.append(delay)
-        return await real_sleep(delay, *args, **kwargs)
-
-    monkeypatch.setattr(queueing.asyncio, "sleep", counting_sleep)
+    wakeups = record_sleeps(monkeypatch, queueing.asyncio)
 
     async def idle_half_second():
         tasks = [asyncio.create_task(queue.start_processing()), asyncio.create_task(queue.start_progress_updates())]
-        await real_sleep(0.5)
+        await REAL_SLEEP(0.5)
         queue.stopped = True
         await asyncio.wait(tasks, timeout=WAIT)
 
