@@ -14,6 +14,7 @@ from PIL import Image
 from modules.pipelines.demo import SHAPES_FILE
 from tests.helpers.browser import chromium_page, screenshot
 from tests.helpers.server import start_server
+from tests.ui.conftest import run_and_wait
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
@@ -52,8 +53,10 @@ def test_generate_in_the_browser_on_a_fresh_install(tmp_path):
                 # small and quick: the random demo model is tiny, the defaults would work too
                 for elem, value in (("#txt2img_width", "64"), ("#txt2img_height", "64"), ("#txt2img_steps", "3")):
                     set_number(page, elem, value)
-            page.click("#txt2img_generate")
-            page.wait_for_selector("#txt2img_gallery img", timeout=90_000)
+            # Wait for this run's message line, not for the first gallery <img>: a live preview shows there
+            # while the job runs, and the infotext is only filled in with the final result.
+            message = run_and_wait(page, "txt2img", timeout=90_000)
+            assert "Time taken" in message, message
             screenshot(page, "first_start_txt2img")
             info = page.inner_text("#html_info_txt2img")
             image = gallery_image(page, server)
