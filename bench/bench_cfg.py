@@ -1,14 +1,15 @@
 """Per-step time without the unconditional pass: CFG 1 vs CFG 7, and NGMS / Skip Early CFG vs plain CFG 7.
 
 All runs go through our txt2img (generate_txt2img with a job context) on one model in one process, in
-alternating (ABBA) order so machine load hits every kind alike. Per-step time is the slope between a short
-and a long run, which leaves out the fixed cost (prompt encoding, VAE decode). Issue 17's goal: CFG 1's
+alternating (ABBA) order so machine load hits every kind alike. Per-step time is the median interval between
+step ends inside a run (bench/_step_clock.py), which leaves out the fixed cost (prompt encoding, VAE decode);
+for Skip Early CFG, whose steps differ on purpose, the mean interval. Issue 17's goal: CFG 1's
 per-step time <= 0.6x CFG 7's. Rows:
 - "CFG 1 vs CFG 7": the UNet runs on 1 row per image instead of 2;
 - "NGMS all steps vs CFG 7": s_min_uncond above every sigma with s_min_uncond_all, i.e. every step skipped
   (the most NGMS can save; plain NGMS skips every other step below its sigma, about half of that);
-- "Skip Early CFG 0.5 vs CFG 7": the first half of the steps skipped (also in the short run, so the slope
-  shows the mix of both kinds of step the long run adds).
+- "Skip Early CFG 0.5 vs CFG 7": the first half of the steps skipped (the mean over the run: what it saves
+  on average).
 
     venv/bin/python bench/bench_cfg.py [--model demo|tiny] [--size 256] [--steps 12] [--repeats 3]
 """
@@ -17,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +27,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import torch
 
-from bench._common import Row, format_table, guarded, ratio_row, slope_samples
+from bench._common import Row, alternate, format_table, guarded, ratio_row
+from bench._step_clock import StepClock, step_seconds
 from bench.bench_txt2img import NEGATIVE, PROMPT, build_model
 
 GOAL = 0.6  # issue 17: CFG 1 per-step time <= 0.6x CFG 7
@@ -55,51 +56,43 @@ KINDS: dict[str, tuple[float, dict]] = {
 
 
 def run(model, kind: str, steps: int, size: int) -> float:
-    """Seconds for one txt2img job of `kind`."""
+    """Seconds per step of one txt2img job of `kind` (median step interval; mean for Skip Early CFG)."""
     from modules.generation.runtime import GenerationEnv
     from modules.generation.txt2img import generate_txt2img
-    from modules.jobs.progress import JobContext
     from modules.types import GenerationRequest
 
     cfg, settings = KINDS[kind]
     request = GenerationRequest(prompt=PROMPT, negative_prompt=NEGATIVE, steps=steps, width=size, height=size,
                                 sampler_name="Euler", cfg_scale=cfg, seed=1234)
     env = GenerationEnv(settings=Overlay(**settings))
-    start = time.perf_counter()
-    result = generate_txt2img(model, request, progress=JobContext("bench"), env=env)
-    elapsed = time.perf_counter() - start
-    assert len(result.images) == 1
-    return elapsed
+    clock = StepClock()
+    result = generate_txt2img(model, request, progress=clock, env=env)
+    assert len(result.images) == 1 and len(clock.ends) == steps, len(clock.ends)
+    return step_seconds(clock.ends, "mean" if kind == "skip_early" else "median")
 
 
-def measure_model(kind: str, size: int, short: int, long: int, repeats: int) -> list[Row]:
+def measure_model(kind: str, size: int, steps: int, repeats: int) -> list[Row]:
     """Per-step rows of every skip kind against CFG 7 on one model."""
     with torch.no_grad():
         model = build_model(kind)
-    kinds = list(KINDS)
-    for name in kinds:  # warm-up: first calls pay for kernel selection and lazy imports
-        run(model, name, short, size)
-    times: dict[tuple[str, int], list[float]] = {(name, n): [] for name in kinds for n in (short, long)}
-    for i in range(repeats):
-        for n in (short, long):
-            for name in (kinds if i % 2 == 0 else kinds[::-1]):  # ABBA
-                times[(name, n)].append(run(model, name, n, size))
-    slopes = {name: slope_samples(times, name, short, long) for name in kinds}
-    note = f"{size}x{size}, Euler, {long} vs {short} steps, {repeats} repeats; goal <= {GOAL}"
+    for name in KINDS:  # warm-up: first calls pay for kernel selection and lazy imports
+        run(model, name, 2, size)
+    per_step = alternate({name: (lambda n=name: run(model, n, steps, size)) for name in KINDS}, repeats)
+    note = f"{size}x{size}, Euler, {steps} steps, {repeats} repeats; goal <= {GOAL}"
     labels = {"cfg1": "CFG 1", "ngms_all": "NGMS all steps", "skip_early": "Skip Early CFG 0.5"}
-    return [ratio_row(f"{label} vs CFG 7 per step, {kind}", slopes[name], slopes["cfg7"], "ms/step", 1000,
+    return [ratio_row(f"{label} vs CFG 7 per step, {kind}", per_step[name], per_step["cfg7"], "ms/step", 1000,
                       note if name == "cfg1" else note.split(";")[0])
             for name, label in labels.items()]
 
 
 def measure(quick: bool) -> list[Row]:
     """The tiny SD1.5 fixture and the demo model (small sizes with --quick)."""
-    plan = [("tiny", 64, 2, 6, 3 if quick else 5),
-            ("demo", 64 if quick else 256, 2, 6 if quick else 12, 2 if quick else 3)]
+    plan = [("tiny", 64, 10, 3 if quick else 5),
+            ("demo", 64 if quick else 256, 10 if quick else 12, 3)]
     rows: list[Row] = []
-    for kind, size, short, long, repeats in plan:
+    for kind, size, steps, repeats in plan:
         rows += guarded(f"CFG 1 vs CFG 7 per step, {kind}",
-                        lambda k=kind, s=size, a=short, b=long, r=repeats: measure_model(k, s, a, b, r))
+                        lambda k=kind, s=size, n=steps, r=repeats: measure_model(k, s, n, r))
     return rows
 
 
@@ -107,13 +100,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=["demo", "tiny", "sd15"], default="demo")
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=12, help="steps of the long run (the short run has 2)")
+    parser.add_argument("--steps", type=int, default=12, help="sampling steps per run")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch's default)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    rows = measure_model(args.model, args.size, 2, max(3, args.steps), args.repeats)
+    rows = measure_model(args.model, args.size, max(2, args.steps), args.repeats)
     print(f"load average {os.getloadavg()}, {torch.get_num_threads()} torch threads")
     print(format_table(rows))
 

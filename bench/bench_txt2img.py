@@ -1,9 +1,9 @@
 """Time per sampling step of our txt2img (generate_txt2img with a job context) vs the plain diffusers call.
 
-Both run the same pipeline, sampler (Euler), size, CFG and prompts in one process, interleaved, so load on
-the machine hits both alike. Per-step time is the slope between a short and a long run, which separates
-the per-step cost (UNet, scheduler, our step callbacks) from the fixed cost (prompt encoding, VAE decode,
-our seeds and infotext); the end-to-end ratio of the long run is printed too.
+Both run the same pipeline, sampler (Euler), size, CFG and prompts in one process, alternating (ABBA), so
+load on the machine hits both alike. Per-step time is the median interval between step ends inside a run
+(bench/_step_clock.py): the per-step cost (UNet, scheduler, our step callbacks) without the fixed cost
+(prompt encoding, VAE decode, our seeds and infotext); the end-to-end ratio is printed too.
 
     venv/bin/python bench/bench_txt2img.py [--steps 20] [--size 256] [--repeats 3] [--model demo|tiny]
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -23,7 +22,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import torch
 
-from bench._common import Row, guarded, ratio_row, slope_samples
+from bench._common import Row, alternate, format_table, guarded, ratio_row
+from bench._step_clock import StepClock, diffusers_step_clock, step_seconds
 
 PROMPT, NEGATIVE = "a lighthouse on a cliff, stormy sea, (dramatic light:1.2)", "blurry, lowres"
 
@@ -76,74 +76,77 @@ def build_sd15_pipeline():
         requires_safety_checker=False)
 
 
-def run_ours(model, steps: int, size: int) -> float:
+def run_ours(model, steps: int, size: int) -> tuple[float, float]:
+    """(seconds end to end, seconds per step) of one job through generate_txt2img."""
     from modules.generation.txt2img import generate_txt2img
-    from modules.jobs.progress import JobContext
     from modules.types import GenerationRequest
 
     request = GenerationRequest(prompt=PROMPT, negative_prompt=NEGATIVE, steps=steps, width=size, height=size,
                                 sampler_name="Euler", cfg_scale=7.0, seed=1234)
+    clock = StepClock()
     start = time.perf_counter()
-    result = generate_txt2img(model, request, progress=JobContext("bench"))
+    result = generate_txt2img(model, request, progress=clock)
     elapsed = time.perf_counter() - start
-    assert len(result.images) == 1
-    return elapsed
+    assert len(result.images) == 1 and len(clock.ends) == steps, len(clock.ends)
+    return elapsed, step_seconds(clock.ends)
 
 
-def run_plain(model, steps: int, size: int) -> float:
+def run_plain(model, steps: int, size: int) -> tuple[float, float]:
+    """(seconds end to end, seconds per step) of the plain diffusers call on the same pipeline."""
     from modules.samplers import build_scheduler, find_sampler, find_schedule, model_scheduler_config
 
     pipe = model.pipe
     original = pipe.scheduler
     pipe.scheduler = build_scheduler(model_scheduler_config(original), find_sampler("Euler"),
                                      find_schedule("Automatic"))
+    ends: list[float] = []
     try:
         start = time.perf_counter()
         pipe(prompt=PROMPT, negative_prompt=NEGATIVE, num_inference_steps=steps, guidance_scale=7.0,
-             width=size, height=size, generator=torch.Generator("cpu").manual_seed(1234))
-        return time.perf_counter() - start
+             width=size, height=size, generator=torch.Generator("cpu").manual_seed(1234),
+             callback_on_step_end=diffusers_step_clock(ends))
+        elapsed = time.perf_counter() - start
     finally:
         pipe.scheduler = original
+    assert len(ends) == steps, len(ends)
+    return elapsed, step_seconds(ends)
 
 
-def measure_model(kind: str, size: int, short: int, long: int, repeats: int) -> list[Row]:
-    """Per-step time of ours vs plain diffusers on one model (slope between `short` and `long` steps)."""
+def measure_model(kind: str, size: int, steps: int, repeats: int) -> list[Row]:
+    """Per-step time (median step interval of each run) and end-to-end time, ours vs plain diffusers."""
     with torch.no_grad():
         model = build_model(kind)
     runners = {"ours": run_ours, "diffusers": run_plain}
     for runner in runners.values():  # warm-up: first calls pay for kernel selection and lazy imports
-        runner(model, short, size)
-    times: dict[tuple[str, int], list[float]] = {(name, n): [] for name in runners for n in (short, long)}
-    for i in range(repeats):
-        for n in (short, long):
-            order = list(runners.items()) if i % 2 == 0 else list(runners.items())[::-1]
-            for name, runner in order:  # alternating: load changes hit both the same way
-                times[(name, n)].append(runner(model, n, size))
-    ours, plain = (slope_samples(times, k, short, long) for k in runners)
-    note = f"{size}x{size}, Euler, CFG 7, {long} vs {short} steps, {repeats} repeats"
-    return [ratio_row(f"txt2img per step, {kind}", ours, plain, "ms/step", 1000, note),
-            ratio_row(f"txt2img end to end, {kind}, {long} steps", times[("ours", long)],
-                      times[("diffusers", long)], "s", 1.0, note)]
+        runner(model, 2, size)
+    results = alternate({name: (lambda r=runner: r(model, steps, size)) for name, runner in runners.items()},
+                        repeats)
+    ours, plain = results["ours"], results["diffusers"]
+    note = f"{size}x{size}, Euler, CFG 7, {steps} steps, {repeats} repeats"
+    return [ratio_row(f"txt2img per step, {kind}", [s for _, s in ours], [s for _, s in plain], "ms/step", 1000,
+                      note + "; median step interval per run"),
+            ratio_row(f"txt2img end to end, {kind}, {steps} steps", [t for t, _ in ours], [t for t, _ in plain],
+                      "s", 1.0, note)]
 
 
 def measure(quick: bool) -> list[Row]:
     """txt2img rows: tiny and demo models (small sizes), and the real SD 1.5 architecture at 512x512 for
     2 steps (slope between 1 and 2 steps; full runs only: one repeat takes minutes on a CPU)."""
-    plan = [("tiny", 64, 2, 6, 3 if quick else 5), ("demo", 64 if quick else 256, 2, 6 if quick else 20,
-                                                     2 if quick else 3),
-            ("shapes", 128, 2, 20, 2 if quick else 3)]  # issue 16: a 20-step 128x128 image in a few seconds
+    plan = [("tiny", 64, 10, 3 if quick else 5), ("demo", 64 if quick else 256, 10 if quick else 20,
+                                                  3),
+            ("shapes", 128, 20, 2 if quick else 3)]  # issue 16: a 20-step 128x128 image in a few seconds
     if not quick:
-        plan.append(("sd15", 512, 1, 2, 1))
+        plan.append(("sd15", 512, 2, 1))  # one step interval: one repeat takes minutes on a CPU
     rows: list[Row] = []
-    for kind, size, short, long, repeats in plan:
+    for kind, size, steps, repeats in plan:
         rows += guarded(f"txt2img per step, {kind}",
-                        lambda k=kind, s=size, a=short, b=long, r=repeats: measure_model(k, s, a, b, r))
+                        lambda k=kind, s=size, n=steps, r=repeats: measure_model(k, s, n, r))
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=20, help="steps of the long run (the short run has 2)")
+    parser.add_argument("--steps", type=int, default=20, help="sampling steps per run")
     parser.add_argument("--size", type=int, default=256, help="image width and height in pixels")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each kind; medians are reported")
     parser.add_argument("--model", choices=["demo", "tiny", "sd15", "shapes"], default="demo")
@@ -152,26 +155,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    model = build_model(args.model)
-    short, long = 2, max(args.steps, 3)
-    runners = {"ours": run_ours, "diffusers": run_plain}
-    for runner in runners.values():  # warm-up: first calls pay for kernel selection and lazy imports
-        runner(model, short, args.size)
-    times: dict[tuple[str, int], list[float]] = {(name, n): [] for name in runners for n in (short, long)}
-    for _ in range(args.repeats):
-        for n in (short, long):
-            for name, runner in runners.items():  # interleaved: load changes hit both the same way
-                times[(name, n)].append(runner(model, n, args.size))
-
-    med = {key: statistics.median(values) for key, values in times.items()}
-    per_step = {name: (med[(name, long)] - med[(name, short)]) / (long - short) for name in runners}
-    print(f"model {args.model}, {args.size}x{args.size}, Euler, CFG 7, {long} vs {short} steps, "
-          f"{args.repeats} repeats, {torch.get_num_threads()} threads")
-    for name in runners:
-        step_ms, total = per_step[name] * 1000, med[(name, long)]
-        print(f"  {name:9s} {step_ms:8.1f} ms/step   {total:7.3f} s for {long} steps")
-    print(f"per-step ratio ours/diffusers: {per_step['ours'] / per_step['diffusers']:.3f}")
-    print(f"end-to-end ratio ({long} steps): {med[('ours', long)] / med[('diffusers', long)]:.3f}")
+    print(f"load average {os.getloadavg()}, {torch.get_num_threads()} torch threads")
+    print(format_table(measure_model(args.model, args.size, max(args.steps, 2), args.repeats)))
 
 
 if __name__ == "__main__":

@@ -71,3 +71,24 @@ def test_slope_pairs_repeats_so_fixed_costs_cancel():
 @pytest.mark.parametrize("name,module", [g for g in run.GROUPS if isinstance(g[1], str)])
 def test_every_registered_group_exposes_measure(name, module):
     assert callable(importlib.import_module(module).measure), name
+
+
+def test_step_seconds_is_the_median_interval_so_one_slow_step_does_not_move_it():
+    from bench._step_clock import step_seconds
+
+    ends = [10.0, 10.1, 10.2, 11.2, 11.3, 11.4]  # one step took 1 s (a load spike), the rest 0.1 s
+    assert step_seconds(ends) == pytest.approx(0.1)
+    assert step_seconds(ends, "mean") == pytest.approx(0.28)
+    with pytest.raises(ValueError):
+        step_seconds([1.0])
+
+
+def test_per_step_rows_time_every_step_of_ours_and_of_diffusers_on_the_tiny_model():
+    """The clocks on both sides see every step (the runners assert it) and the two per-step figures are of
+    one size: the same UNet work, so neither side is timing something else."""
+    from bench.bench_txt2img import measure_model
+
+    per_step, end_to_end = measure_model("tiny", 64, 4, 1)
+    assert per_step.name == "txt2img per step, tiny" and per_step.unit == "ms/step"
+    assert 0.5 < per_step.ratio < 2.0, per_step
+    assert end_to_end.reference > 3 * per_step.reference / 1000  # 4 steps plus fixed costs

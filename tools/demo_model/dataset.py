@@ -175,6 +175,18 @@ def caption(rng: random.Random, background: str, shapes: tuple[ShapeRecord, ...]
     return ", ".join(tags), "tags"
 
 
+def partial_caption(sample: Sample, rng: random.Random) -> str | None:
+    """A caption naming one of a several-shape scene's shapes only (None for a one-shape scene).
+
+    A1111's `AND` adds each half's guidance, which draws both things only when "a red circle" also allows a
+    picture that holds more than a red circle. Captions that always list every shape teach the opposite ("a
+    red circle" means nothing else), and the halves of `a red circle AND a blue square` cancel.
+    """
+    if len(sample.shapes) < 2:
+        return None
+    return caption(rng, sample.background, (rng.choice(sample.shapes),))[0]
+
+
 # ---- the dataset -------------------------------------------------------------------------------------
 
 def make_sample(seed: int, index: int, side: int = 128) -> Sample:

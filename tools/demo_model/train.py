@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from tools.demo_model import architecture as arch
-from tools.demo_model.dataset import make_dataset
+from tools.demo_model.dataset import make_dataset, partial_caption
 from tools.demo_model.emphasis import (eligible, emphasise, encode_ids_and_weights, fix_final_norm_shift,
                                        weighted_caption)
 from tools.demo_model.vae_init import init_colour_path, keep_constant_unread
@@ -52,7 +52,7 @@ class TrainConfig:
     vae_colour_init: bool = True  # start with latents = pooled RGB (tools/demo_model/vae_init.py)
     images: int = 6000  # dataset scenes, each encoded at 64 px
     images_128: int = 3000  # the first this many also at 128 px (encoding at 128 px is 5x the cost)
-    steps: int = 3200
+    steps: int = 4500
     batch: int = 16
     lr: float = 1e-3
     warmup: int = 200
@@ -69,6 +69,13 @@ class TrainConfig:
     vae_from: Path | None = None  # a stage-1 result (vae/ folder) to reuse instead of training one
     vae_only: bool = False  # stop after stage 1 (tuning the VAE: look at <work>/reconstruction_*.png)
     budget_s: float = 0.0  # > 0: stop stage 2 early after this many seconds of the run (and still save)
+    # Stage 3 continues stage 2 with partial captions (dataset.partial_caption): a several-shape scene is
+    # captioned by one of its shapes this often, which is what makes `AND` compose instead of cancel.
+    finetune_steps: int = 2000
+    finetune_lr: float = 3e-4
+    finetune_warmup: int = 50
+    partial_share: float = 0.35
+    init_from: Path | None = None  # a saved demo checkpoint: skip stages 1-2 and fine-tune its weights
 
     @property
     def work(self) -> Path:
@@ -235,56 +242,113 @@ def denoising_loss(pred: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, noise
     return (per_sample * snr.clamp(max=gamma) / snr).mean()
 
 
-def train_denoiser(cfg: TrainConfig, vae, log: Log):
-    """(unet, text_encoder) with EMA weights, trained on frozen latents of the captioned dataset."""
-    from diffusers import DDPMScheduler
-    from diffusers.optimization import get_scheduler
-    from diffusers.training_utils import EMAModel
+@dataclass
+class DenoiserData:
+    """Stage 2 and 3's frozen inputs: latents per side, caption token ids and their variants per scene."""
 
-    # 1. The data: scene i at 128 and at 64 px share caption i; latents computed once, so the loop
-    # never runs the VAE.
+    latents: dict[int, torch.Tensor]
+    count: dict[int, int]
+    ids: torch.Tensor
+    empty: torch.Tensor
+    emph_ids: torch.Tensor
+    emph_weights: torch.Tensor
+    has_emphasis: torch.Tensor
+    partial_ids: torch.Tensor
+    has_partial: torch.Tensor
+
+    @property
+    def used_ids(self) -> list[int]:
+        return sorted(set(self.ids.flatten().tolist()) | set(self.emph_ids.flatten().tolist())
+                      | set(self.partial_ids.flatten().tolist()))
+
+
+def partial_captions(cfg: TrainConfig, tok, samples, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, mask): each several-shape scene's one-shape caption; the plain ids elsewhere."""
+    import random
+
+    texts = [partial_caption(s, random.Random(cfg.seed * 104_729 + i)) for i, s in enumerate(samples)]
+    mask = torch.tensor([t is not None for t in texts])
+    out = ids.clone()
+    rows = [i for i, t in enumerate(texts) if t is not None]
+    if rows:
+        out[rows] = caption_ids(tok, [texts[i] for i in rows])
+    return out, mask
+
+
+@torch.no_grad()
+def prepare_data(cfg: TrainConfig, vae, log: Log) -> DenoiserData:
+    """Scene i at 128 and at 64 px share caption i; latents computed once, so the loops never run the VAE."""
     small_samples = make_dataset(cfg.seed, cfg.images, 64)
     tok = arch.tokenizer()
     ids = caption_ids(tok, [s.caption for s in small_samples])
-    empty = caption_ids(tok, [""])[0]
     emph_ids, emph_weights, has_emphasis = emphasis_captions(cfg, tok, small_samples, ids)
+    partial_ids, has_partial = partial_captions(cfg, tok, small_samples, ids)
     latents = {64: encode_latents(vae, to_tensor(s.image for s in small_samples))}
     del small_samples
     count = {64: cfg.images, 128: min(cfg.images_128, cfg.images)}
     latents[128] = encode_latents(vae, to_tensor(s.image for s in make_dataset(cfg.seed, count[128], 128)))
     log.point("data", 0, 0.0, f"{cfg.images} scenes encoded ({count[128]} at 128 px); "
-              f"latent std {latents[64].std():.3f}; {int(has_emphasis.sum())} with emphasis captions")
+              f"latent std {latents[64].std():.3f}; {int(has_emphasis.sum())} with emphasis captions, "
+              f"{int(has_partial.sum())} with partial ones")
+    return DenoiserData(latents, count, ids, caption_ids(tok, [""])[0], emph_ids, emph_weights, has_emphasis,
+                        partial_ids, has_partial)
 
-    # 2. The models, the optimiser, the EMA.
-    unet = arch.build_unet(cfg.sizes).train()
-    used = sorted(set(ids.flatten().tolist()))
-    used = sorted(set(used) | set(emph_ids.flatten().tolist()))
-    text = arch.build_text_encoder(cfg.sizes, set(used)).train()
+
+def build_denoiser(cfg: TrainConfig, data: DenoiserData):
+    """(unet, text_encoder) freshly initialised, the text encoder's unused token rows zero."""
+    unet = arch.build_unet(cfg.sizes)
+    text = arch.build_text_encoder(cfg.sizes, set(data.used_ids))
+    return unet, text
+
+
+def load_denoiser(cfg: TrainConfig, path: Path):
+    """(vae, unet, text_encoder) of a saved demo checkpoint, read by our own loader, in fp32."""
+    from modules.pipelines.loading import load_pipeline
+
+    pipe, _ = load_pipeline(path)
+    unet = arch.build_unet(cfg.sizes)
+    unet.load_state_dict(pipe.unet.state_dict())
+    text = arch.build_text_encoder(cfg.sizes, set())
+    text.load_state_dict(pipe.text_encoder.state_dict())
+    return pipe.vae.float().eval(), unet, text
+
+
+def train_denoiser(cfg: TrainConfig, data: DenoiserData, unet, text, log: Log, *, stage: str, steps: int,
+                   lr: float, warmup: int, partial_share: float):
+    """Train (unet, text_encoder) for `steps` and leave their EMA weights in them (returned, in eval mode)."""
+    from diffusers import DDPMScheduler
+    from diffusers.optimization import get_scheduler
+    from diffusers.training_utils import EMAModel
+
+    unet.train()
+    text.train()
     fix_final_norm_shift(text)
     full_embedding = text.get_input_embeddings()
-    compact = CompactEmbedding(full_embedding, used)
+    compact = CompactEmbedding(full_embedding, data.used_ids)
     text.set_input_embeddings(compact)
     params = [p for m in (unet, text) for p in m.parameters() if p.requires_grad]
     noise = DDPMScheduler.from_config(arch.scheduler_config())
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-2, foreach=True)
-    sched = get_scheduler("cosine", opt, num_warmup_steps=cfg.warmup, num_training_steps=cfg.steps)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2, foreach=True)
+    sched = get_scheduler("cosine", opt, num_warmup_steps=warmup, num_training_steps=steps)
     ema = EMAModel(params, decay=cfg.ema_decay, use_ema_warmup=True, foreach=True)
 
-    # 3. The loop: epsilon prediction, uniform timesteps, some captions emptied for CFG.
+    # epsilon prediction, uniform timesteps, some captions emptied for CFG
     running, t0, c0 = None, time.perf_counter(), time.process_time()
-    for step in range(1, cfg.steps + 1):
+    for step in range(1, steps + 1):
         if cfg.budget_s and log.elapsed() > cfg.budget_s:
-            log.point("unet", step - 1, running or 0.0,
-                      f"stopped early: time budget {cfg.budget_s:.0f} s spent")
+            log.point(stage, step - 1, running or 0.0, f"stopped early: time budget {cfg.budget_s:.0f} s spent")
             break
         side = 128 if torch.rand(()) < cfg.share_128 else 64
-        pick = torch.randint(count[side], (cfg.batch,))
-        x0 = latents[side][pick]
-        weighted = has_emphasis[pick] & (torch.rand(cfg.batch) < cfg.emphasis_share)
-        cond = torch.where(weighted[:, None], emph_ids[pick], ids[pick])
-        weights = torch.where(weighted[:, None], emph_weights[pick], torch.ones_like(emph_weights[pick]))
+        pick = torch.randint(data.count[side], (cfg.batch,))
+        x0 = data.latents[side][pick]
+        weighted = data.has_emphasis[pick] & (torch.rand(cfg.batch) < cfg.emphasis_share)
+        partial = data.has_partial[pick] & ~weighted & (torch.rand(cfg.batch) < partial_share)
+        cond = torch.where(weighted[:, None], data.emph_ids[pick], data.ids[pick])
+        cond = torch.where(partial[:, None], data.partial_ids[pick], cond)
+        weights = torch.where(weighted[:, None], data.emph_weights[pick],
+                              torch.ones_like(data.emph_weights[pick]))
         dropped = torch.rand(cfg.batch) < cfg.caption_dropout
-        cond[dropped], weights[dropped] = empty, 1.0
+        cond[dropped], weights[dropped] = data.empty, 1.0
         eps = torch.randn_like(x0)
         t = torch.randint(0, noise.config.num_train_timesteps, (cfg.batch,))
         # clip skip 1 and "Original" emphasis, as our prompt encoder feeds the UNet
@@ -298,8 +362,8 @@ def train_denoiser(cfg: TrainConfig, vae, log: Log):
         sched.step()
         ema.step(params)
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            log.point("unet", step, running,
+        if step % cfg.log_every == 0 or step == steps:
+            log.point(stage, step, running,
                       f"lr {sched.get_last_lr()[0]:.2e} {step / (time.perf_counter() - t0):.2f} steps/s, "
                       f"{(time.process_time() - c0) / step:.2f} cpu s/step")
     ema.copy_to(params)
@@ -334,7 +398,8 @@ def save(cfg: TrainConfig, pipe, log: Log) -> Path:
     params = {name: sum(p.numel() for p in getattr(pipe, name).parameters())
               for name in ("vae", "unet", "text_encoder")}
     config = {**asdict(cfg), "out": str(cfg.out), "sizes": arch.sizes_record(cfg.sizes),
-              "vae_from": str(cfg.vae_from) if cfg.vae_from else None}
+              "vae_from": str(cfg.vae_from) if cfg.vae_from else None,
+              "init_from": str(cfg.init_from) if cfg.init_from else None}
     record = {"name": DEMO_NAME, "config": config,
               "parameters": params, "file_bytes": cfg.out.stat().st_size, "wall_s": round(log.elapsed(), 1),
               "scaling_factor": pipe.vae.config.scaling_factor, "loss_curves": log.curves}
@@ -348,6 +413,10 @@ def run(cfg: TrainConfig) -> Path:
     torch.set_num_threads(cfg.threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
     log = Log()
+    if cfg.init_from is not None:  # stage 3 only, on a saved checkpoint's weights
+        vae, unet, text = load_denoiser(cfg, cfg.init_from)
+        vae.requires_grad_(False)
+        return finetune_and_save(cfg, vae, unet, text, prepare_data(cfg, vae, log), log)
     if cfg.vae_from is not None:
         from diffusers import AutoencoderKL
 
@@ -359,7 +428,20 @@ def run(cfg: TrainConfig) -> Path:
     report_reconstruction(cfg, vae, log)
     if cfg.vae_only:
         return cfg.work / "vae"
-    unet, text = train_denoiser(cfg, vae, log)
+    data = prepare_data(cfg, vae, log)
+    unet, text = build_denoiser(cfg, data)
+    unet, text = train_denoiser(cfg, data, unet, text, log, stage="unet", steps=cfg.steps, lr=cfg.lr,
+                                warmup=cfg.warmup, partial_share=0.0)
+    return finetune_and_save(cfg, vae, unet, text, data, log)
+
+
+def finetune_and_save(cfg: TrainConfig, vae, unet, text, data: DenoiserData, log: Log) -> Path:
+    if cfg.finetune_steps > 0:
+        # its own seed: `--init-from` a stage-2 result draws the same batches as the one-command run
+        torch.manual_seed(cfg.seed + 3)
+        unet, text = train_denoiser(cfg, data, unet, text, log, stage="finetune", steps=cfg.finetune_steps,
+                                    lr=cfg.finetune_lr, warmup=cfg.finetune_warmup,
+                                    partial_share=cfg.partial_share)
     path = save(cfg, assemble(vae, unet, text), log)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) in {log.elapsed():.0f} s", flush=True)
     return path
@@ -372,8 +454,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     for name in ("seed", "threads", "vae_images", "vae_steps", "vae_batch", "vae_lr", "vae_warmup",
                  "vae_pool_loss", "images", "images_128", "steps",
                  "batch", "lr", "warmup", "min_snr_gamma", "emphasis_share", "ema_decay", "caption_dropout",
-                 "share_128", "log_every",
-                 "budget_s"):
+                 "share_128", "log_every", "budget_s", "finetune_steps", "finetune_lr", "finetune_warmup",
+                 "partial_share"):
         value = getattr(defaults, name)
         parser.add_argument("--" + name.replace("_", "-"), type=type(value), default=value)
     parser.add_argument("--save-dtype", choices=("fp16", "fp32"), default=defaults.save_dtype)
@@ -386,6 +468,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument("--no-vae-colour-init", dest="vae_colour_init", action="store_false",
                         help="start the VAE from diffusers' random init instead of the colour path")
     parser.add_argument("--vae-from", type=Path, default=None, help="a saved stage-1 vae/ folder to reuse")
+    parser.add_argument("--init-from", type=Path, default=None,
+                        help="a saved demo checkpoint: run stage 3 (the fine-tune) on its weights only")
     args = vars(parser.parse_args(argv))
     sizes = replace(defaults.sizes, **{k: args.pop(k) for k in list(args) if hasattr(defaults.sizes, k)})
     return replace(defaults, sizes=sizes, **args)

@@ -111,3 +111,26 @@ def test_write_dataset_writes_the_pngs_and_one_metadata_line_each(tmp_path):
     assert [line["file_name"] for line in lines] == [f"{i:06d}.png" for i in range(5)]
     assert lines[2]["caption"] == make_sample(1, 2, 64).caption
     assert all((out / line["file_name"]).is_file() for line in lines)
+
+
+def test_partial_captions_name_one_drawn_shape_of_a_several_shape_scene(samples):
+    import random
+
+    from tools.demo_model.dataset import partial_caption
+
+    several = [s for s in samples if len(s.shapes) >= 2]
+    named = Counter()
+    for sample in samples:
+        text = partial_caption(sample, random.Random(sample.index))
+        if len(sample.shapes) == 1:
+            assert text is None
+            continue
+        phrases = [f"{s.colour} {s.shape}" for s in sample.shapes]
+        said = [p for p in phrases if p in text]
+        assert len(set(said)) == 1, (text, sample.shapes)  # one shape (or twins), the others left unsaid
+        assert sum(text.count(shape) for shape in SHAPES) == 1, text
+        background = [w for w, nxt in zip(text.split(), text.split()[1:], strict=False) if nxt == "background"]
+        assert background in ([], [sample.background]), text
+        named[phrases.index(said[0])] += 1
+    # any shape of the scene may be the named one, not only the first drawn
+    assert len(several) > 100 and set(named) >= {0, 1} and min(named[0], named[1]) > 0.3 * len(several) / 3

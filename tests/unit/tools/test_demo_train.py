@@ -19,7 +19,7 @@ TOY = arch.Sizes(vae_channels=(8, 8, 8, 8), vae_groups=1, unet_channels=(16, 16,
 
 def toy_config(out, **changes) -> TrainConfig:
     base = dict(out=out, threads=1, sizes=TOY, vae_images=4, vae_steps=2, vae_batch=2, images=4, steps=3,
-                batch=2, warmup=1, log_every=1, save_dtype="fp32")
+                batch=2, warmup=1, log_every=1, save_dtype="fp32", finetune_steps=2, finetune_warmup=1)
     return TrainConfig(**(base | changes))
 
 
@@ -43,6 +43,7 @@ def test_the_file_loads_through_our_loader_with_every_weight_as_saved(trained):
     record = json.loads(trained.with_name("demo-shapes.train.json").read_text())
     assert model.pipe.vae.config.scaling_factor == pytest.approx(record["scaling_factor"])
     assert [p[0] for p in record["loss_curves"]["unet"]] == [1, 2, 3]
+    assert [p[0] for p in record["loss_curves"]["finetune"]] == [1, 2]  # stage 3, partial captions
     assert 0 < record["loss_curves"]["vae_reconstruction_mse"][0][1] < 4  # pixels in [-1, 1]
 
 
@@ -77,3 +78,14 @@ def test_the_checkpoint_folder_lists_only_the_checkpoint_not_the_stage_1_vae_or_
     assert (work / "vae").is_dir()  # kept for --vae-from
     assert (work / "reconstruction_64.png").is_file() and (work / "reconstruction_128.png").is_file()
     assert list(_walk(trained.parent)) == [(trained, False)]
+
+
+def test_init_from_a_stage_2_file_fine_tunes_to_the_same_bytes_as_the_one_command_run(tmp_path, trained):
+    """The shipped model was fine-tuned from a saved stage-2 file (`--init-from`); the one command must
+    rebuild exactly that, or its record would not describe the file."""
+    stage2 = run(toy_config(tmp_path / "a" / "demo-shapes.safetensors", finetune_steps=0))
+    assert stage2.read_bytes() != trained.read_bytes()  # stage 3 changed the weights
+    resumed = run(toy_config(tmp_path / "b" / "demo-shapes.safetensors", init_from=stage2))
+    record = json.loads(resumed.with_name("demo-shapes.train.json").read_text())
+    assert set(record["loss_curves"]) == {"data", "finetune"}  # neither stage 1 nor 2 ran again
+    assert resumed.read_bytes() == trained.read_bytes()
