@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modules.devices import DeviceFlags, DeviceInfo, MemoryPolicy, ModelFamily, choose_policy, detect_device
+from modules.devices import (DeviceFlags, DeviceInfo, DeviceProbe, MemoryPolicy, ModelFamily, choose_policy,
+                             detect_device, nvidia_driver_present)
 from modules.flags import Flags
 from modules.paths import Paths
 from modules.performance.options import LOAD_SETTINGS as PERFORMANCE_LOAD_SETTINGS
@@ -31,7 +32,7 @@ class AppContext:
 
     flags: Flags
     paths: Paths
-    device: DeviceInfo
+    device_probe: DeviceProbe  # `device` detects on first use: importing torch would delay the first page
     settings: Settings
     checkpoints: Any  # modules.pipelines.registry.CheckpointRegistry
     pipelines: Any  # modules.pipelines.manager.PipelineManager
@@ -50,6 +51,10 @@ class AppContext:
             return False
         self.restart_handler()
         return True
+
+    @property
+    def device(self) -> DeviceInfo:
+        return self.device_probe.get()
 
     def policy_for(self, family: ModelFamily) -> MemoryPolicy:
         return family_policy(self.device, self.flags, self.settings, family)
@@ -105,19 +110,23 @@ def build_context(flags: Flags, project_root: Path, *, a1111_modules: dict[str, 
     settings = Settings(paths.config_file)
     notices = [settings.load_warning] if settings.load_warning else []
 
-    # 3. Device and the memory policy for each model family, logged with the reasons.
-    device = detect_device(flags.device_id)
-    if device.gpu_visible_but_unusable and not flags.skip_torch_cuda_test:
+    # 3. Device and the memory policy for each model family, logged with the reasons when first asked
+    # for (it imports torch): by the first model load, right after the server answers. With an NVIDIA
+    # driver present, now: a GPU that torch cannot use stops the start with the fix.
+    def log_device(device: DeviceInfo) -> None:
+        log.info("Device: %s", device.describe())
+        for family in ("sd1", "sdxl"):
+            policy = family_policy(device, flags, settings, family)
+            log.info("Memory policy for %s: %s", family, policy.summary())
+            for warning in policy.warnings:
+                log.warning(warning)
+
+    probe = DeviceProbe(lambda: detect_device(flags.device_id), on_detected=log_device)
+    if nvidia_driver_present() and probe.get().gpu_visible_but_unusable and not flags.skip_torch_cuda_test:
         raise StartupError(
             "an NVIDIA GPU is present but torch cannot use it (CPU-only torch build or driver problem); "
             "install a CUDA torch via TORCH_COMMAND, or pass --skip-torch-cuda-test to run on the CPU"
         )
-    log.info("Device: %s", device.describe())
-    for family in ("sd1", "sdxl"):
-        policy = family_policy(device, flags, settings, family)
-        log.info("Memory policy for %s: %s", family, policy.summary())
-        for warning in policy.warnings:
-            log.warning(warning)
 
     # 4. Checkpoints: on a first start with none, download SD 1.5 or fall back to the demo model.
     checkpoints = CheckpointRegistry(paths)
@@ -126,7 +135,7 @@ def build_context(flags: Flags, project_root: Path, *, a1111_modules: dict[str, 
         checkpoints.refresh()
 
     ctx = AppContext(
-        flags=flags, paths=paths, device=device, settings=settings, checkpoints=checkpoints,
+        flags=flags, paths=paths, device_probe=probe, settings=settings, checkpoints=checkpoints,
         pipelines=None, notices=notices,
         jobs=JobQueue(preview_every_n_steps=live_preview_steps(settings),
                       after_failure=lambda job: after_job_failure(ctx)),

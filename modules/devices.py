@@ -19,6 +19,7 @@ Thresholds (nominal VRAM; fp16 weights plus working memory at the model's native
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -229,6 +230,51 @@ def choose_policy(device: DeviceInfo, flags: DeviceFlags, family: ModelFamily = 
 
 def _nvidia_driver_present() -> bool:
     return os.path.exists("/proc/driver/nvidia/version") or os.path.exists("/dev/nvidiactl")
+
+
+def nvidia_driver_present() -> bool:
+    """An NVIDIA driver on this machine (a file check, no torch): only then can CUDA be expected to work."""
+    return _nvidia_driver_present()
+
+
+class DeviceProbe:
+    """The DeviceInfo, detected on first use, once, from any thread.
+
+    Detecting imports torch (seconds of CPU). On a machine without an NVIDIA driver nothing at start-up
+    needs the answer, so the server answers its first page first and the model-loading job asks.
+    `on_detected` runs once with the answer (start-up logs the device and the memory policies there).
+    """
+
+    def __init__(self, detect: Callable[[], DeviceInfo],
+                 on_detected: Callable[[DeviceInfo], None] | None = None) -> None:
+        import threading
+
+        self._detect, self._on_detected = detect, on_detected
+        self._lock = threading.Lock()
+        self._info: DeviceInfo | None = None
+
+    @classmethod
+    def known(cls, info: DeviceInfo) -> DeviceProbe:
+        """A probe that already holds its answer (tests, callers that detected the device themselves)."""
+        probe = cls(lambda: info)
+        probe._info = info
+        return probe
+
+    @property
+    def detected(self) -> bool:
+        return self._info is not None
+
+    def get(self) -> DeviceInfo:
+        info = self._info
+        if info is not None:
+            return info
+        with self._lock:
+            if self._info is None:
+                found = self._detect()
+                if self._on_detected is not None:
+                    self._on_detected(found)
+                self._info = found
+            return self._info
 
 
 def detect_device(device_id: int | None = None) -> DeviceInfo:

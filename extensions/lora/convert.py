@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 from . import lycoris
 
@@ -89,6 +91,8 @@ def unsupported_kind(state_dict: dict[str, torch.Tensor]) -> str | None:
 def module_index(component: str, module: torch.nn.Module) -> dict[str, str]:
     """Every spelling a file may use for a Linear/Conv2d of `module` -> its real name. kohya flattens dots to
     underscores; SD UNet files may use LDM block names; transformers 5 CLIP has no `text_model.` level."""
+    import torch
+
     index: dict[str, str] = {}
     ldm = _ldm_prefixes(module.config) if component == "unet" and hasattr(module, "config") else {}
     for name, child in module.named_modules():
@@ -167,6 +171,8 @@ def resolve(state_dict: dict[str, torch.Tensor], indexes: dict[str, dict[str, st
             modules: dict[str, torch.nn.Module]) -> LoraWeights:
     """Pairs per component module from a kohya or diffusers/PEFT state dict; raises LoraFormatError when keys
     do not fit the model (unknown modules, other shapes) or the file has no pairs at all."""
+    import torch
+
     kind = unsupported_kind(state_dict)
     if kind:
         raise LoraFormatError(f"is a LyCORIS {kind} file, which this engine does not apply")
@@ -209,6 +215,8 @@ def resolve(state_dict: dict[str, torch.Tensor], indexes: dict[str, dict[str, st
 def _lycoris(key: str, state_dict: dict[str, torch.Tensor], indexes: dict[str, dict[str, str]],
              modules: dict[str, torch.nn.Module], weights: LoraWeights, unknown: list[str]) -> bool:
     """Resolve `key` if it marks a LoHa/LoKr/full-diff module (True: handled, also when unknown)."""
+    import torch
+
     found = lycoris.kind_and_stem(key)
     if found is None:
         return False
@@ -272,6 +280,8 @@ def _old_processor_name(rest: str, component: str) -> str:
 def _fit(down: torch.Tensor, up: torch.Tensor, target: torch.nn.Module, key: str) -> tuple[torch.Tensor, torch.Tensor]:
     """The pair in the target's layout (kohya stores 1x1 convs as 4-D, some files Linear-as-conv); a shape that
     does not fit the module is a LoraFormatError, not a failure half-way through loading."""
+    import torch
+
     if isinstance(target, torch.nn.Linear):
         if down.dim() == 4 and down.shape[2:] == (1, 1):
             down, up = down.flatten(1), up.flatten(1)

@@ -14,8 +14,10 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 from .convert import COMPONENTS, LoraFormatError, LoraWeights, module_index, resolve
 
@@ -103,6 +105,7 @@ class AdapterCache:
     # every parameter - 2/3 of a cold load. Here the layers are made on the meta device (no allocation, no
     # init) and given the file's tensors as their parameters (no copy when dtype and device already match).
     def _inject(self, adapter: Adapter, weights: LoraWeights) -> None:
+        import torch
         from peft import LoraConfig
         from peft.tuners.lora.layer import Conv2d as LoraConv2d
         from peft.tuners.lora.layer import Linear as LoraLinear

@@ -18,7 +18,10 @@ pair is the dense delta times an identity (rank = min(out, in)). Conv deltas are
 """
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 HADA = ("hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b", "hada_t1", "hada_t2")
 LOKR = ("lokr_w1", "lokr_w1_a", "lokr_w1_b", "lokr_w2", "lokr_w2_a", "lokr_w2_b", "lokr_t2")
@@ -39,6 +42,8 @@ def factors(kind: str, stem: str, state_dict: dict[str, torch.Tensor],
             shape: torch.Size) -> tuple[torch.Tensor, torch.Tensor]:
     """(down, up) with up @ down == dW flattened to (out, in*kh*kw), the scale included; float32.
     ValueError when a factor is missing or the shapes do not multiply out to `shape`."""
+    import torch
+
     get = {s: state_dict.get(f"{stem}.{s}") for s in SUFFIXES + ("alpha",)}
     out, flat_in = int(shape[0]), int(torch.Size(shape[1:]).numel())
     if kind == "LoHa":
@@ -73,6 +78,8 @@ def _need(get: dict, *names: str) -> list[torch.Tensor]:
 
 def _tucker(t: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Tucker factor sum_ij t[i,j,k] a[i,o] b[j,n] as (out x R) @ (R x n*k): still rank R over the outputs."""
+    import torch
+
     right = torch.einsum("ijhw,jn->inhw", t, b).flatten(1)
     return a.T, right
 
@@ -111,16 +118,22 @@ def _lokr(get: dict) -> tuple[torch.Tensor, torch.Tensor, int | None]:
 
 
 def _kron(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    import torch
+
     return torch.kron(a.contiguous(), b.contiguous())
 
 
 def _full_as_pair(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """A full matrix as the cheaper of (w, I) and (I, w)."""
+    import torch
+
     rows, cols = w.shape
     return (w, torch.eye(cols)) if cols <= rows else (torch.eye(rows), w)
 
 
 def _dense_pair(dense: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    import torch
+
     out, flat_in = dense.shape
     if out <= flat_in:
         return dense, torch.eye(out)

@@ -12,9 +12,10 @@ import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 from modules.extensions.api import ExtraNetworkParams, NetworkCard, find_preview, read_user_metadata
 
@@ -216,6 +217,8 @@ def _rename_tags(prompt: str, old: str, new: str) -> str:
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """The tensors of a LoRA file (safetensors, or a weights-only torch pickle)."""
+    import torch
+
     if path.suffix.lower() == ".safetensors":
         from safetensors.torch import load_file
 

@@ -93,7 +93,6 @@ def build_shared(compat) -> types.ModuleType:
     mod.hf_endpoint = "https://huggingface.co"
     mod.log = logging.getLogger("webui.a1111.extension")
     mod.prompt_styles = ctx.styles
-    mod.device = build_devices(compat).device
     mod.models_path = str(ctx.paths.models_dir)
     mod.script_path = str(ctx.paths.builtin_extensions_dir.parent)
     mod.data_path = str(ctx.paths.data_dir)
@@ -107,7 +106,17 @@ def build_shared(compat) -> types.ModuleType:
         str(p) for p in Path(path).rglob("*")
         if p.is_file() and (not allowed_extensions or p.suffix.lower() in allowed_extensions))
     # shared.sd_model is whatever is loaded now (A1111 loads lazily too): a module-level __getattr__.
-    mod.__getattr__ = lambda name: compat.sd_model() if name == "sd_model" else _missing("modules.shared", name)
+    # shared.device too, on first read: detecting the device imports torch, and a script that imports
+    # `shared` while the server starts should not hold the first page back for it.
+    def lazy(name: str):
+        if name == "sd_model":
+            return compat.sd_model()
+        if name == "device":
+            mod.device = build_devices(compat).device
+            return mod.device
+        return _missing("modules.shared", name)
+
+    mod.__getattr__ = lazy
     return mod
 
 

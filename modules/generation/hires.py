@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-import torch.nn.functional as F
 from PIL import Image
+
+if TYPE_CHECKING:
+    import torch
 
 from modules.generation.validation import check_size
 from modules.types import GenerationRequest, UserInputError
@@ -107,6 +109,8 @@ def _crop_centre_latents(latents: torch.Tensor, th: int, tw: int) -> torch.Tenso
 def upscale_latents(latents: torch.Tensor, plan: HiresPlan, factor: int = 8) -> torch.Tensor:
     """Resize latents (B, C, h, w) to the plan's size with its latent mode, then centre-crop;
     `factor` is the VAE's pixels per latent cell."""
+    import torch.nn.functional as F
+
     mode, antialias = LATENT_UPSCALERS[plan.upscaler]
     size = (plan.upscale_h // factor, plan.upscale_w // factor)
     kwargs = {"antialias": antialias} if mode in ("bilinear", "bicubic") else {}

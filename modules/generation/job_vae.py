@@ -12,8 +12,6 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-import torch
-
 log = logging.getLogger(__name__)
 
 
@@ -39,6 +37,8 @@ def job_vae(pipe, loaded: Path | None, wanted: Path | None, *, keep: bool = Fals
     """Run the body with the VAE file `wanted` in `pipe.vae` when it is not the `loaded` one; the previous
     weights come back on exit unless `keep`. A file that does not fit is a warning; the loaded VAE stays.
     Yields whether `wanted` is the VAE the body runs with (False: the loaded one, so infotext names that)."""
+    import torch
+
     if wanted == loaded or pipe is None or getattr(pipe, "vae", None) is None:
         yield True
         return

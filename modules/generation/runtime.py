@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 from modules.settings import DEFAULT_SPECS
 
@@ -93,6 +94,8 @@ def scheduler_swapped(pipe, scheduler) -> Iterator[None]:
 @contextlib.contextmanager
 def seamless_tiling(pipe, enabled: bool = True) -> Iterator[None]:
     """Circular padding in every Conv2d of the UNet and VAE, so images tile; restores zeros padding."""
+    import torch
+
     convs = []
     if enabled:
         for part in (getattr(pipe, "unet", None), getattr(pipe, "vae", None)):
@@ -111,6 +114,8 @@ def seamless_tiling(pipe, enabled: bool = True) -> Iterator[None]:
 
 def unet_dtype(pipe) -> torch.dtype:
     """The dtype latents must have for this pipeline (pipelines move latents, they do not cast them)."""
+    import torch
+
     unet = getattr(pipe, "unet", None)
     return unet.dtype if unet is not None else torch.float32
 

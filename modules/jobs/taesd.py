@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 TAESD_FILES: dict[str, tuple[str, ...]] = {
     "sd1": ("taesd_decoder.safetensors", "taesd_decoder.pth"),
@@ -28,6 +30,8 @@ def find_taesd_decoder(folder: Path, latent_family: str) -> Path | None:
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    import torch
+
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -60,6 +64,8 @@ def load_taesd_decoder(path: Path) -> torch.nn.Module:
 
 def taesd_to_rgb_on_device(decoder: torch.nn.Module, latents: torch.Tensor) -> torch.Tensor:
     """(B, 4, h, w) latents -> (B, 8h, 8w, 3) uint8 on the latents' device; only queues kernels on a GPU."""
+    import torch
+
     param = next(decoder.parameters())
     if param.device != latents.device:
         decoder.to(latents.device)

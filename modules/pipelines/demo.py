@@ -17,8 +17,10 @@ import logging
 import math
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 from modules.paths import CONFIGS_DIR
 
@@ -43,6 +45,8 @@ SHAPES_EXAMPLES = (
 
 def _fill_(module: torch.nn.Module, generator: torch.Generator) -> None:
     """Deterministic init: biases 0, norm scales 1, embeddings N(0, 0.02), other weights N(0, 1/fan_in)."""
+    import torch
+
     with torch.no_grad():
         for name, param in sorted(module.named_parameters()):
             if name.endswith("bias"):
@@ -58,6 +62,7 @@ def _fill_(module: torch.nn.Module, generator: torch.Generator) -> None:
 
 def build_demo_pipeline(seed: int = DEMO_SEED):
     """The demo StableDiffusionPipeline (float32, CPU) from configs/demo-tiny and a seeded generator."""
+    import torch
     from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 

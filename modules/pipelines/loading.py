@@ -15,9 +15,10 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 from modules.paths import CONFIGS_DIR
 
@@ -70,6 +71,8 @@ def _unreadable(path: Path, why: object) -> CheckpointError:
 
 def read_state_dict(path: Path | str) -> dict[str, torch.Tensor]:
     """All tensors of a .safetensors or .ckpt/.pt file (safe unpickling only; "state_dict" unwrapped)."""
+    import torch
+
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in SAFETENSORS_SUFFIXES:
@@ -109,6 +112,8 @@ def read_state_dict(path: Path | str) -> dict[str, torch.Tensor]:
 
 def read_key_shapes(path: Path | str) -> dict[str, torch.Tensor]:
     """Keys with meta tensors of the right shape: enough to detect an architecture without loading weights."""
+    import torch
+
     path = Path(path)
     if path.suffix.lower() not in SAFETENSORS_SUFFIXES:
         return {k: v.to("meta") for k, v in read_state_dict(path).items()}
@@ -268,10 +273,13 @@ def _sd1_extras(cls_name: str) -> dict[str, Any]:
 
 
 def load_pipeline(path: Path | str, *, config_dir: Path | str | None = None,
-                  dtype: torch.dtype = torch.float32) -> tuple[Any, LoadedModelInfo]:
-    """Load a single-file checkpoint or diffusers folder offline; returns (pipeline on CPU, info)."""
+                  dtype: torch.dtype | None = None) -> tuple[Any, LoadedModelInfo]:
+    """Load a single-file checkpoint or diffusers folder offline; returns (pipeline on CPU, info).
+    `dtype` defaults to float32."""
     import diffusers
+    import torch
 
+    dtype = torch.float32 if dtype is None else dtype
     start = time.perf_counter()
     path = Path(path)
     if not path.exists():
@@ -358,6 +366,8 @@ def _folder_architecture(folder: Path) -> str:
 
 def _predicts_v(unet) -> bool:
     """True when the UNet answers pure noise at t=999 like a v-model (not echoing the noise back)."""
+    import torch
+
     gen = torch.Generator().manual_seed(0)
     param = next(unet.parameters())
     x = torch.randn(1, unet.config.in_channels, 8, 8, generator=gen).to(param.device, param.dtype)
@@ -369,6 +379,8 @@ def _predicts_v(unet) -> bool:
 
 def prediction_from_probe(noise: torch.Tensor, output: torch.Tensor) -> str:
     """An epsilon model echoes near-pure noise back (cosine ~1); a v-model's output barely correlates."""
+    import torch
+
     cos = torch.nn.functional.cosine_similarity(noise.flatten().float(), output.flatten().float(), dim=0)
     return "epsilon" if cos.item() > 0.5 else "v_prediction"
 

@@ -2,25 +2,36 @@
 from __future__ import annotations
 
 import logging
-
-import torch
+from typing import TYPE_CHECKING
 
 from modules.devices import MemoryPolicy
-from modules.performance.compile import compile_unet
 from modules.performance.vae import tile_large_images
 
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported where a pipeline is placed, not here: the pipeline manager imports this module while
+# the server starts, and importing torch then would hold the first page back by seconds.
 log = logging.getLogger(__name__)
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+DTYPE_NAMES = ("float32", "float16", "bfloat16")
 
 
 def torch_dtype(name: str) -> torch.dtype:
     """'float16' -> torch.float16; raises KeyError for unknown names."""
-    return DTYPES[name]
+    if name not in DTYPE_NAMES:
+        raise KeyError(name)
+    import torch
+
+    return getattr(torch, name)
 
 
 def apply_memory_policy(pipe, policy: MemoryPolicy) -> None:
     """Place `pipe` per the policy: dtype, device or offload, attention backend, VAE slicing/tiling."""
+    import torch
+
+    from modules.performance.compile import compile_unet
+
     dtype = torch_dtype(policy.dtype)
     # 1. Precision. The VAE may stay float32 (--no-half-vae, or SDXL's VAE that overflows in fp16).
     pipe.to(dtype=dtype)

@@ -182,10 +182,10 @@ class ModelCache:
             yield self._descriptor
 
 
-def register(registry: UpscalerRegistry, folders: Iterable[Path], *, device: str = "cpu",
+def register(registry: UpscalerRegistry, folders: Iterable[Path], *, device: str | Callable[[], str] = "cpu",
              tiling: Callable[[], tuple[int, int]] = lambda: (DEFAULT_TILE, DEFAULT_OVERLAP)) -> int:
     """Add a row per usable model file in `folders`; others are marked unavailable with the reason.
-    Returns the number of rows added."""
+    `device` may be a function, called only when there are files. Returns the number of rows added."""
     files = model_files(folders)
     if not files:
         return 0
@@ -195,7 +195,7 @@ def register(registry: UpscalerRegistry, folders: Iterable[Path], *, device: str
         for path in files:
             registry.mark_unavailable(path.stem, f"spandrel is not installed ({exc}); pip install spandrel")
         return 0
-    cache, added, taken = ModelCache(device), 0, set(registry.names())
+    cache, added, taken = ModelCache(device() if callable(device) else device), 0, set(registry.names())
     for path in files:
         name = path.stem if path.stem not in taken else f"{path.stem} ({path.parent.name})"
         taken.add(name)

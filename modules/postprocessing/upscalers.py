@@ -131,7 +131,10 @@ def build_registry(ctx=None) -> UpscalerRegistry:
     if paths is not None:
         from modules.postprocessing import spandrel_models
 
-        device = getattr(getattr(ctx, "device", None), "torch_device", "cpu")
+        # asked only when there are model files: detecting the device imports torch
+        def device() -> str:
+            return getattr(getattr(ctx, "device", None), "torch_device", "cpu")
+
         spandrel_models.register(registry, spandrel_models.folders_for(paths), device=device,
                                  tiling=spandrel_models.tiling_from(getattr(ctx, "settings", None)))
     return registry

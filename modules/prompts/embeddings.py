@@ -20,9 +20,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 EMBEDDING_SUFFIXES = (".pt", ".bin", ".safetensors")
 MAX_VECTORS = 75  # an embedding must fit in one chunk
@@ -221,6 +222,8 @@ def width_mismatch(embedding: Embedding, widths: Sequence[int]) -> str | None:
 
 def load_embedding(path: str | Path) -> Embedding:
     """Read one embedding file; raises EmbeddingError for a file of another kind."""
+    import torch
+
     path = Path(path)
     if path.suffix.lower() == ".safetensors":
         from safetensors.torch import load_file
@@ -233,6 +236,8 @@ def load_embedding(path: str | Path) -> Embedding:
 
 
 def _vectors_of(data: Any) -> dict[str, torch.Tensor]:
+    import torch
+
     if not isinstance(data, dict):
         raise EmbeddingError(f"expected a dict of tensors, found {type(data).__name__}")
     if "clip_l" in data and "clip_g" in data:
@@ -251,6 +256,8 @@ def _vectors_of(data: Any) -> dict[str, torch.Tensor]:
 
 
 def _matrix(value: Any) -> torch.Tensor:
+    import torch
+
     if not isinstance(value, torch.Tensor):
         raise EmbeddingError(f"expected a tensor, found {type(value).__name__}")
     tensor = value.detach().to(torch.float32)

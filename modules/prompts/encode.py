@@ -20,14 +20,29 @@ only; "Ignore" parses but uses weight 1; "None" does not parse at all: brackets 
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 from modules.prompts.embeddings import Embedding, EmbeddingSet, TriggerIndex
 from modules.prompts.parser import parse_prompt_attention
+
+def _no_grad(method):
+    """torch.no_grad() as a decorator that imports torch at the call, not when this module is imported."""
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        import torch
+
+        with torch.no_grad():
+            return method(*args, **kwargs)
+
+    return wrapper
+
 
 EMPHASIS_MODES = ("Original", "No norm", "Ignore", "None")
 CHUNK_TOKENS = 75  # tokens of text per chunk; BOS and EOS make it 77 positions
@@ -166,6 +181,8 @@ def select_layer(output: Any, text_encoder, clip_skip: int, sdxl: bool) -> torch
 
 def apply_emphasis(z: torch.Tensor, weights: torch.Tensor, emphasis: str) -> torch.Tensor:
     """Weight each position's vector ([chunks, 77, width] by [chunks, 77]); "Original" restores chunk means."""
+    import torch
+
     if emphasis in ("Ignore", "None") or bool((weights == 1).all()):
         return z
     original_mean = z.mean(dim=(1, 2), keepdim=True)
@@ -220,15 +237,17 @@ class PromptEncoder:
         """Chunks of one prompt text (no AND, no schedule syntax left)."""
         return tokenize_prompt(parse_weighted(text, self.emphasis), self.tokenizers[0], self.triggers)
 
-    @torch.no_grad()
+    @_no_grad
     def encode(self, text: str) -> EncodedPrompt:
         """Embeddings of one prompt text: every chunk encoded, weighted and concatenated."""
         tokenized = self.tokenize(text)
         return self.encode_chunks(tokenized)
 
-    @torch.no_grad()
+    @_no_grad
     def encode_chunks(self, tokenized: TokenizedPrompt) -> EncodedPrompt:
         """Embeddings of already tokenized chunks, [chunks * 77, sum of encoder widths]."""
+        import torch
+
         outputs, pooled = [], None
         for index, (tokenizer, encoder) in enumerate(zip(self.tokenizers, self.text_encoders)):
             z, pooled_here = self._encode_one(tokenizer, encoder, tokenized.chunks, self.vector_keys[index])
@@ -245,6 +264,8 @@ class PromptEncoder:
         return self.encode_chunks(TokenizedPrompt((PromptChunk(),), 0)).embeds
 
     def _encode_one(self, tokenizer, encoder, chunks: Sequence[PromptChunk], key: str):
+        import torch
+
         bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
         rows, weights, fixes = [], [], []

@@ -1,6 +1,8 @@
 """Start-up serves before the heavy libraries load: building the context and the app (API + UI, built-in
-extensions loaded) imports none of diffusers, transformers, peft, onnxruntime or spandrel; the model's
-libraries come in the background (issue 17: HTTP 200 below the bare import time of those libraries)."""
+extensions loaded) imports none of torch, diffusers, transformers, peft, onnxruntime or spandrel; the
+model's libraries come in the background (issue 17: HTTP 200 below the bare import time of those libraries,
+and under 10 s). torch is allowed where an NVIDIA driver is present: the start then checks that torch can
+use the GPU, as A1111 does."""
 from __future__ import annotations
 
 import json
@@ -9,14 +11,17 @@ import sys
 
 import pytest
 
+from modules.devices import nvidia_driver_present
 from modules.pipelines.demo import ensure_demo_checkpoint
 from tests.helpers.server import ROOT, _env
 
 pytestmark = pytest.mark.server
 
 # cv2 is not here: the Real-ESRGAN availability check imports it (~0.1 s) when A1111 scripts list the
-# upscalers at load; torch and gradio are needed to build the app.
-HEAVY = ("diffusers", "transformers", "peft", "onnxruntime", "spandrel", "accelerate", "torchsde", "scipy")
+# upscalers at load; gradio is needed to build the app. torch is 2-3 s of CPU here: the device is detected
+# when the first model loads (modules.devices.DeviceProbe), and the start path imports torch nowhere else.
+HEAVY = ("diffusers", "transformers", "peft", "onnxruntime", "spandrel", "accelerate", "torchsde", "scipy",
+         *(() if nvidia_driver_present() else ("torch",)))
 
 # Runs in a fresh interpreter (this one has diffusers imported already). The context is built as serve()
 # builds it, with the model load held, so only start-up's own imports are seen.
