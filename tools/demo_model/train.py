@@ -71,7 +71,7 @@ class TrainConfig:
     budget_s: float = 0.0  # > 0: stop stage 2 early after this many seconds of the run (and still save)
     # Stage 3 continues stage 2 with partial captions (dataset.partial_caption): a several-shape scene is
     # captioned by one of its shapes this often, which is what makes `AND` compose instead of cancel.
-    finetune_steps: int = 2000
+    finetune_steps: int = 0  # off: on r6 it traded the other checks for AND (docs/demo_model.md)
     finetune_lr: float = 3e-4
     finetune_warmup: int = 50
     partial_share: float = 0.35
