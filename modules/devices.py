@@ -19,6 +19,7 @@ Thresholds (nominal VRAM; fp16 weights plus working memory at the model's native
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -228,13 +229,9 @@ def choose_policy(device: DeviceInfo, flags: DeviceFlags, family: ModelFamily = 
     )
 
 
-def _nvidia_driver_present() -> bool:
-    return os.path.exists("/proc/driver/nvidia/version") or os.path.exists("/dev/nvidiactl")
-
-
 def nvidia_driver_present() -> bool:
     """An NVIDIA driver on this machine (a file check, no torch): only then can CUDA be expected to work."""
-    return _nvidia_driver_present()
+    return os.path.exists("/proc/driver/nvidia/version") or os.path.exists("/dev/nvidiactl")
 
 
 class DeviceProbe:
@@ -247,18 +244,9 @@ class DeviceProbe:
 
     def __init__(self, detect: Callable[[], DeviceInfo],
                  on_detected: Callable[[DeviceInfo], None] | None = None) -> None:
-        import threading
-
         self._detect, self._on_detected = detect, on_detected
         self._lock = threading.Lock()
         self._info: DeviceInfo | None = None
-
-    @classmethod
-    def known(cls, info: DeviceInfo) -> DeviceProbe:
-        """A probe that already holds its answer (tests, callers that detected the device themselves)."""
-        probe = cls(lambda: info)
-        probe._info = info
-        return probe
 
     @property
     def detected(self) -> bool:
@@ -301,4 +289,4 @@ def detect_device(device_id: int | None = None) -> DeviceInfo:
     mps = getattr(torch.backends, "mps", None)
     if mps is not None and mps.is_available():
         return DeviceInfo("mps", "Apple MPS")
-    return DeviceInfo("cpu", "CPU", gpu_visible_but_unusable=_nvidia_driver_present())
+    return DeviceInfo("cpu", "CPU", gpu_visible_but_unusable=nvidia_driver_present())
