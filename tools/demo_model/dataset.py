@@ -150,14 +150,15 @@ def _plain_phrase(rng: random.Random, s: ShapeRecord, keep_size: bool, keep_posi
     return " ".join(words)
 
 
-def caption(rng: random.Random, background: str, shapes: tuple[ShapeRecord, ...]) -> tuple[str, str]:
+def caption(rng: random.Random, background: str, shapes: tuple[ShapeRecord, ...],
+            background_share: float = 0.9) -> tuple[str, str]:
     """(caption, style): plain words (~70%) or comma tags; size and position are sometimes left out.
 
     Leaving attributes out teaches the model that "a red circle" alone means any size anywhere, which is
     what a newcomer types.
     """
     keep_size, keep_position = rng.random() < 0.6, rng.random() < 0.7
-    with_background = rng.random() < 0.9
+    with_background = rng.random() < background_share
     if rng.random() < 0.7:
         phrases = [_plain_phrase(rng, s, keep_size, keep_position) for s in shapes]
         text = phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
@@ -181,10 +182,14 @@ def partial_caption(sample: Sample, rng: random.Random) -> str | None:
     A1111's `AND` adds each half's guidance, which draws both things only when "a red circle" also allows a
     picture that holds more than a red circle. Captions that always list every shape teach the opposite ("a
     red circle" means nothing else), and the halves of `a red circle AND a blue square` cancel.
+
+    It never names the background: a caption that does stays a whole description, so `a red circle, white
+    background` still means a red circle and nothing else on white, and only the background-less phrases
+    an `AND` is usually written with ("a red circle") learn to leave room for other shapes.
     """
     if len(sample.shapes) < 2:
         return None
-    return caption(rng, sample.background, (rng.choice(sample.shapes),))[0]
+    return caption(rng, sample.background, (rng.choice(sample.shapes),), background_share=0.0)[0]
 
 
 # ---- the dataset -------------------------------------------------------------------------------------

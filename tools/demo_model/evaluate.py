@@ -121,7 +121,8 @@ CHECKS = (
                                           f"a blue circle, {WHITE}"),
           lambda ims: redness(ims[2]) < redness(ims[1]) < redness(ims[0]),
           lambda ims: redness(ims[1]), "redness mid"),
-    Check("AND shows both colours", (f"a red circle AND a blue square, {WHITE}",),
+    # the prompt as written: no background word, which is how AND halves are usually written
+    Check("AND shows both colours", ("a red circle AND a blue square",),
           lambda ims: min(colour_fractions(ims[0])["red"], colour_fractions(ims[0])["blue"]) > 0.02,
           lambda ims: min(colour_fractions(ims[0])["red"], colour_fractions(ims[0])["blue"]),
           "min(red,blue)"),

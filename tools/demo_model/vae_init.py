@@ -81,7 +81,8 @@ def keep_constant_unread(vae) -> list:
         grad[:, COLOUR] = 0.0
         return grad
 
-    return [conv.weight.register_hook(hook) for conv in _stream_convs(vae)]
+    # frozen parts (the encoder while stage 4 trains the decoder) get no gradient and need no hook
+    return [conv.weight.register_hook(hook) for conv in _stream_convs(vae) if conv.weight.requires_grad]
 
 
 def _zero_residual_branches(module: nn.Module) -> None:

@@ -129,8 +129,7 @@ def test_partial_captions_name_one_drawn_shape_of_a_several_shape_scene(samples)
         said = [p for p in phrases if p in text]
         assert len(set(said)) == 1, (text, sample.shapes)  # one shape (or twins), the others left unsaid
         assert sum(text.count(shape) for shape in SHAPES) == 1, text
-        background = [w for w, nxt in zip(text.split(), text.split()[1:], strict=False) if nxt == "background"]
-        assert background in ([], [sample.background]), text
+        assert "background" not in text, text  # a caption naming the background stays a whole description
         named[phrases.index(said[0])] += 1
     # any shape of the scene may be the named one, not only the first drawn
     assert len(several) > 100 and set(named) >= {0, 1} and min(named[0], named[1]) > 0.3 * len(several) / 3
