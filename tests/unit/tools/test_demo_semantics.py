@@ -42,10 +42,11 @@ def random_demo_64(tmp_path_factory):
 
 
 # Checks the shipped model (run r6, 2026-12-02) does not pass yet; issue 16 stays open for them.
-# AND: 0/10 at both sizes. The two halves' guidance adds up (A1111's u + sum s (c_i - u)) and the
-# shapes cancel into pale noise. A single prompt at CFG 14 is clean, so summed guidance alone is not
-# the cause. With no background word at all it passes 5/10 (docs/demo_model.md, run r6).
-# Roundness: 7/10 at 64 px. At 8x8 latents a large square still comes out as a rounded blob.
+# AND (the issue's prompt `a red circle AND a blue square`): 5/10 at 64 px. The halves' guidance adds up
+# (A1111's u + sum s (c_i - u)); r6 learnt that "a red circle" means nothing else, so on the same noise the
+# halves' shapes cancel. Fine-tunes with background-less partial captions (runs r9-r11, docs/demo_model.md)
+# reach 9-10/10 but cost prompt weights at 128 px, so they are not shipped.
+# Roundness: 7/10 at 64 px. The UNet draws soft blobs for circles and squares alike.
 KNOWN_FAILING_64 = {
     "AND shows both colours": pytest.mark.xfail(strict=True, reason="issue 16: 0/10 on run r6, see comment"),
     "circle rounder than square": pytest.mark.xfail(strict=False, reason="issue 16: 7/10 on run r6 at 64 px"),

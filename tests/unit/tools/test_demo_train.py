@@ -89,3 +89,14 @@ def test_init_from_a_stage_2_file_fine_tunes_to_the_same_bytes_as_the_one_comman
     record = json.loads(resumed.with_name("demo-shapes.train.json").read_text())
     assert set(record["loss_curves"]) == {"data", "finetune"}  # neither stage 1 nor 2 ran again
     assert resumed.read_bytes() == trained.read_bytes()
+
+
+def test_stage_4_trains_the_decoder_only_so_the_latents_the_unet_learnt_stay(trained, tmp_path):
+    out = tmp_path / "demo-shapes.safetensors"
+    run(toy_config(out, init_from=trained, finetune_steps=0, decoder_steps=3, vae_batch=2))
+    before, after = read_state_dict(trained), read_state_dict(out)
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith(("first_stage_model.decoder.", "first_stage_model.post_quant_conv."))
+                           for k in changed), sorted(changed)[:5]
+    record = json.loads(out.with_name("demo-shapes.train.json").read_text())
+    assert [p[0] for p in record["loss_curves"]["decoder"]] == [1, 2, 3]
