@@ -110,14 +110,34 @@ def to_tensor(images) -> torch.Tensor:
 
 # ---- stage 1: the autoencoder ---------------------------------------------------------------------
 
+def vae_pictures(cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """(128 px, 64 px) pictures of dataset seed + 1, the autoencoder's own (stages 1 and 4)."""
+    big = to_tensor(s.image for s in make_dataset(cfg.seed + 1, cfg.vae_images, 128))
+    small = to_tensor(s.image for s in make_dataset(cfg.seed + 1, cfg.vae_images, 64))
+    return big, small
+
+
+def pixel_loss(cfg: TrainConfig, rec: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """MSE + 0.5 L1, plus the pooled-colour MSE (`vae_pool_loss`); stage 1 adds its KL term."""
+    loss = F.mse_loss(rec, x) + 0.5 * F.l1_loss(rec, x)
+    if cfg.vae_pool_loss:
+        loss = loss + cfg.vae_pool_loss * F.mse_loss(F.avg_pool2d(rec, 8), F.avg_pool2d(x, 8))
+    return loss
+
+
+@torch.no_grad()
+def latent_means(vae, images: torch.Tensor) -> torch.Tensor:
+    """The encoder's latent means (unscaled), 64 pictures at a time."""
+    return torch.cat([vae.encode(images[i:i + 64]).latent_dist.mean for i in range(0, len(images), 64)])
+
+
 def train_vae(cfg: TrainConfig, log: Log):
     """AutoencoderKL trained on 64 px crops of 128 px pictures and on native 64 px ones (dataset seed + 1).
 
     It is fully convolutional: 64 px crops teach it 128 px edges at a quarter of the cost.
     """
     vae = arch.build_vae(cfg.sizes).train()
-    big = to_tensor(s.image for s in make_dataset(cfg.seed + 1, cfg.vae_images, 128))
-    small = to_tensor(s.image for s in make_dataset(cfg.seed + 1, cfg.vae_images, 64))
+    big, small = vae_pictures(cfg)
     hooks = []
     if cfg.vae_colour_init:
         init_colour_path(vae, small[:16])
@@ -141,9 +161,7 @@ def train_vae(cfg: TrainConfig, log: Log):
         # nothing for hundreds of steps (loss stuck near the mean colour). Decode the mean first, then sample.
         z = posterior.mean if step <= cfg.vae_steps // 3 else posterior.sample()
         rec = vae.decode(z).sample
-        loss = F.mse_loss(rec, x) + 0.5 * F.l1_loss(rec, x) + 1e-6 * posterior.kl().mean()
-        if cfg.vae_pool_loss:
-            loss = loss + cfg.vae_pool_loss * F.mse_loss(F.avg_pool2d(rec, 8), F.avg_pool2d(x, 8))
+        loss = pixel_loss(cfg, rec, x) + 1e-6 * posterior.kl().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -155,10 +173,8 @@ def train_vae(cfg: TrainConfig, log: Log):
     for handle in hooks:
         handle.remove()
     vae.eval()
-    with torch.no_grad():  # SD's convention: scale latents to unit variance for the UNet
-        probe = big[:256]
-        latents = torch.cat([vae.encode(probe[i:i + 64]).latent_dist.mean for i in range(0, len(probe), 64)])
-    scaling = float(1.0 / latents.std())
+    # SD's convention: scale latents to unit variance for the UNet
+    scaling = float(1.0 / latent_means(vae, big[:256]).std())
     vae.register_to_config(scaling_factor=round(scaling, 5))
     return vae
 
@@ -188,12 +204,9 @@ def train_decoder(cfg: TrainConfig, vae, log: Log):
     (the encoder is run once per picture), alternating with native 64 px pictures, as in stage 1."""
     from diffusers.optimization import get_scheduler
 
-    big = to_tensor(s.image for s in make_dataset(cfg.seed + 1, cfg.vae_images, 128))
-    small = to_tensor(s.image for s in make_dataset(cfg.seed + 1, cfg.vae_images, 64))
+    big, small = vae_pictures(cfg)
     vae.eval().requires_grad_(False)
-    with torch.no_grad():
-        z_big = torch.cat([vae.encode(big[i:i + 64]).latent_dist.mean for i in range(0, len(big), 64)])
-        z_small = torch.cat([vae.encode(small[i:i + 64]).latent_dist.mean for i in range(0, len(small), 64)])
+    z_big, z_small = latent_means(vae, big), latent_means(vae, small)
     trained = [vae.decoder] + ([vae.post_quant_conv] if vae.post_quant_conv is not None else [])
     params = [p for m in trained for p in m.parameters()]
     for p in params:
@@ -212,10 +225,7 @@ def train_decoder(cfg: TrainConfig, vae, log: Log):
             x = big[pick, :, 8 * top:8 * top + 64, 8 * left:8 * left + 64]
         else:
             z, x = z_small[pick], small[pick]
-        rec = vae.decode(z).sample
-        loss = F.mse_loss(rec, x) + 0.5 * F.l1_loss(rec, x)
-        if cfg.vae_pool_loss:
-            loss = loss + cfg.vae_pool_loss * F.mse_loss(F.avg_pool2d(rec, 8), F.avg_pool2d(x, 8))
+        loss = pixel_loss(cfg, vae.decode(z).sample, x)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -233,9 +243,7 @@ def train_decoder(cfg: TrainConfig, vae, log: Log):
 
 @torch.no_grad()
 def encode_latents(vae, images: torch.Tensor) -> torch.Tensor:
-    scale = vae.config.scaling_factor
-    return torch.cat([vae.encode(images[i:i + 64]).latent_dist.mean * scale
-                      for i in range(0, len(images), 64)])
+    return latent_means(vae, images) * vae.config.scaling_factor
 
 
 def caption_ids(tokenizer, captions: list[str]) -> torch.Tensor:
