@@ -37,22 +37,47 @@ class GradioPage:
         return found[0]
 
     def dependency(self, elem_id: str, event: str) -> dict:
+        """The event that runs on the server: where the trigger first runs a front-end-only step (a form
+        packed into one JSON value, webui/ui/packed_inputs.py), the step that follows it."""
         target = self.component(elem_id)["id"]
         deps = [d for d in self.config["dependencies"] if [target, event] in d["targets"]]
         assert deps, f"no {event} event on {elem_id!r}"
-        return deps[0]
+        dep = deps[0]
+        if not dep.get("backend_fn", True):
+            after = [d for d in self.config["dependencies"] if d.get("trigger_after") == dep["id"]]
+            assert after, f"the {event} event on {elem_id!r} runs in the page only"
+            dep = after[0]
+        return dep
+
+    def _packing_step(self, dep: dict) -> dict | None:
+        before = [d for d in self.config["dependencies"] if d["id"] == dep.get("trigger_after")]
+        return before[0] if before and not before[0].get("backend_fn", True) else None
 
     def default_inputs(self, dep: dict) -> list:
-        """The inputs as a freshly loaded page sends them: each component's initial value."""
+        """The inputs as a freshly loaded page sends them: each component's initial value (a packed form as
+        the page packs it: {component id: value})."""
         by_id = {c["id"]: c for c in self.config["components"]}
-        return [by_id[i].get("props", {}).get("value") for i in dep["inputs"]]
+        data = [by_id[i].get("props", {}).get("value") for i in dep["inputs"]]
+        packing = self._packing_step(dep)
+        if packing is not None:
+            holder = dep["inputs"].index(packing["outputs"][0])
+            data[holder] = {str(i): by_id[i].get("props", {}).get("value") for i in packing["inputs"]}
+        return data
 
-    def input_index(self, dep: dict, elem_id: str) -> int:
-        return dep["inputs"].index(self.component(elem_id)["id"])
+    def set_input(self, dep: dict, data: list, elem_id: str, value: Any) -> None:
+        """Set the value the page would send for the widget `elem_id`, packed or not."""
+        component = self.component(elem_id)["id"]
+        if component in dep["inputs"]:
+            data[dep["inputs"].index(component)] = value
+            return
+        packing = self._packing_step(dep)
+        assert packing is not None and component in packing["inputs"], f"{elem_id!r} is not an input"
+        data[dep["inputs"].index(packing["outputs"][0])][str(component)] = value
 
     def join(self, dep: dict, data: list, trigger: str | None = None) -> requests.Response:
         """POST /gradio_api/queue/join for `dep` (the page's own request); the caller checks the answer."""
-        trigger_id = self.component(trigger)["id"] if trigger else dep["targets"][0][0]
+        step = self._packing_step(dep) or dep  # a step after the packing one has no target of its own
+        trigger_id = self.component(trigger)["id"] if trigger else step["targets"][0][0]
         body = {"data": data, "event_data": None, "fn_index": dep["id"], "trigger_id": trigger_id,
                 "session_hash": self.session_hash}
         return self.http.post(self.url + "/gradio_api/queue/join", json=body, timeout=30)

@@ -65,7 +65,7 @@ def test_an_event_naming_a_server_file_is_refused(site, trigger, event, target, 
     for path in (secret, picture):
         data = page.default_inputs(dep)
         payload = file_data(str(path))
-        data[page.input_index(dep, target)] = [payload] if as_list else payload
+        page.set_input(dep, data, target, [payload] if as_list else payload)
         message = page.run(dep, data)
         content = path.read_bytes()
         # The exploit: the named file is copied into Gradio's cache, and the cache is served to anyone.
@@ -107,7 +107,7 @@ def img2img_batch(page: GradioPage, folders: dict[str, str]) -> dict:
     dep = page.dependency("img2img_generate", "click")
     data = page.default_inputs(dep)
     for elem_id, value in {"img2img_width": 64, "img2img_height": 64, "img2img_steps": 1, **folders}.items():
-        data[page.input_index(dep, elem_id)] = value
+        page.set_input(dep, data, elem_id, value)
     return page.run(dep, data, timeout=120)
 
 
@@ -151,9 +151,9 @@ def test_extras_batch_from_a_folder_outside_the_data_dir_is_refused_with_listen(
     for folders in ({"extras_batch_input_dir": str(outside)},
                     {"extras_batch_input_dir": "batch-in", "extras_batch_output_dir": str(outside / "out")}):
         data = page.default_inputs(dep)
-        data[page.input_index(dep, "extras_upscaling_resize")] = 1
+        page.set_input(dep, data, "extras_upscaling_resize", 1)
         for elem_id, value in folders.items():
-            data[page.input_index(dep, elem_id)] = value
+            page.set_input(dep, data, elem_id, value)
         log = last_log(page.run(dep, data, timeout=120))
         assert "outside the data folder" in log, (folders, log)
     assert not (outside / "out").exists()

@@ -78,7 +78,7 @@ def test_41_waiting_generations_leave_sync_routes_responsive(server):
     dep = first.dependency("txt2img_generate", "click")
     data = first.default_inputs(dep)
     for elem_id, value in (("txt2img_width", 64), ("txt2img_height", 64), ("txt2img_steps", 1)):
-        data[first.input_index(dep, elem_id)] = value
+        first.set_input(dep, data, elem_id, value)
     streams = [Stream(GradioPage(url, config=first.config), dep, data) for _ in range(WAITING)]
     try:
         for stream in streams:

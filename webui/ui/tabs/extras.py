@@ -15,6 +15,7 @@ from modules.extensions.hooks import describe_exception
 
 from webui.ui.components import output
 from webui.ui.components.runner import SessionJobs, session_key, stream_job
+from webui.ui.packed_inputs import pack_inputs, wire_packed
 from webui.ui.components.server_folders import server_folder
 from webui.ui.registry import SendTarget
 
@@ -115,17 +116,16 @@ def build(ctx, ui) -> None:
               "upscaling_resize_w": width, "upscaling_resize_h": height, "upscaling_crop": crop,
               "upscaler_1": upscaler_1, "upscaler_2": upscaler_2, "extras_upscaler_2_visibility": visibility,
               **step_fields}
-    names = list(inputs)
+    form = pack_inputs(inputs, f"{TAB}_generate_form")
     jobs = SessionJobs(ctx)
 
-    async def on_generate(*args, request: gr.Request = None):
-        values = dict(zip(names, args))
+    async def on_generate(values: dict, request: gr.Request = None):
         async for update in stream_job(ctx, jobs, session_key(request, TAB),
                                        lambda: extras_request(ctx, values), lambda req: submit_extras(ctx, req)):
             yield update
 
-    generate.click(on_generate, [inputs[n] for n in names], panel.outputs, concurrency_limit=None,
-                   show_progress="hidden")
+    wire_packed(generate.click, form, on_generate, panel.outputs, concurrency_limit=None,
+                show_progress="hidden")
 
 
 def build_steps(ctx) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from webui.ui.components import (
     prompt,
 )
 from webui.ui.components.runner import SessionJobs, session_key, stream_job
+from webui.ui.packed_inputs import pack_inputs, wire_packed
 from webui.ui.registry import SendTarget
 
 TAB = "img2img"
@@ -72,11 +73,10 @@ def build(ctx, ui) -> None:
     interrogate.wire(ctx, interrogate_row, row.prompt, mode, images)
 
     jobs = SessionJobs(ctx)
-    inputs = {**fields, **images, "img2img_mode": mode, "resize_by": resize_by, **batch}
-    names = list(inputs)
+    form = pack_inputs({**fields, **images, "img2img_mode": mode, "resize_by": resize_by, **batch},
+                       f"{TAB}_generate_form")
 
-    async def on_generate(*args, request: gr.Request = None):
-        values = dict(zip(names, args))
+    async def on_generate(values: dict, request: gr.Request = None):
         key = session_key(request, TAB)
         if values["img2img_mode"] == "batch":
             updates = batch_dir.run(ctx, jobs, key, values, lambda v: forms.request_from_values(TAB, v))
@@ -86,8 +86,8 @@ def build(ctx, ui) -> None:
         async for update in updates:
             yield update
 
-    row.generate.click(on_generate, [inputs[n] for n in names], panel.outputs, concurrency_limit=None,
-                       show_progress="hidden")
+    wire_packed(row.generate.click, form, on_generate, panel.outputs, concurrency_limit=None,
+                show_progress="hidden")
     output.wire_stop(TAB, jobs, row.interrupt, row.skip)
 
 

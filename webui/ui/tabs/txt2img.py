@@ -14,6 +14,7 @@ from webui.ui.components import (
     prompt,
 )
 from webui.ui.components.runner import SessionJobs, session_key, stream_job
+from webui.ui.packed_inputs import pack_inputs, wire_packed
 from webui.ui.registry import SendTarget
 
 TAB = "txt2img"
@@ -47,17 +48,15 @@ def build(ctx, ui) -> None:
 def wire_generate(ctx, tab: str, row, fields: dict, panel, *, extra_inputs: dict | None = None) -> None:
     """Generate (and Ctrl+Enter, which clicks it) streams the job into the panel; shared with img2img."""
     jobs = SessionJobs(ctx)
-    inputs = {**fields, **(extra_inputs or {})}
-    names = list(inputs)
+    form = pack_inputs({**fields, **(extra_inputs or {})}, f"{tab}_generate_form")
 
-    async def on_generate(*args, request: gr.Request = None):
-        values = dict(zip(names, args))
+    async def on_generate(values: dict, request: gr.Request = None):
         async for update in stream_job(ctx, jobs, session_key(request, tab),
                                        lambda: forms.request_from_values(tab, values),
                                        lambda req: submit_generation(ctx, req)):
             yield update
 
     # No concurrency limit: several users queue in the job queue, which shows their place in line.
-    row.generate.click(on_generate, [inputs[n] for n in names], panel.outputs, concurrency_limit=None,
-                       show_progress="hidden")
+    wire_packed(row.generate.click, form, on_generate, panel.outputs, concurrency_limit=None,
+                show_progress="hidden")
     output.wire_stop(tab, jobs, row.interrupt, row.skip)
