@@ -15,6 +15,7 @@ precision and index types behave as if the widget were an input.
 """
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -90,14 +91,18 @@ def pack_inputs(inputs: dict[str, Any], elem_id: str) -> PackedInputs:
 
 
 def wire_packed(trigger: Callable, packed: PackedInputs, handler: Callable, outputs, **event_kwargs):
-    """`trigger` (e.g. `button.click`) packs the form, then streams `handler(values, request)`, an async
-    generator taking the {name: value} dict. Returns the handler's event (for `.then`)."""
+    """`trigger` (e.g. `button.click`) packs the form, then runs `handler(values, request)` with the
+    {name: value} dict: an async generator streams its updates, any other function returns them.
+    Returns the handler's event (for `.then`)."""
     pack = trigger(None, list(packed.packed.values()), packed.holder, js=packed.pack_js, queue=False,
                    show_progress="hidden")
-
-    async def run(*args, request: gr.Request = None):
-        async for update in handler(packed.values(args, request), request):
-            yield update
+    if inspect.isasyncgenfunction(handler):
+        async def run(*args, request: gr.Request = None):
+            async for update in handler(packed.values(args, request), request):
+                yield update
+    else:
+        def run(*args, request: gr.Request = None):
+            return handler(packed.values(args, request), request)
 
     run.__name__ = handler.__name__  # Gradio names the event's API endpoint after its function
     return pack.then(run, packed.event_inputs, outputs, **event_kwargs)

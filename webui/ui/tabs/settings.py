@@ -15,6 +15,7 @@ import gradio as gr
 
 from modules.settings import SettingsError
 from webui.ui.components import setting_widgets
+from webui.ui.packed_inputs import pack_inputs, wire_packed
 from webui.ui.topbar import quicksetting_keys
 
 SECTION_TITLES = {"sd": "Stable Diffusion", "saving": "Saving images", "sampler": "Sampler parameters",
@@ -46,9 +47,11 @@ def build(ctx, ui) -> None:
 
     keys = list(widgets)
 
-    def on_apply(*values):
+    form = pack_inputs(widgets, "settings_form")
+
+    def on_apply(values: dict, request=None):
         current = ctx.settings.as_dict()
-        changes = {k: v for k, v in zip(keys, values) if v != current.get(k)}
+        changes = {k: v for k, v in values.items() if v != current.get(k)}
         try:
             changed = ctx.settings.update(changes)
         except SettingsError as exc:
@@ -58,7 +61,7 @@ def build(ctx, ui) -> None:
         names = ", ".join(html.escape(k) for k in changed)
         return f"<div class='gen-note'>{len(changed)} settings changed: {names}.</div>"
 
-    apply.click(on_apply, [widgets[k] for k in keys], result, show_progress="hidden")
+    wire_packed(apply.click, form, on_apply, result, show_progress="hidden")
     reload.click(None, None, None, js=RELOAD_JS)
     # The page is built once at start-up: show the stored values (changed by Apply, the API or another
     # browser) on a page load that finds them changed since the build (the stamp), not on every load.
@@ -79,18 +82,17 @@ def _defaults_page(ui) -> None:
         view = gr.Button("View changes", elem_id="ui_defaults_view")
         save = gr.Button("Apply", variant="primary", elem_id="ui_defaults_apply")
     table = gr.HTML(elem_id="ui_defaults_review")
-    keys = ui.defaults.keys()
-    inputs = [ui.defaults.widgets[k] for k in keys]
+    form = pack_inputs({k: ui.defaults.widgets[k] for k in ui.defaults.keys()}, "ui_defaults_form")
 
-    def changes(values) -> dict:
+    def changes(values: dict) -> dict:
         out = {}
-        for key, value in zip(keys, values):
+        for key, value in values.items():
             widget = ui.defaults.widgets[key]
             if value != getattr(widget, "value", None):
                 out[key] = value
         return out
 
-    def on_view(*values):
+    def on_view(values: dict, request=None):
         found = changes(values)
         if not found:
             return "<div class='gen-note'>No changes from the current defaults.</div>"
@@ -98,7 +100,7 @@ def _defaults_page(ui) -> None:
                        f"<td>{html.escape(str(v))}</td></tr>" for k, v in found.items())
         return f"<table class='defaults-table'><tr><th>Key</th><th>Was</th><th>Now</th></tr>{rows}</table>"
 
-    def on_save(*values):
+    def on_save(values: dict, request=None):
         found = changes(values)
         try:
             written = ui.defaults.save_values(found)
@@ -107,8 +109,8 @@ def _defaults_page(ui) -> None:
         return (f"<div class='gen-note'>Wrote {len(written)} defaults to {html.escape(str(ui.defaults.path))}. "
                 "Reload UI to use them.</div>")
 
-    view.click(on_view, inputs, table, show_progress="hidden")
-    save.click(on_save, inputs, table, show_progress="hidden")
+    wire_packed(view.click, form, on_view, table, show_progress="hidden")
+    wire_packed(save.click, form, on_save, table, show_progress="hidden")
 
 
 def sysinfo(ctx) -> dict:
