@@ -48,7 +48,7 @@ def random_demo_64(tmp_path_factory):
 # reach 9-10/10 but cost prompt weights at 128 px, so they are not shipped.
 # Roundness: 7/10 at 64 px. The UNet draws soft blobs for circles and squares alike.
 KNOWN_FAILING_64 = {
-    "AND shows both colours": pytest.mark.xfail(strict=True, reason="issue 16: 0/10 on run r6, see comment"),
+    "AND shows both colours": pytest.mark.xfail(strict=True, reason="issue 16: 5/10 on run r6 at 64 px, see comment"),
     "circle rounder than square": pytest.mark.xfail(strict=False, reason="issue 16: 7/10 on run r6 at 64 px"),
 }
 
