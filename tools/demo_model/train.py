@@ -75,6 +75,9 @@ class TrainConfig:
     finetune_lr: float = 3e-4
     finetune_warmup: int = 50
     partial_share: float = 0.35
+    # Partial captions already in stage 2 (0: none, as r6). A fine-tune that adds them late cost prompt
+    # weights at 128 px (r9-r11); this tests whether learning them from the start keeps both.
+    stage2_partial_share: float = 0.0
     init_from: Path | None = None  # a saved demo checkpoint: skip stages 1-2 and fine-tune its weights
     # Stage 4 trains the VAE decoder alone on the frozen encoder's latents: sharper edges (stage 1 leaves
     # circles and squares as soft 8x8 blocks) without moving a latent, so the denoiser needs no retraining.
@@ -491,7 +494,7 @@ def run(cfg: TrainConfig) -> Path:
     data = prepare_data(cfg, vae, log)
     unet, text = build_denoiser(cfg, data)
     unet, text = train_denoiser(cfg, data, unet, text, log, stage="unet", steps=cfg.steps, lr=cfg.lr,
-                                warmup=cfg.warmup, partial_share=0.0)
+                                warmup=cfg.warmup, partial_share=cfg.stage2_partial_share)
     return finetune_and_save(cfg, vae, unet, text, data, log)
 
 
@@ -519,7 +522,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                  "vae_pool_loss", "images", "images_128", "steps",
                  "batch", "lr", "warmup", "min_snr_gamma", "emphasis_share", "ema_decay", "caption_dropout",
                  "share_128", "log_every", "budget_s", "finetune_steps", "finetune_lr", "finetune_warmup",
-                 "partial_share", "decoder_steps", "decoder_lr"):
+                 "partial_share", "stage2_partial_share", "decoder_steps", "decoder_lr"):
         value = getattr(defaults, name)
         parser.add_argument("--" + name.replace("_", "-"), type=type(value), default=value)
     parser.add_argument("--save-dtype", choices=("fp16", "fp32"), default=defaults.save_dtype)
