@@ -15,8 +15,8 @@ from modules.extensions.hooks import describe_exception
 
 from webui.ui.components import output
 from webui.ui.components.runner import SessionJobs, session_key, stream_job
-from webui.ui.packed_inputs import pack_inputs, wire_packed
 from webui.ui.components.server_folders import server_folder
+from webui.ui.packed_inputs import pack_inputs, wire_packed
 from webui.ui.registry import SendTarget
 
 TAB = "extras"
