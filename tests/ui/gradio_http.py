@@ -90,6 +90,36 @@ class GradioPage:
     def run(self, dep: dict, data: list, timeout: float = 60) -> dict:
         """Join and read until the event completes; returns the process_completed message (or, when the
         queue refuses the event, {"msg": "refused", "status": ..., "output": {"error": ...}})."""
+        return self._run_one(dep, data, timeout)
+
+    def run_job(self, dep: dict, data: list, timeout: float = 60) -> dict:
+        """`run`, then the steps the page chains after it (`.then`: output.wire_result shows a finished
+        job's result) as the page would; returns the last step's process_completed message."""
+        message = self._run_one(dep, data, timeout)
+        for follow_up in self.follow_ups(dep):
+            if not message.get("success", False):
+                break
+            message = self._run_one(follow_up, self.default_inputs(follow_up), timeout)
+        return message
+
+    def follow_ups(self, dep: dict) -> list[dict]:
+        """The server steps the page runs after `dep` completes, in order (a chain of `.then`)."""
+        chain, current = [], dep
+        while True:
+            after = [d for d in self.config["dependencies"]
+                     if d.get("trigger_after") == current["id"] and d.get("backend_fn", True)]
+            if not after:
+                return chain
+            current = after[0]
+            chain.append(current)
+
+    def _run_one(self, dep: dict, data: list, timeout: float) -> dict:
+        if dep.get("queue") is False:  # answered directly, outside the queue
+            body = {"data": data, "fn_index": dep["id"], "session_hash": self.session_hash,
+                    "trigger_id": None, "event_data": None}
+            response = self.http.post(self.url + "/gradio_api/run/predict", json=body, timeout=timeout)
+            return {"msg": "process_completed", "success": response.ok, "status": response.status_code,
+                    "output": response.json() if response.ok else {"error": response.text}}
         joined = self.join(dep, data)
         if not joined.ok:
             return {"msg": "refused", "status": joined.status_code, "success": False,

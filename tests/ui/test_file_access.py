@@ -108,11 +108,11 @@ def img2img_batch(page: GradioPage, folders: dict[str, str]) -> dict:
     data = page.default_inputs(dep)
     for elem_id, value in {"img2img_width": 64, "img2img_height": 64, "img2img_steps": 1, **folders}.items():
         page.set_input(dep, data, elem_id, value)
-    return page.run(dep, data, timeout=120)
+    return page.run_job(dep, data, timeout=120)
 
 
 def last_log(message: dict) -> str:
-    """The message line under the gallery (html_log_*) of the event's final update."""
+    """The message line under the gallery (html_log_*) of a job's shown result (output.show_result)."""
     return result_of(message)[3] or ""
 
 
@@ -154,7 +154,7 @@ def test_extras_batch_from_a_folder_outside_the_data_dir_is_refused_with_listen(
         page.set_input(dep, data, "extras_upscaling_resize", 1)
         for elem_id, value in folders.items():
             page.set_input(dep, data, elem_id, value)
-        log = last_log(page.run(dep, data, timeout=120))
+        log = last_log(page.run_job(dep, data, timeout=120))
         assert "outside the data folder" in log, (folders, log)
     assert not (outside / "out").exists()
     assert not list((site["data"] / "outputs").rglob("two*.png"))

@@ -116,7 +116,11 @@ def test_narrow_window_still_renders_every_tab(browser_page, server):
 def test_tabs_still_switch_and_keep_their_sub_tab(page):
     page.click("#tab_img2img-button")
     page.click("#img2img_inpaint_tab-button")
-    assert page.is_visible("#img2maskimg") and page.is_visible("#img2img_inpaint_controls")
+    # The inpaint controls are shown by the sub-tab's select event, a server round trip: wait, not peek.
+    page.wait_for_selector("#img2maskimg", state="visible", timeout=10_000)
+    page.wait_for_selector("#img2img_inpaint_controls", state="visible", timeout=10_000)
     page.click("#tab_txt2img-button")
+    page.wait_for_selector("#img2maskimg", state="hidden", timeout=10_000)
     page.click("#tab_img2img-button")
-    assert page.is_visible("#img2maskimg") and not page.is_visible("#img2img_image")
+    page.wait_for_selector("#img2maskimg", state="visible", timeout=10_000)
+    assert not page.is_visible("#img2img_image")

@@ -132,3 +132,78 @@ def test_gradio_queue_loops_wake_the_event_loop_every_50_ms_not_every_1_ms(monke
 
 def test_the_mounted_ui_calms_gradios_queue():
     assert "calm_queue(blocks._queue)" in inspect.getsource(mount.mount_ui)
+
+
+def previewing_job(queue: JobQueue, release: threading.Event, colours: list[str]):
+    """A job that steps and publishes one new live preview per colour, 0.3 s apart, until `release`."""
+    from PIL import Image
+
+    started = threading.Event()
+
+    def run(ctx):
+        ctx.set_total(100)
+        started.set()
+        for step, colour in enumerate(colours):
+            ctx.step(step)
+            ctx.set_preview(Image.new("RGB", (64, 64), colour))
+            if release.wait(1.2):
+                break
+        release.wait(WAIT)
+        return "finished"
+
+    job = queue.submit("previewing", run)
+    assert started.wait(WAIT)
+    return job
+
+
+def test_live_previews_ride_in_the_progress_html_as_jpeg_each_encoded_once(queue, monkeypatch):
+    # The live preview used to go to the gallery: a PNG encode and cache write by Gradio per preview, and a
+    # skipped gallery (a component rebuild) in every other progress message.
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+
+    encodes = []
+    real = runner.preview_html
+    monkeypatch.setattr(runner, "preview_html", lambda image: encodes.append(image) or real(image))
+    release = threading.Event()
+    job = previewing_job(queue, release, ["red", "blue"])
+    timer = threading.Timer(3.5, release.set)
+    timer.start()
+    try:
+        updates, _ = collect(job)
+    finally:
+        timer.cancel()
+        release.set()
+    assert all(isinstance(u, str) for u in updates)
+    shown = [re.search(r"src='data:image/jpeg;base64,([^']+)'", u) for u in updates]
+    assert all(shown), updates  # every update holds the latest preview (the panel is replaced whole)
+    colours = [Image.open(io.BytesIO(base64.b64decode(m.group(1)))).convert("RGB").getpixel((32, 32))
+               for m in shown]
+    assert colours[0][0] > 200 and colours[-1][2] > 200  # first red, then the new blue one
+    assert len(encodes) == 2  # once per new preview, not once per update
+
+
+def test_a_jobs_stream_carries_no_skipped_component_until_its_result(queue):
+    # A gr.skip() for a component output makes Gradio rebuild that component and its API schema (~25 ms a
+    # progress message with the gallery, info and log skipped): progress updates skip only the pending
+    # State (free), and the result comes once, at the end.
+    release = threading.Event()
+    job = stepping_job(queue, release)
+    threading.Timer(1.5, release.set).start()
+
+    class Jobs:
+        def remember(self, *a):
+            pass
+
+        forget = remember
+
+    async def consume():
+        return [u async for u in runner.stream_job(None, Jobs(), "k", lambda: None, lambda _req: job)]
+
+    updates = asyncio.run(asyncio.wait_for(consume(), WAIT))
+    *progress, last = updates
+    assert progress and all(isinstance(text, str) and pending == gr.skip() for text, pending in progress)
+    assert last[0] == "" and len(last[1]) == 5  # (gallery, progress, info, log, state) for show_result

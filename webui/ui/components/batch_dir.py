@@ -15,7 +15,8 @@ from modules.generation.service import submit_generation
 from modules.images.saving import SaveOptions, read_image_info, save_image
 from modules.types import UserInputError
 from webui.ui import forms
-from webui.ui.components.runner import SessionJobs, error_html, job_progress, notes_html
+from webui.ui.components.runner import (SessionJobs, error_html, job_progress, message_outputs, notes_html,
+                                        progress_update, result_update)
 from webui.ui.components.server_folders import server_folder
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -86,18 +87,17 @@ def file_values(values: dict, path: Path, mask_dir: Path | None = None) -> dict:
 
 async def run(ctx, jobs: SessionJobs, key: str, values: dict, make_request: Callable[[dict], object]
               ) -> AsyncIterator[tuple]:
-    """Yields (gallery, progress, info, log, state) like runner.stream_job, one job per file.
+    """Yields runner.stream_job's updates (progress, then the result), one job per file.
 
     Reading folders and files and saving results block, so they run in a thread; waiting does not."""
-    skip = gr.skip()
     try:
         folders = await anyio.to_thread.run_sync(batch_folders, ctx, values)
         files = await anyio.to_thread.run_sync(list_images, folders.input)
     except UserInputError as exc:
-        yield skip, "", skip, error_html(str(exc)), skip
+        yield result_update(message_outputs(error_html(str(exc))))
         return
     if not files:
-        yield skip, "", skip, error_html(f"no images in {folders.input}"), skip
+        yield result_update(message_outputs(error_html(f"no images in {folders.input}")))
         return
     out_dir = folders.output
     options = replace(SaveOptions.from_settings(ctx.settings.as_dict()), directory_pattern="",
@@ -113,8 +113,8 @@ async def run(ctx, jobs: SessionJobs, key: str, values: dict, make_request: Call
         jobs.remember(key, job)
         counter = f"<div class='progress-text'>File {index + 1}/{len(files)}</div>"
         try:
-            async for update in job_progress(job, counter, previews=False):
-                yield update
+            async for progress in job_progress(job, counter, previews=False):
+                yield progress_update(progress)
         finally:
             jobs.forget(key, job)
         if job.error:
@@ -136,7 +136,7 @@ async def run(ctx, jobs: SessionJobs, key: str, values: dict, make_request: Call
     notes = [f"Processed {len(files) - len(problems)} of {len(files)} images"
              + (f" into {html.escape(str(out_dir))}" if out_dir is not None else "")]
     notes += [html.escape(p) for p in problems]
-    yield shown, "", skip, notes_html(notes), state if shown else skip
+    yield result_update((shown, "", gr.skip(), notes_html(notes), state if shown else gr.skip()))
 
 
 def _submit(ctx, values: dict, path: Path, mask_dir: Path | None, make_request: Callable[[dict], object],

@@ -35,12 +35,32 @@ class OutputPanel:
     log: gr.HTML
     state: gr.State
     download: gr.File
+    # a finished job's (gallery, progress, info, log, state) between the stream and show_result
+    pending: gr.State
     send_buttons: dict[str, gr.Button] = field(default_factory=dict)
 
     @property
     def outputs(self) -> list:
-        """The order runner.stream_job yields in."""
+        """The order runner.final_outputs gives a finished job in."""
         return [self.gallery, self.progress, self.info, self.log, self.state]
+
+    @property
+    def stream_outputs(self) -> list:
+        """What runner.stream_job's updates go to: the progress panel, and the result once at the end."""
+        return [self.progress, self.pending]
+
+
+def show_result(pending):
+    """The follow-up of a job's stream: the finished job into the panel, and the pending slot emptied."""
+    if pending is None:  # the stream ended without a result (it failed or the page went away)
+        return (*[gr.skip()] * 5, None)
+    return (*pending, None)
+
+
+def wire_result(stream_event, panel: OutputPanel):
+    """Run show_result after `stream_event` (a job streamed into panel.stream_outputs); returns that event."""
+    return stream_event.then(show_result, panel.pending, [*panel.outputs, panel.pending], queue=False,
+                             show_progress="hidden")
 
 
 def empty_state() -> dict:
@@ -75,7 +95,8 @@ def build(ctx, ui, tab: str, state: gr.State | None = None, *, sends=("img2img",
         info = gr.HTML(elem_id=f"html_info_{tab}", elem_classes=["infotext-panel"])
         log = gr.HTML(elem_id=f"html_log_{tab}")
         state = state if state is not None else gr.State(empty_state())
-    panel = OutputPanel(tab, progress, gallery, info, log, state, download, buttons)
+        pending = gr.State(None)
+    panel = OutputPanel(tab, progress, gallery, info, log, state, download, pending, buttons)
 
     def on_select(current, evt: gr.SelectData):
         # The info line follows the picked image, as in A1111 (the grid shows the first image's info).

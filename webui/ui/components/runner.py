@@ -1,16 +1,23 @@
 """Run one job from a tab: submit, stream progress/ETA/live preview while it runs, then show the result.
 
-The handler is an async generator, so Gradio pushes each yield to the page; it polls the job's snapshot a
-once a second and yields only when something changed. It waits on the event loop, never in a thread:
-every sync route and sync Gradio handler shares one pool of 40 threads, and 40 browser tabs waiting in the
-job queue used to hold all of them. Only building the request (which opens images) and submitting run in a
+The handler is an async generator, so Gradio pushes each yield to the page; it polls the job's snapshot
+once a second and yields only when something changed. While the job runs it streams to one output only,
+the progress panel (bar, ETA and the live preview as a JPEG inside it); the result goes to a State, and a
+follow-up event (output.wire_result) shows it in the gallery, info and message line. An update that leaves
+some outputs of an event alone needs a `gr.skip()` for each, and Gradio rebuilds the component and its API
+schema for every skip: ~25 ms a progress message when the gallery, info and log were skipped.
+
+It waits on the event loop, never in a thread: every sync route and sync Gradio handler shares one pool of
+40 threads, and 40 browser tabs waiting in the job queue used to hold all of them. Only building the request (which opens images) and submitting run in a
 thread, briefly. Every failure ends as a readable line in the output panel (never a stack-trace popup), and
 the handler always returns, so Generate never stays stuck.
 """
 from __future__ import annotations
 
 import asyncio
+import base64
 import html
+import io
 import logging
 import os
 import shutil
@@ -35,6 +42,9 @@ log = logging.getLogger("webui.ui")
 POLL_SECONDS = 1.0
 # The first look comes sooner, so a click shows its progress bar (or place in the queue) without a wait.
 FIRST_POLL_SECONDS = 0.25
+# Live previews go to the page as JPEG: a PNG of a 512x512 preview took Gradio 20-40 ms to encode and write
+# to its cache once a second, and a preview is only looked at for a moment.
+PREVIEW_JPEG_QUALITY = 85
 
 
 class JobEnd:
@@ -157,46 +167,79 @@ def result_state(result: GenerationResult) -> dict[str, Any]:
     return {"images": images, "infotexts": infotexts, "paths": paths, "selected": 0}
 
 
+def progress_update(progress: str) -> tuple:
+    """A streamed (progress panel, pending result) update while a job runs: the result stays as it is."""
+    return progress, gr.skip()
+
+
+def result_update(outputs: tuple) -> tuple:
+    """The stream's last update: the panel's (gallery, progress, info, log, state) for output.show_result."""
+    return "", outputs
+
+
+def message_outputs(message_html: str) -> tuple:
+    """(gallery, progress, info, log, state) that only put a message on the line under the gallery."""
+    skip = gr.skip()
+    return skip, "", skip, message_html, skip
+
+
 async def stream_job(ctx, jobs: SessionJobs, key: str, make_request: Callable[[], Any],
                      submit: Callable[[Any], Any]) -> AsyncIterator[tuple]:
-    """Yields (gallery, progress, info, log, state) updates until the job ends; never raises."""
-    skip = gr.skip()
+    """Yields progress_update()s until the job ends, then one result_update(); never raises."""
     started = time.perf_counter()
     try:
         job = await anyio.to_thread.run_sync(lambda: submit(make_request()))
     except (UserInputError, ValueError, OSError) as exc:
-        yield skip, "", skip, error_html(str(exc)), skip
+        yield result_update(message_outputs(error_html(str(exc))))
         return
     except Exception as exc:
         log.exception("Could not start the job")
-        yield skip, "", skip, error_html(f"Could not start: {exc}"), skip
+        yield result_update(message_outputs(error_html(f"Could not start: {exc}")))
         return
     jobs.remember(key, job)
     try:
-        async for update in job_progress(job):
-            yield update
+        async for progress in job_progress(job):
+            yield progress_update(progress)
     finally:
         jobs.forget(key, job)
-    yield final_outputs(job, time.perf_counter() - started)
+    yield result_update(final_outputs(job, time.perf_counter() - started))
 
 
-async def job_progress(job, prefix: str = "", previews: bool = True) -> AsyncIterator[tuple]:
-    """(preview, progress, skip, skip, skip) whenever the job's progress changed, until it finished."""
-    skip = gr.skip()
+async def job_progress(job, prefix: str = "", previews: bool = True) -> AsyncIterator[str]:
+    """The progress panel's HTML whenever the job's progress changed, until it finished. It holds the latest
+    live preview each time (the panel is replaced whole); each preview is encoded once."""
     seen: tuple | None = None
+    preview = ""
     end = JobEnd(job)
     every = min(FIRST_POLL_SECONDS, POLL_SECONDS)
     while not await end.wait(every):
         every = POLL_SECONDS
-        # In a thread: a snapshot turns a new live preview into an image, which waits for the GPU's copy.
-        snap = await anyio.to_thread.run_sync(job.snapshot)
+        # In a thread: a snapshot turns a new live preview into an image (it waits for the GPU's copy), and
+        # the JPEG encode would hold up the event loop.
+        snap, encoded = await anyio.to_thread.run_sync(_look, job, seen[3] if seen and previews else None,
+                                                       previews)
         marker = (snap.state, snap.step, snap.image_index, snap.preview_id, job.position)
         if marker == seen:
             continue
-        new_preview = seen is None or snap.preview_id != seen[3]
         seen = marker
-        preview = [snap.preview] if previews and new_preview and snap.preview is not None else skip
-        yield preview, prefix + progress_html(snap, job.position), skip, skip, skip
+        preview = encoded if encoded is not None else preview
+        yield prefix + progress_html(snap, job.position) + preview
+
+
+def _look(job, shown_preview_id, previews: bool):
+    """(snapshot, the preview's HTML when it is new, else None)."""
+    snap = job.snapshot()
+    if not previews or snap.preview is None or snap.preview_id == shown_preview_id:
+        return snap, None
+    return snap, preview_html(snap.preview)
+
+
+def preview_html(image) -> str:
+    """A live preview inside the progress panel (CSS lays it over the gallery, as A1111's)."""
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=PREVIEW_JPEG_QUALITY)
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f"<div class='live-preview'><img alt='Live preview' src='data:image/jpeg;base64,{data}'></div>"
 
 
 def final_outputs(job, seconds: float) -> tuple:

@@ -124,8 +124,8 @@ def build(ctx, ui) -> None:
                                        lambda: extras_request(ctx, values), lambda req: submit_extras(ctx, req)):
             yield update
 
-    wire_packed(generate.click, form, on_generate, panel.outputs, concurrency_limit=None,
-                show_progress="hidden")
+    output.wire_result(wire_packed(generate.click, form, on_generate, panel.stream_outputs,
+                                   concurrency_limit=None, show_progress="hidden"), panel)
 
 
 def build_steps(ctx) -> dict[str, Any]:

@@ -86,8 +86,8 @@ def build(ctx, ui) -> None:
         async for update in updates:
             yield update
 
-    wire_packed(row.generate.click, form, on_generate, panel.outputs, concurrency_limit=None,
-                show_progress="hidden")
+    output.wire_result(wire_packed(row.generate.click, form, on_generate, panel.stream_outputs,
+                                   concurrency_limit=None, show_progress="hidden"), panel)
     output.wire_stop(TAB, jobs, row.interrupt, row.skip)
 
 

@@ -57,6 +57,6 @@ def wire_generate(ctx, tab: str, row, fields: dict, panel, *, extra_inputs: dict
             yield update
 
     # No concurrency limit: several users queue in the job queue, which shows their place in line.
-    wire_packed(row.generate.click, form, on_generate, panel.outputs, concurrency_limit=None,
-                show_progress="hidden")
+    output.wire_result(wire_packed(row.generate.click, form, on_generate, panel.stream_outputs,
+                                   concurrency_limit=None, show_progress="hidden"), panel)
     output.wire_stop(tab, jobs, row.interrupt, row.skip)
