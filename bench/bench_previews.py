@@ -2,8 +2,8 @@
 every step by each method (Approx cheap, Approx NN, TAESD), then the default setting derived from them.
 
 Runs alternate (ABBA) in one process on the demo checkpoint so machine load hits all alike. A reader thread
-polls the job's snapshot 4 times a second as the page does, and encodes each new preview as a PNG as Gradio
-does, so the lazy previews are really built and their reader-side cost (on a CPU box it shares the cores)
+polls the job's snapshot as the page's stream does, and encodes each new preview as the stream does (JPEG,
+webui/ui/components/runner.preview_html), so the lazy previews are really built and their reader-side cost (on a CPU box it shares the cores)
 counts too. TAESD runs TAESD's own architecture with random weights (the cost of the real file; no download).
 "Approx NN" has no network of ours yet and falls back to the cheap latent->RGB map, as the app does.
 
@@ -14,7 +14,6 @@ counts too. TAESD runs TAESD's own architecture with random weights (the cost of
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import statistics
 import sys
@@ -31,7 +30,7 @@ for var, value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("DIF
 
 from bench._common import Row, alternate, ratio_row  # noqa: E402
 
-POLL_SECONDS = 0.25  # as webui/ui/components/runner.py polls
+POLL_SECONDS = 0.25  # webui/ui/components/runner.py's first look; later ones are 1 s apart
 DEFAULT_EVERY = 10  # A1111's show_progress_every_n_steps default
 METHODS = ("Approx cheap", "Approx NN", "TAESD")
 
@@ -63,6 +62,7 @@ def time_job(ctx, request, every: int, decoder=None) -> float:
     """Seconds per step of one job with a preview every `every` steps (0 = none) by `decoder`."""
     from modules.generation.service import run_generation
     from modules.jobs.progress import JobContext
+    from webui.ui.components.runner import preview_html
 
     job_ctx = JobContext("bench", preview_every_n_steps=every, preview_decoder=decoder)
     job_ctx._set_state("running")
@@ -74,7 +74,7 @@ def time_job(ctx, request, every: int, decoder=None) -> float:
             snap = job_ctx.snapshot()
             if snap.preview is not None and snap.preview_id != seen:
                 seen = snap.preview_id
-                snap.preview.save(io.BytesIO(), format="PNG")  # what Gradio does with a streamed image
+                preview_html(snap.preview)  # what the progress stream does with each new preview
 
     reader = threading.Thread(target=poll, daemon=True)
     reader.start()
