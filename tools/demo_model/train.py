@@ -59,8 +59,9 @@ class TrainConfig:
     # Min-SNR-gamma loss weights (Hang et al. 2023, diffusers' compute_snr): the nearly clean timesteps
     # stop dominating the gradient, so layout and colour (decided at high noise) are learnt sooner
     min_snr_gamma: float = 5.0
-    # an eligible scene (large and small shapes) uses its emphasis caption this often (emphasis.py)
-    emphasis_share: float = 0.5
+    # an eligible scene (large and small shapes) uses its emphasis caption this often (emphasis.py); 0.5
+    # until r12, whose partial captions then made prompt weights go the wrong way (r13: 0.9, 10/10)
+    emphasis_share: float = 0.9
     ema_decay: float = 0.999
     caption_dropout: float = 0.1
     share_128: float = 0.3  # fraction of batches at 128 px (2.2x the cost of one at 64 px)
@@ -75,18 +76,18 @@ class TrainConfig:
     finetune_lr: float = 3e-4
     finetune_warmup: int = 50
     partial_share: float = 0.35
-    # Partial captions already in stage 2 (0: none, as r6). A fine-tune that adds them late cost prompt
-    # weights at 128 px (r9-r11); this tests whether learning them from the start keeps both.
-    stage2_partial_share: float = 0.0
+    # Partial captions already in stage 2 (r12, r13; r6 had none): what makes `AND` compose. A fine-tune
+    # that added them late cost prompt weights at 128 px (r9-r11).
+    stage2_partial_share: float = 0.25
     init_from: Path | None = None  # a saved demo checkpoint: skip stages 1-2 and fine-tune its weights
     # Stage 4 trains the VAE decoder alone on the frozen encoder's latents: sharper edges (stage 1 leaves
     # circles and squares as soft 8x8 blocks) without moving a latent, so the denoiser needs no retraining.
-    decoder_steps: int = 0
+    decoder_steps: int = 2000
     decoder_lr: float = 3e-4
     # > 0: the denoising loss of latent cells on a shape's outline weighs 1 + this x the cell's edge share
     # (edge_weights). Colour fills most of the loss and every run learnt it; circle vs square lives in
     # the few outline cells and stayed at chance (r6-r12), so this gives the outline a louder voice.
-    edge_loss_weight: float = 0.0
+    edge_loss_weight: float = 4.0
 
     @property
     def work(self) -> Path:

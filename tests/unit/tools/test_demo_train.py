@@ -19,7 +19,8 @@ TOY = arch.Sizes(vae_channels=(8, 8, 8, 8), vae_groups=1, unet_channels=(16, 16,
 
 def toy_config(out, **changes) -> TrainConfig:
     base = dict(out=out, threads=1, sizes=TOY, vae_images=4, vae_steps=2, vae_batch=2, images=4, steps=3,
-                batch=2, warmup=1, log_every=1, save_dtype="fp32", finetune_steps=2, finetune_warmup=1)
+                batch=2, warmup=1, log_every=1, save_dtype="fp32", finetune_steps=2, finetune_warmup=1,
+                decoder_steps=0)
     return TrainConfig(**(base | changes))
 
 
