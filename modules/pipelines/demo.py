@@ -160,5 +160,6 @@ def demo_notice_text(kind: str | None, ckpt_dir: Path) -> str:
         return ("The demo model is active: a small model trained here on simple shapes (circle, square, "
                 "triangle, star) in eight colours, small or large, left/right/top/bottom/centre, on a plain "
                 f"background; {SHAPES_NATIVE_SIZE}x{SHAPES_NATIVE_SIZE} (or 64x64). Try: {examples}. "
-                "Weights such as `(red:1.4)` and prompt editing `[red:blue:0.5]` work on it. " + real)
+                "Weights such as `(red:1.4)`, prompt editing `[red:blue:0.5]` and `a red circle AND a blue "
+                "square` work on it; it tells colours apart, not yet circles from squares. " + real)
     return "The demo model is active: it has random weights and makes abstract images. " + real
