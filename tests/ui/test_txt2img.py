@@ -127,8 +127,8 @@ def interrupt_a_long_run(page):
     # found visible yet the wait time out, the page's answers held up behind the sampler.
     page.wait_for_selector("#txt2img_progress .progress-bar", timeout=90_000)
     # Live preview (every 5 steps by default) over the gallery, and the ETA in the progress line.
-    page.wait_for_selector("#txt2img_progress .live-preview img", timeout=90_000)
-    box = page.locator("#txt2img_progress .live-preview").bounding_box()
+    page.wait_for_selector("#txt2img_live_preview .live-preview img", timeout=90_000)
+    box = page.locator("#txt2img_live_preview .live-preview").bounding_box()
     gallery = page.locator("#txt2img_gallery").bounding_box()
     assert box and gallery and abs(box["x"] - gallery["x"]) < 20 and box["y"] >= gallery["y"] - 20, (box, gallery)
     page.wait_for_function("() => document.querySelector('#txt2img_progress').innerText.includes('ETA')",

@@ -156,7 +156,7 @@ def previewing_job(queue: JobQueue, release: threading.Event, colours: list[str]
     return job
 
 
-def test_live_previews_ride_in_the_progress_html_as_jpeg_each_encoded_once(queue, monkeypatch):
+def test_live_previews_go_out_as_jpeg_once_each_and_never_again_unchanged(queue, monkeypatch):
     # The live preview used to go to the gallery: a PNG encode and cache write by Gradio per preview, and a
     # skipped gallery (a component rebuild) in every other progress message.
     import base64
@@ -177,19 +177,19 @@ def test_live_previews_ride_in_the_progress_html_as_jpeg_each_encoded_once(queue
     finally:
         timer.cancel()
         release.set()
-    assert all(isinstance(u, str) for u in updates)
-    shown = [re.search(r"src='data:image/jpeg;base64,([^']+)'", u) for u in updates]
-    assert all(shown), updates  # every update holds the latest preview (the panel is replaced whole)
+    assert all(isinstance(text, str) and "progress" in text for text, _ in updates)
+    previews = [preview for _, preview in updates if preview is not None]
+    assert len(previews) == 2 == len(encodes), updates  # once per new preview, not once per update
+    shown = [re.search(r"src='data:image/jpeg;base64,([^']+)'", p) for p in previews]
     colours = [Image.open(io.BytesIO(base64.b64decode(m.group(1)))).convert("RGB").getpixel((32, 32))
                for m in shown]
-    assert colours[0][0] > 200 and colours[-1][2] > 200  # first red, then the new blue one
-    assert len(encodes) == 2  # once per new preview, not once per update
+    assert colours[0][0] > 200 and colours[1][2] > 200  # first red, then the new blue one
 
 
-def test_a_jobs_stream_carries_no_skipped_component_until_its_result(queue):
+def test_a_jobs_stream_skips_no_result_component_until_its_result(queue):
     # A gr.skip() for a component output makes Gradio rebuild that component and its API schema (~25 ms a
-    # progress message with the gallery, info and log skipped): progress updates skip only the pending
-    # State (free), and the result comes once, at the end.
+    # progress message with the gallery, info and log skipped): progress updates go to the progress panel
+    # and the preview only, and the result comes once, at the end, through the pending State.
     release = threading.Event()
     job = stepping_job(queue, release)
     threading.Timer(1.5, release.set).start()
@@ -205,5 +205,5 @@ def test_a_jobs_stream_carries_no_skipped_component_until_its_result(queue):
 
     updates = asyncio.run(asyncio.wait_for(consume(), WAIT))
     *progress, last = updates
-    assert progress and all(isinstance(text, str) and pending == gr.skip() for text, pending in progress)
-    assert last[0] == "" and len(last[1]) == 5  # (gallery, progress, info, log, state) for show_result
+    assert progress and all(len(u) == 3 and isinstance(u[0], str) and u[2] == gr.skip() for u in progress)
+    assert last[0] == "" and len(last[2]) == 5  # (gallery, progress, info, log, state) for show_result

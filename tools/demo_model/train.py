@@ -88,6 +88,10 @@ class TrainConfig:
     # (edge_weights). Colour fills most of the loss and every run learnt it; circle vs square lives in
     # the few outline cells and stayed at chance (r6-r12), so this gives the outline a louder voice.
     edge_loss_weight: float = 4.0
+    # The text encoder's learning rate as a share of the UNet's. At 1 (r6-r13) it learnt to map the shape
+    # words onto nearly one vector (docs/demo_model.md, r13); a slower encoder stays nearer its random start,
+    # where every word is its own direction.
+    text_lr_scale: float = 1.0
 
     @property
     def work(self) -> Path:
@@ -420,9 +424,12 @@ def train_denoiser(cfg: TrainConfig, data: DenoiserData, unet, text, log: Log, *
     full_embedding = text.get_input_embeddings()
     compact = CompactEmbedding(full_embedding, data.used_ids)
     text.set_input_embeddings(compact)
-    params = [p for m in (unet, text) for p in m.parameters() if p.requires_grad]
+    unet_params = [p for p in unet.parameters() if p.requires_grad]
+    text_params = [p for p in text.parameters() if p.requires_grad]
+    params = unet_params + text_params
     noise = DDPMScheduler.from_config(arch.scheduler_config())
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2, foreach=True)
+    opt = torch.optim.AdamW([{"params": unet_params}, {"params": text_params, "lr": lr * cfg.text_lr_scale}],
+                            lr=lr, weight_decay=1e-2, foreach=True)
     sched = get_scheduler("cosine", opt, num_warmup_steps=warmup, num_training_steps=steps)
     ema = EMAModel(params, decay=cfg.ema_decay, use_ema_warmup=True, foreach=True)
 
@@ -555,7 +562,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                  "vae_pool_loss", "images", "images_128", "steps",
                  "batch", "lr", "warmup", "min_snr_gamma", "emphasis_share", "ema_decay", "caption_dropout",
                  "share_128", "log_every", "budget_s", "finetune_steps", "finetune_lr", "finetune_warmup",
-                 "partial_share", "stage2_partial_share", "decoder_steps", "decoder_lr", "edge_loss_weight"):
+                 "partial_share", "stage2_partial_share", "decoder_steps", "decoder_lr", "edge_loss_weight",
+                 "text_lr_scale"):
         value = getattr(defaults, name)
         parser.add_argument("--" + name.replace("_", "-"), type=type(value), default=value)
     parser.add_argument("--save-dtype", choices=("fp16", "fp32"), default=defaults.save_dtype)

@@ -40,17 +40,19 @@ BASE_CSS = """
 .token-counter { text-align: right; font-size: 0.8em; opacity: 0.7; padding-right: 10px; min-height: 0;
                   margin-top: -10px !important; margin-bottom: -6px !important; }
 .progress-panel:empty { display: none; }
-/* The live preview rides in the progress panel (one streamed output, runner.py) and covers the gallery
-   below it while the job runs, as A1111's preview does; the result replaces both. */
-.progress-panel { position: relative; overflow: visible !important; z-index: 20; }
-.progress-panel .live-preview { position: absolute; top: calc(100% + 8px); left: 0; right: 0; height: 480px;
-                                display: flex; align-items: center; justify-content: center;
-                                background: var(--block-background-fill); border-radius: 4px; }
-.progress-panel .live-preview img { width: 100%; height: 100%; object-fit: contain; }
+/* The live preview (its own streamed output, runner.py) covers the gallery below it while a job runs, as
+   A1111's preview does; the result replaces it. Hidden while empty, so it adds no gap. */
+.live-preview-panel { position: relative; z-index: 20; height: 0; min-height: 0 !important;
+                      overflow: visible !important; }
+.live-preview-panel:not(:has(img)) { display: none; }
+.live-preview-panel .live-preview { position: absolute; top: 0; left: 0; right: 0; height: 480px;
+                                    display: flex; align-items: center; justify-content: center;
+                                    background: var(--block-background-fill); border-radius: 4px; }
+.live-preview-panel .live-preview img { width: 100%; height: 100%; object-fit: contain; }
 .progress-bar { position: relative; height: 18px; border-radius: 4px; background: var(--neutral-200);
                 overflow: hidden; }
 .dark .progress-bar { background: var(--neutral-700); }
-.progress-fill { height: 100%; background: var(--color-accent); transition: width 0.2s; }
+.progress-fill { height: 100%; background: var(--color-accent); }  /* no transition: 12 frames a message */
 .progress-label { position: absolute; inset: 0; text-align: center; font-size: 12px; line-height: 18px; }
 .progress-text { font-size: 0.85em; opacity: 0.85; padding: 2px 0; }
 .image-buttons button { flex: 1 1 auto; }

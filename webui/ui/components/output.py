@@ -35,6 +35,7 @@ class OutputPanel:
     log: gr.HTML
     state: gr.State
     download: gr.File
+    preview: gr.HTML  # the live preview while a job runs (over the gallery)
     # a finished job's (gallery, progress, info, log, state) between the stream and show_result
     pending: gr.State
     send_buttons: dict[str, gr.Button] = field(default_factory=dict)
@@ -46,21 +47,22 @@ class OutputPanel:
 
     @property
     def stream_outputs(self) -> list:
-        """What runner.stream_job's updates go to: the progress panel, and the result once at the end."""
-        return [self.progress, self.pending]
+        """What runner.stream_job's updates go to: progress, preview, and the result once at the end."""
+        return [self.progress, self.preview, self.pending]
 
 
 def show_result(pending):
-    """The follow-up of a job's stream: the finished job into the panel, and the pending slot emptied."""
+    """The follow-up of a job's stream: the finished job into the panel, the preview gone, the pending slot
+    emptied."""
     if pending is None:  # the stream ended without a result (it failed or the page went away)
-        return (*[gr.skip()] * 5, None)
-    return (*pending, None)
+        return (*[gr.skip()] * 5, "", None)
+    return (*pending, "", None)
 
 
 def wire_result(stream_event, panel: OutputPanel):
     """Run show_result after `stream_event` (a job streamed into panel.stream_outputs); returns that event."""
-    return stream_event.then(show_result, panel.pending, [*panel.outputs, panel.pending], queue=False,
-                             show_progress="hidden")
+    return stream_event.then(show_result, panel.pending, [*panel.outputs, panel.preview, panel.pending],
+                             queue=False, show_progress="hidden")
 
 
 def empty_state() -> dict:
@@ -82,6 +84,8 @@ def build(ctx, ui, tab: str, state: gr.State | None = None, *, sends=("img2img",
           ) -> OutputPanel:
     with gr.Column(elem_id=f"{tab}_results", variant="panel"):
         progress = gr.HTML("", elem_id=f"{tab}_progress", elem_classes=["progress-panel"])
+        preview = gr.HTML("", elem_id=f"{tab}_live_preview", elem_classes=["live-preview-panel"],
+                          container=False, padding=False)
         gallery = gr.Gallery(label="Output", show_label=False, elem_id=f"{tab}_gallery", columns=4,
                              height=480, object_fit="contain", preview=True, format="png", interactive=False)
         with gr.Row(elem_id=f"image_buttons_{tab}", elem_classes=["image-buttons"]):
@@ -96,7 +100,7 @@ def build(ctx, ui, tab: str, state: gr.State | None = None, *, sends=("img2img",
         log = gr.HTML(elem_id=f"html_log_{tab}")
         state = state if state is not None else gr.State(empty_state())
         pending = gr.State(None)
-    panel = OutputPanel(tab, progress, gallery, info, log, state, download, pending, buttons)
+    panel = OutputPanel(tab, progress, gallery, info, log, state, download, preview, pending, buttons)
 
     def on_select(current, evt: gr.SelectData):
         # The info line follows the picked image, as in A1111 (the grid shows the first image's info).

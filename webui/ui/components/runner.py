@@ -1,9 +1,9 @@
 """Run one job from a tab: submit, stream progress/ETA/live preview while it runs, then show the result.
 
 The handler is an async generator, so Gradio pushes each yield to the page; it polls the job's snapshot
-once a second and yields only when something changed. While the job runs it streams to one output only,
-the progress panel (bar, ETA and the live preview as a JPEG inside it); the result goes to a State, and a
-follow-up event (output.wire_result) shows it in the gallery, info and message line. An update that leaves
+once a second and yields only when something changed. While the job runs it streams to the progress panel
+(bar, ETA) and, when a new one came, to the live preview (a JPEG laid over the gallery); the result goes to
+a State, and a follow-up event (output.wire_result) shows it in the gallery, info and message line. An update that leaves
 some outputs of an event alone needs a `gr.skip()` for each, and Gradio rebuilds the component and its API
 schema for every skip: ~25 ms a progress message when the gallery, info and log were skipped.
 
@@ -167,14 +167,18 @@ def result_state(result: GenerationResult) -> dict[str, Any]:
     return {"images": images, "infotexts": infotexts, "paths": paths, "selected": 0}
 
 
-def progress_update(progress: str) -> tuple:
-    """A streamed (progress panel, pending result) update while a job runs: the result stays as it is."""
-    return progress, gr.skip()
+def progress_update(progress: tuple[str, str | None]) -> tuple:
+    """A streamed (progress panel, live preview, pending result) update while a job runs, from job_progress.
+    The preview is skipped unless a new one came (an unchanged one is neither sent nor redrawn), and the
+    result stays as it is."""
+    text, preview = progress
+    return text, gr.skip() if preview is None else preview, gr.skip()
 
 
 def result_update(outputs: tuple) -> tuple:
-    """The stream's last update: the panel's (gallery, progress, info, log, state) for output.show_result."""
-    return "", outputs
+    """The stream's last update: the panel's (gallery, progress, info, log, state) for output.show_result,
+    which also takes the preview away (now, the old gallery would flash up between the two)."""
+    return "", gr.skip(), outputs
 
 
 def message_outputs(message_html: str) -> tuple:
@@ -205,11 +209,10 @@ async def stream_job(ctx, jobs: SessionJobs, key: str, make_request: Callable[[]
     yield result_update(final_outputs(job, time.perf_counter() - started))
 
 
-async def job_progress(job, prefix: str = "", previews: bool = True) -> AsyncIterator[str]:
-    """The progress panel's HTML whenever the job's progress changed, until it finished. It holds the latest
-    live preview each time (the panel is replaced whole); each preview is encoded once."""
+async def job_progress(job, prefix: str = "", previews: bool = True) -> AsyncIterator[tuple[str, str | None]]:
+    """(progress panel HTML, the new live preview's HTML or None) whenever the job's progress changed, until
+    it finished."""
     seen: tuple | None = None
-    preview = ""
     end = JobEnd(job)
     every = min(FIRST_POLL_SECONDS, POLL_SECONDS)
     while not await end.wait(every):
@@ -222,8 +225,7 @@ async def job_progress(job, prefix: str = "", previews: bool = True) -> AsyncIte
         if marker == seen:
             continue
         seen = marker
-        preview = encoded if encoded is not None else preview
-        yield prefix + progress_html(snap, job.position) + preview
+        yield prefix + progress_html(snap, job.position), encoded
 
 
 def _look(job, shown_preview_id, previews: bool):
@@ -235,7 +237,7 @@ def _look(job, shown_preview_id, previews: bool):
 
 
 def preview_html(image) -> str:
-    """A live preview inside the progress panel (CSS lays it over the gallery, as A1111's)."""
+    """A live preview for the preview panel (CSS lays it over the gallery, as A1111's)."""
     buffer = io.BytesIO()
     image.convert("RGB").save(buffer, format="JPEG", quality=PREVIEW_JPEG_QUALITY)
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
