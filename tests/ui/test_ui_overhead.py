@@ -53,18 +53,23 @@ def collect(job) -> tuple[list, float]:
     return asyncio.run(asyncio.wait_for(consume(), WAIT))
 
 
+def collect_released_after(job, release: threading.Event, seconds: float) -> tuple[list, float]:
+    """collect(job) while a timer sets `release` after `seconds`; `release` is set however it ends."""
+    timer = threading.Timer(seconds, release.set)
+    timer.start()
+    try:
+        return collect(job)
+    finally:
+        timer.cancel()
+        release.set()
+
+
 def test_progress_stream_sends_about_one_update_a_second(queue):
     # Gradio's page does work per message that grows with the page (every tab is built at load); at 4 updates
     # a second it used more CPU than the sampler of a 512x512 job on 2 cores. A1111 refreshes once a second.
     release = threading.Event()
     job = stepping_job(queue, release)
-    timer = threading.Timer(2.5, release.set)
-    timer.start()
-    try:
-        updates, elapsed = collect(job)
-    finally:
-        timer.cancel()
-        release.set()
+    updates, elapsed = collect_released_after(job, release, 2.5)
     assert job.wait(WAIT) and job.result == "finished"
     assert 1 <= len(updates) <= elapsed / 1.0 + 2, (len(updates), elapsed)
 
@@ -90,13 +95,7 @@ def test_waiting_for_the_job_does_not_poll_the_event_loop(queue, monkeypatch):
     sleeps = record_sleeps(monkeypatch, runner.asyncio)
     release = threading.Event()
     job = stepping_job(queue, release)
-    timer = threading.Timer(0.5, release.set)
-    timer.start()
-    try:
-        collect(job)
-    finally:
-        timer.cancel()
-        release.set()
+    collect_released_after(job, release, 0.5)
     assert sleeps == []
 
 
@@ -170,13 +169,7 @@ def test_live_previews_go_out_as_jpeg_once_each_and_never_again_unchanged(queue,
     monkeypatch.setattr(runner, "preview_html", lambda image: encodes.append(image) or real(image))
     release = threading.Event()
     job = previewing_job(queue, release, ["red", "blue"])
-    timer = threading.Timer(3.5, release.set)
-    timer.start()
-    try:
-        updates, _ = collect(job)
-    finally:
-        timer.cancel()
-        release.set()
+    updates, _ = collect_released_after(job, release, 3.5)
     assert all(isinstance(text, str) and "progress" in text for text, _ in updates)
     previews = [preview for _, preview in updates if preview is not None]
     assert len(previews) == 2 == len(encodes), updates  # once per new preview, not once per update
