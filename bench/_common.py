@@ -66,11 +66,16 @@ def alternate(runs: dict[str, Callable[[], float]], repeats: int) -> dict[str, l
 
 def ratio_row(name: str, ours: Sequence[float], reference: Sequence[float], unit: str, scale: float = 1.0,
               note: str = "") -> Row:
-    """A Row from paired samples: medians (times scale, e.g. 1000 for ms), their ratio and the pair spread."""
+    """A Row from paired samples: medians (times scale, e.g. 1000 for ms), the median of the paired ratios and
+    their spread.
+
+    Runs alternate, so sample i of each side ran under the same load; the ratio of each pair cancels that load,
+    and their median is the figure. (The ratio of the two medians mixes samples from different moments; under a
+    drifting load it can even fall outside the spread of the pairs.) Unpaired samples fall back to it."""
     mine, base = statistics.median(ours), statistics.median(reference)
-    pairs = [a / b for a, b in zip(ours, reference) if b]
-    return Row(name=name, ours=mine * scale, reference=base * scale, unit=unit,
-               ratio=mine / base if base else None,
+    pairs = [a / b for a, b in zip(ours, reference) if b] if len(ours) == len(reference) else []
+    ratio = statistics.median(pairs) if pairs else (mine / base if base else None)
+    return Row(name=name, ours=mine * scale, reference=base * scale, unit=unit, ratio=ratio,
                spread=(min(pairs), max(pairs)) if pairs else None, note=note)
 
 

@@ -3,8 +3,9 @@ every step by each method (Approx cheap, Approx NN, TAESD), then the default set
 
 Runs alternate (ABBA) in one process on the demo checkpoint so machine load hits all alike. A reader thread
 polls the job's snapshot as the page's stream does, and encodes each new preview as the stream does (JPEG,
-webui/ui/components/runner.preview_html), so the lazy previews are really built and their reader-side cost (on a CPU box it shares the cores)
-counts too. TAESD runs TAESD's own architecture with random weights (the cost of the real file; no download).
+webui/ui/components/runner.preview_html), so the lazy previews are really built and their reader-side cost
+(on a CPU box it shares the cores) counts too. TAESD runs TAESD's own architecture with random weights (the
+cost of the real file; no download).
 "Approx NN" has no network of ours yet and falls back to the cheap latent->RGB map, as the app does.
 
     venv/bin/python bench/bench_previews.py [--size 128] [--steps 4] [--repeats 5] [--threads 1]

@@ -133,7 +133,7 @@ def measure(quick: bool) -> list[Row]:
     """txt2img rows: tiny and demo models (small sizes), and the real SD 1.5 architecture at 512x512 for
     2 steps (slope between 1 and 2 steps; full runs only: one repeat takes minutes on a CPU)."""
     plan = [("tiny", 64, 10, 3 if quick else 5), ("demo", 64 if quick else 256, 10 if quick else 20,
-                                                  3),
+                                                  3 if quick else 7),
             ("shapes", 128, 20, 2 if quick else 3)]  # issue 16: a 20-step 128x128 image in a few seconds
     if not quick:
         plan.append(("sd15", 512, 2, 1))  # one step interval: one repeat takes minutes on a CPU

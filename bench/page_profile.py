@@ -69,7 +69,8 @@ def summarize(profile: dict, top: int = 12) -> list[str]:
     lines = [f"  renderer main thread busy   {busy / 1000:7.0f} ms (sampled, profiler on)"]
     for function in NAMED:
         if inclusive[function]:
-            lines.append(f"    {function:26s}{inclusive[function] / 1000:7.0f} ms  {100 * inclusive[function] / busy:3.0f}%")
+            share = 100 * inclusive[function] / busy
+            lines.append(f"    {function:26s}{inclusive[function] / 1000:7.0f} ms  {share:3.0f}%")
     lines.append("  top self time:")
     for label, micros in own.most_common(top):
         lines.append(f"    {micros / 1000:7.0f} ms  {label}")

@@ -82,8 +82,9 @@ def header(document: dict) -> str:
 
 def results_markdown(document: dict, table: str) -> str:
     return (f"# Benchmark results\n\nLatest run of `{document['command']}`.\n\n{header(document)}\n\n"
-            "Each row: ours vs the reference in the same process, medians of alternating runs; ratio = ours / "
-            "reference (below 1 is faster or smaller); spread = lowest..highest ratio of the paired runs. "
+            "Each row: ours vs the reference in the same process, medians of alternating runs; ratio = the "
+            "median of the paired runs' ours / reference (below 1 is faster or smaller); spread = lowest..highest "
+            "ratio of the paired runs. "
             "The machine is shared: under a high load average the timings are noisy, the ratios less so.\n\n"
             f"{table}\n")
 

@@ -92,3 +92,19 @@ def test_per_step_rows_time_every_step_of_ours_and_of_diffusers_on_the_tiny_mode
     assert per_step.name == "txt2img per step, tiny" and per_step.unit == "ms/step"
     assert 0.5 < per_step.ratio < 2.0, per_step
     assert end_to_end.reference > 3 * per_step.reference / 1000  # 4 steps plus fixed costs
+
+
+def test_ratio_is_the_median_of_the_paired_runs_so_a_load_change_between_pairs_cancels():
+    # Ours is 1% slower in every quiet pair; a load spike doubles one of ours (pair 3), and the load doubles
+    # both sides for pairs 4-5. The ratio of the two medians reads 2.02 / 1.0; the pairs say 1.01.
+    reference = [1.0, 1.0, 1.0, 2.0, 2.0]
+    ours = [1.01, 1.01, 2.02, 2.02, 2.02]
+    row = ratio_row("load", ours, reference, "s")
+    assert row.ratio == pytest.approx(1.01)
+    assert row.spread == pytest.approx((1.01, 2.02))
+    assert row.ours == pytest.approx(2.02) and row.reference == pytest.approx(1.0)
+
+
+def test_unpaired_samples_fall_back_to_the_ratio_of_medians():
+    row = ratio_row("unpaired", [2.0, 2.0, 2.0], [1.0, 1.0], "s")
+    assert row.ratio == pytest.approx(2.0) and row.spread is None
