@@ -12,7 +12,8 @@ import argparse
 import json
 import math
 import random
-from dataclasses import asdict, dataclass
+import re
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from PIL import Image, ImageDraw
@@ -190,6 +191,24 @@ def partial_caption(sample: Sample, rng: random.Random) -> str | None:
     if len(sample.shapes) < 2:
         return None
     return caption(rng, sample.background, (rng.choice(sample.shapes),), background_share=0.0)[0]
+
+
+def shape_twin(sample: Sample) -> Sample | None:
+    """The same one-shape scene with another shape (None for a several-shape scene).
+
+    Colour, size, place and background stay; only the shape and the caption's shape word change. Trained in
+    the same batch with the same noise as the original, the pair's loss differs only where the outlines do:
+    the shape word's small signal without the colour's large one around it (docs/demo_model.md, r16).
+    The other shape cycles with the index, so every pair of shapes is seen.
+    """
+    if len(sample.shapes) != 1:
+        return None
+    [original] = sample.shapes
+    other = SHAPES[(SHAPES.index(original.shape) + 1 + sample.index % (len(SHAPES) - 1)) % len(SHAPES)]
+    shapes = (replace(original, shape=other),)
+    text = re.sub(rf"\b{original.shape}\b", other, sample.caption)
+    return Sample(sample.index, render(sample.background, shapes, sample.image.size[0]), text, sample.style,
+                  sample.background, shapes)
 
 
 # ---- the dataset -------------------------------------------------------------------------------------

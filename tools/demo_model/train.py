@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from tools.demo_model import architecture as arch
-from tools.demo_model.dataset import make_dataset, partial_caption
+from tools.demo_model.dataset import make_dataset, partial_caption, shape_twin
 from tools.demo_model.emphasis import (eligible, emphasise, encode_ids_and_weights, fix_final_norm_shift,
                                        weighted_caption)
 from tools.demo_model.vae_init import init_colour_path, keep_constant_unread
@@ -92,6 +92,11 @@ class TrainConfig:
     # words onto nearly one vector (docs/demo_model.md, r13); a slower encoder stays nearer its random start,
     # where every word is its own direction.
     text_lr_scale: float = 1.0
+    # This share of stage-2 batches are twin pairs (dataset.shape_twin): half the batch one-shape scenes, the
+    # other half the same scenes with another shape, under the same noise and timestep. With text encoders
+    # that kept the shape words apart (r14) the UNet still drew one blob for both, the outline cells' signal
+    # lost in the noise of everything else in the batch; in a pair everything else is the same.
+    twin_share: float = 0.0
 
     @property
     def work(self) -> Path:
@@ -335,6 +340,18 @@ def edge_weights(images: torch.Tensor, factor: int, strength: float) -> torch.Te
 
 
 @dataclass
+class TwinData:
+    """The one-shape scenes' twins (dataset.shape_twin): row k is the twin of scene `scenes[k]`; at 128 px only
+    the first `count[128]` rows exist (the scenes encoded at 128 px are a prefix)."""
+
+    scenes: torch.Tensor
+    count: dict[int, int]
+    latents: dict[int, torch.Tensor]
+    ids: torch.Tensor
+    cell_weights: dict[int, torch.Tensor] | None
+
+
+@dataclass
 class DenoiserData:
     """Stage 2 and 3's frozen inputs: latents per side, caption token ids and their variants per scene."""
 
@@ -348,6 +365,7 @@ class DenoiserData:
     partial_ids: torch.Tensor
     has_partial: torch.Tensor
     cell_weights: dict[int, torch.Tensor] | None = None  # per side, from edge_weights (edge_loss_weight > 0)
+    twins: TwinData | None = None  # twin_share > 0
 
     @property
     def used_ids(self) -> list[int]:
@@ -378,18 +396,36 @@ def prepare_data(cfg: TrainConfig, vae, log: Log) -> DenoiserData:
     partial_ids, has_partial = partial_captions(cfg, tok, small_samples, ids)
     factor = 2 ** (len(cfg.sizes.vae_channels) - 1)
     pictures = {64: to_tensor(s.image for s in small_samples)}
-    del small_samples
     count = {64: cfg.images, 128: min(cfg.images_128, cfg.images)}
-    pictures[128] = to_tensor(s.image for s in make_dataset(cfg.seed, count[128], 128))
+    large_samples = make_dataset(cfg.seed, count[128], 128)
+    pictures[128] = to_tensor(s.image for s in large_samples)
     latents = {side: encode_latents(vae, pictures[side]) for side in (64, 128)}
     cell_weights = ({side: edge_weights(pictures[side], factor, cfg.edge_loss_weight) for side in (64, 128)}
                     if cfg.edge_loss_weight > 0 else None)
     del pictures
+    twins = (prepare_twins(cfg, vae, tok, {64: small_samples, 128: large_samples}, factor)
+             if cfg.twin_share > 0 else None)
+    del small_samples, large_samples
     log.point("data", 0, 0.0, f"{cfg.images} scenes encoded ({count[128]} at 128 px); "
               f"latent std {latents[64].std():.3f}; {int(has_emphasis.sum())} with emphasis captions, "
-              f"{int(has_partial.sum())} with partial ones")
+              f"{int(has_partial.sum())} with partial ones, "
+              f"{len(twins.scenes) if twins else 0} with shape twins")
     return DenoiserData(latents, count, ids, caption_ids(tok, [""])[0], emph_ids, emph_weights, has_emphasis,
-                        partial_ids, has_partial, cell_weights)
+                        partial_ids, has_partial, cell_weights, twins)
+
+
+def prepare_twins(cfg: TrainConfig, vae, tok, samples: dict[int, list], factor: int) -> TwinData:
+    """Every one-shape scene's twin, encoded at both sides like the originals."""
+    pairs = [(s.index, shape_twin(s)) for s in samples[64]]
+    pairs = [(i, twin) for i, twin in pairs if twin is not None]
+    scenes = torch.tensor([i for i, _ in pairs], dtype=torch.long)
+    count = {64: len(pairs), 128: int((scenes < len(samples[128])).sum())}
+    pictures = {64: to_tensor(twin.image for _, twin in pairs),
+                128: to_tensor(shape_twin(samples[128][i]).image for i, _ in pairs[:count[128]])}
+    latents = {side: encode_latents(vae, pictures[side]) for side in (64, 128)}
+    cells = ({side: edge_weights(pictures[side], factor, cfg.edge_loss_weight) for side in (64, 128)}
+             if cfg.edge_loss_weight > 0 else None)
+    return TwinData(scenes, count, latents, caption_ids(tok, [twin.caption for _, twin in pairs]), cells)
 
 
 def build_denoiser(cfg: TrainConfig, data: DenoiserData):
@@ -440,22 +476,26 @@ def train_denoiser(cfg: TrainConfig, data: DenoiserData, unet, text, log: Log, *
             log.point(stage, step - 1, running or 0.0, f"stopped early: time budget {cfg.budget_s:.0f} s spent")
             break
         side = 128 if torch.rand(()) < cfg.share_128 else 64
-        pick = torch.randint(data.count[side], (cfg.batch,))
-        x0 = data.latents[side][pick]
-        weighted = data.has_emphasis[pick] & (torch.rand(cfg.batch) < cfg.emphasis_share)
-        partial = data.has_partial[pick] & ~weighted & (torch.rand(cfg.batch) < partial_share)
-        cond = torch.where(weighted[:, None], data.emph_ids[pick], data.ids[pick])
-        cond = torch.where(partial[:, None], data.partial_ids[pick], cond)
-        weights = torch.where(weighted[:, None], data.emph_weights[pick],
-                              torch.ones_like(data.emph_weights[pick]))
-        dropped = torch.rand(cfg.batch) < cfg.caption_dropout
-        cond[dropped], weights[dropped] = data.empty, 1.0
-        eps = torch.randn_like(x0)
-        t = torch.randint(0, noise.config.num_train_timesteps, (cfg.batch,))
+        twin = data.twins is not None and data.twins.count[side] > 0 and bool(torch.rand(()) < cfg.twin_share)
+        if twin:
+            x0, cond, weights, eps, t, cells = twin_batch(cfg, data, data.twins, side, noise)
+        else:
+            pick = torch.randint(data.count[side], (cfg.batch,))
+            x0 = data.latents[side][pick]
+            weighted = data.has_emphasis[pick] & (torch.rand(cfg.batch) < cfg.emphasis_share)
+            partial = data.has_partial[pick] & ~weighted & (torch.rand(cfg.batch) < partial_share)
+            cond = torch.where(weighted[:, None], data.emph_ids[pick], data.ids[pick])
+            cond = torch.where(partial[:, None], data.partial_ids[pick], cond)
+            weights = torch.where(weighted[:, None], data.emph_weights[pick],
+                                  torch.ones_like(data.emph_weights[pick]))
+            dropped = torch.rand(cfg.batch) < cfg.caption_dropout
+            cond[dropped], weights[dropped] = data.empty, 1.0
+            eps = torch.randn_like(x0)
+            t = torch.randint(0, noise.config.num_train_timesteps, (cfg.batch,))
+            cells = data.cell_weights[side][pick] if data.cell_weights else None
         # clip skip 1 and "Original" emphasis, as our prompt encoder feeds the UNet
         hidden = emphasise(text(cond).last_hidden_state, weights)
         pred = unet(noise.add_noise(x0, eps, t), t, encoder_hidden_states=hidden).sample
-        cells = data.cell_weights[side][pick] if data.cell_weights else None
         loss = denoising_loss(pred, eps, t, noise, cfg.min_snr_gamma, cells)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -471,6 +511,24 @@ def train_denoiser(cfg: TrainConfig, data: DenoiserData, unet, text, log: Log, *
     ema.copy_to(params)
     text.set_input_embeddings(compact.scatter_into(full_embedding))
     return unet.eval(), text.eval()
+
+
+def twin_batch(cfg: TrainConfig, data: DenoiserData, twins: TwinData, side: int, noise):
+    """(x0, caption ids, token weights, noise, timesteps, cell weights) of a twin-pair batch: scenes, then
+    their twins, the two halves under the same noise and timesteps."""
+    half = max(1, cfg.batch // 2)
+    rows = torch.randint(twins.count[side], (half,))
+    scenes = twins.scenes[rows]
+    x0 = torch.cat([data.latents[side][scenes], twins.latents[side][rows]])
+    cond = torch.cat([data.ids[scenes], twins.ids[rows]])
+    weights = torch.ones(cond.shape, dtype=data.emph_weights.dtype)
+    dropped = torch.rand(len(cond)) < cfg.caption_dropout
+    cond[dropped] = data.empty
+    eps = torch.randn_like(x0[:half]).repeat(2, 1, 1, 1)
+    t = torch.randint(0, noise.config.num_train_timesteps, (half,)).repeat(2)
+    cells = (torch.cat([data.cell_weights[side][scenes], twins.cell_weights[side][rows]])
+             if data.cell_weights and twins.cell_weights else None)
+    return x0, cond, weights, eps, t, cells
 
 
 # ---- saving -----------------------------------------------------------------------------------------
@@ -563,7 +621,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                  "batch", "lr", "warmup", "min_snr_gamma", "emphasis_share", "ema_decay", "caption_dropout",
                  "share_128", "log_every", "budget_s", "finetune_steps", "finetune_lr", "finetune_warmup",
                  "partial_share", "stage2_partial_share", "decoder_steps", "decoder_lr", "edge_loss_weight",
-                 "text_lr_scale"):
+                 "text_lr_scale", "twin_share"):
         value = getattr(defaults, name)
         parser.add_argument("--" + name.replace("_", "-"), type=type(value), default=value)
     parser.add_argument("--save-dtype", choices=("fp16", "fp32"), default=defaults.save_dtype)

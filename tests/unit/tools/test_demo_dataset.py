@@ -16,6 +16,7 @@ from tools.demo_model.dataset import (
     SIZES,
     make_dataset,
     make_sample,
+    shape_twin,
     write_dataset,
 )
 
@@ -133,3 +134,30 @@ def test_partial_captions_name_one_drawn_shape_of_a_several_shape_scene(samples)
         named[phrases.index(said[0])] += 1
     # any shape of the scene may be the named one, not only the first drawn
     assert len(several) > 100 and set(named) >= {0, 1} and min(named[0], named[1]) > 0.3 * len(several) / 3
+
+
+def test_a_shape_twin_is_the_same_scene_with_another_shape_and_only_that_word_changed():
+    singles = [s for s in make_dataset(7, 60, 64) if len(s.shapes) == 1]
+    several = next(s for s in make_dataset(7, 60, 64) if len(s.shapes) > 1)
+    assert shape_twin(several) is None
+    seen = set()
+    for sample in singles:
+        twin = shape_twin(sample)
+        [a], [b] = sample.shapes, twin.shapes
+        assert b.shape != a.shape and b.shape in SHAPES
+        assert (b.colour, b.size, b.position, b.cx, b.cy, b.radius) == (a.colour, a.size, a.position, a.cx,
+                                                                      a.cy, a.radius)
+        assert twin.background == sample.background and twin.image.size == sample.image.size
+        words = sample.caption.split()
+        assert sum(w.rstrip(",") == a.shape for w in words) == 1, sample.caption
+        assert twin.caption.split() == [w.replace(a.shape, b.shape) if w.rstrip(",") == a.shape else w
+                                        for w in words]
+        pixels = np.asarray(sample.image, dtype=np.int16) - np.asarray(twin.image, dtype=np.int16)
+        # the outline moved: some pixels went all the way from shape colour to background or back
+        full = np.abs(np.subtract(COLOURS[a.colour], COLOURS[sample.background])).max()
+        assert (np.abs(pixels).max(axis=-1) == full).sum() >= 10
+        # the background far from the shape is untouched
+        corner = (0, 0) if a.cx > 20 and a.cy > 20 else (63, 63)
+        assert (pixels[corner[1], corner[0]] == 0).all()
+        seen.add((a.shape, b.shape))
+    assert len(seen) >= 8, f"pairs of shapes seen: {sorted(seen)}"

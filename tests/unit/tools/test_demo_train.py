@@ -101,3 +101,39 @@ def test_stage_4_trains_the_decoder_only_so_the_latents_the_unet_learnt_stay(tra
                            for k in changed), sorted(changed)[:5]
     record = json.loads(out.with_name("demo-shapes.train.json").read_text())
     assert [p[0] for p in record["loss_curves"]["decoder"]] == [1, 2, 3]
+
+
+def test_twin_batches_pair_each_one_shape_scene_with_its_twin_under_the_same_noise(tmp_path):
+    from diffusers import DDPMScheduler
+
+    from tools.demo_model.dataset import make_dataset, shape_twin
+    from tools.demo_model.train import Log, encode_latents, prepare_data, to_tensor, twin_batch
+
+    cfg = toy_config(tmp_path / "demo-shapes.safetensors", images=16, images_128=8, batch=6, twin_share=1.0,
+                     caption_dropout=0.0)
+    torch.manual_seed(0)
+    vae = arch.build_vae(TOY).eval()
+    data = prepare_data(cfg, vae, Log())
+    samples = make_dataset(cfg.seed, 16, 64)
+    singles = [s.index for s in samples if len(s.shapes) == 1]
+    assert len(singles) >= 3 and data.twins.scenes.tolist() == singles
+    assert data.twins.count == {64: len(singles), 128: sum(i < 8 for i in singles)}
+    # row k is the encoded twin picture of scene scenes[k]
+    expected = encode_latents(vae, to_tensor([shape_twin(samples[singles[0]]).image]))
+    assert torch.allclose(data.twins.latents[64][0], expected[0], atol=1e-5)
+
+    torch.manual_seed(1)
+    x0, cond, weights, eps, t, cells = twin_batch(cfg, data, data.twins, 64,
+                                                  DDPMScheduler.from_config(arch.scheduler_config()))
+    assert torch.equal(eps[:3], eps[3:]) and torch.equal(t[:3], t[3:])
+    assert not torch.equal(x0[:3], x0[3:])
+    # each scene's caption and its twin's differ in one token: the shape word
+    assert (cond[:3] != cond[3:]).sum(dim=1).tolist() == [1, 1, 1]
+    assert torch.all(weights == 1.0) and cells.shape == (6, 1, 8, 8)
+
+
+def test_a_run_with_twin_batches_trains_and_saves(tmp_path):
+    out = run(toy_config(tmp_path / "demo-shapes.safetensors", images=16, images_128=8, twin_share=1.0,
+                         finetune_steps=0))
+    record = json.loads(out.with_name("demo-shapes.train.json").read_text())
+    assert record["config"]["twin_share"] == 1.0 and len(record["loss_curves"]["unet"]) == 3
