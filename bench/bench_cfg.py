@@ -9,7 +9,10 @@ per-step time <= 0.6x CFG 7's. Rows:
 - "NGMS all steps vs CFG 7": s_min_uncond above every sigma with s_min_uncond_all, i.e. every step skipped
   (the most NGMS can save; plain NGMS skips every other step below its sigma, about half of that);
 - "Skip Early CFG 0.5 vs CFG 7": the first half of the steps skipped (the mean over the run: what it saves
-  on average).
+  on average);
+- "diffusers CFG 1 vs CFG 7": plain diffusers on the same pipeline (guidance_scale 1 also drops its
+  unconditional pass): what this machine allows. On a small model a batch of 2 costs less than twice a batch
+  of 1, so neither side halves.
 
     venv/bin/python bench/bench_cfg.py [--model demo|tiny] [--size 256] [--steps 12] [--repeats 3]
 """
@@ -29,7 +32,7 @@ import torch
 
 from bench._common import Row, alternate, format_table, guarded, ratio_row
 from bench._step_clock import StepClock, step_seconds
-from bench.bench_txt2img import NEGATIVE, PROMPT, build_model
+from bench.bench_txt2img import NEGATIVE, PROMPT, build_model, run_plain
 
 GOAL = 0.6  # issue 17: CFG 1 per-step time <= 0.6x CFG 7
 
@@ -77,12 +80,20 @@ def measure_model(kind: str, size: int, steps: int, repeats: int) -> list[Row]:
         model = build_model(kind)
     for name in KINDS:  # warm-up: first calls pay for kernel selection and lazy imports
         run(model, name, 2, size)
-    per_step = alternate({name: (lambda n=name: run(model, n, steps, size)) for name in KINDS}, repeats)
+    runs = {name: (lambda n=name: run(model, n, steps, size)) for name in KINDS}
+    runs.update({f"diffusers_cfg{c:g}": (lambda c=c: run_plain(model, steps, size, c)[1]) for c in (1.0, 7.0)})
+    for c in (1.0, 7.0):
+        run_plain(model, 2, size, c)
+    per_step = alternate(runs, repeats)
     note = f"{size}x{size}, Euler, {steps} steps, {repeats} repeats; goal <= {GOAL}"
     labels = {"cfg1": "CFG 1", "ngms_all": "NGMS all steps", "skip_early": "Skip Early CFG 0.5"}
-    return [ratio_row(f"{label} vs CFG 7 per step, {kind}", per_step[name], per_step["cfg7"], "ms/step", 1000,
+    rows = [ratio_row(f"{label} vs CFG 7 per step, {kind}", per_step[name], per_step["cfg7"], "ms/step", 1000,
                       note if name == "cfg1" else note.split(";")[0])
             for name, label in labels.items()]
+    rows.append(ratio_row(f"diffusers CFG 1 vs CFG 7 per step, {kind}", per_step["diffusers_cfg1"],
+                          per_step["diffusers_cfg7"], "ms/step", 1000,
+                          note.split(";")[0] + "; plain diffusers, the same pipeline: this machine's floor"))
+    return rows
 
 
 def measure(quick: bool) -> list[Row]:

@@ -91,7 +91,7 @@ def run_ours(model, steps: int, size: int) -> tuple[float, float]:
     return elapsed, step_seconds(clock.ends)
 
 
-def run_plain(model, steps: int, size: int) -> tuple[float, float]:
+def run_plain(model, steps: int, size: int, cfg_scale: float = 7.0) -> tuple[float, float]:
     """(seconds end to end, seconds per step) of the plain diffusers call on the same pipeline."""
     from modules.samplers import build_scheduler, find_sampler, find_schedule, model_scheduler_config
 
@@ -102,7 +102,7 @@ def run_plain(model, steps: int, size: int) -> tuple[float, float]:
     ends: list[float] = []
     try:
         start = time.perf_counter()
-        pipe(prompt=PROMPT, negative_prompt=NEGATIVE, num_inference_steps=steps, guidance_scale=7.0,
+        pipe(prompt=PROMPT, negative_prompt=NEGATIVE, num_inference_steps=steps, guidance_scale=cfg_scale,
              width=size, height=size, generator=torch.Generator("cpu").manual_seed(1234),
              callback_on_step_end=diffusers_step_clock(ends))
         elapsed = time.perf_counter() - start
@@ -136,7 +136,7 @@ def measure(quick: bool) -> list[Row]:
                                                   3 if quick else 7),
             ("shapes", 128, 20, 2 if quick else 3)]  # issue 16: a 20-step 128x128 image in a few seconds
     if not quick:
-        plan.append(("sd15", 512, 2, 1))  # one step interval: one repeat takes minutes on a CPU
+        plan.append(("sd15", 512, 2, 3))  # one step interval each; a repeat takes a minute on 2 cores
     rows: list[Row] = []
     for kind, size, steps, repeats in plan:
         rows += guarded(f"txt2img per step, {kind}",
