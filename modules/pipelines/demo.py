@@ -161,6 +161,5 @@ def demo_notice_text(kind: str | None, ckpt_dir: Path) -> str:
                 "triangle, star) in eight colours, small or large, left/right/top/bottom/centre, on a plain "
                 f"background; {SHAPES_NATIVE_SIZE}x{SHAPES_NATIVE_SIZE} (or 64x64). Try: {examples}. "
                 "Weights such as `(red:1.4)`, prompt editing `[red:blue:0.5]` and `a red circle AND a blue "
-                "square` work on it; shapes are rough, and circles come out rounder than squares at "
-                f"{SHAPES_NATIVE_SIZE}x{SHAPES_NATIVE_SIZE}, not yet at 64x64. " + real)
+                "square` work on it; shapes are rough, and positions loose. " + real)
     return "The demo model is active: it has random weights and makes abstract images. " + real

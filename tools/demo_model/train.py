@@ -72,10 +72,12 @@ class TrainConfig:
     budget_s: float = 0.0  # > 0: stop stage 2 early after this many seconds of the run (and still save)
     # Stage 3 continues stage 2 with partial captions (dataset.partial_caption): a several-shape scene is
     # captioned by one of its shapes this often, which is what makes `AND` compose instead of cancel.
-    finetune_steps: int = 0  # off: on r6 it traded the other checks for AND (docs/demo_model.md)
+    # r18: 2000 (r16's weights, twin-heavy and mostly 64 px: round vs square at 64 px 4 -> 9/10). Off until
+    # then: on r6 it traded the other checks for AND (docs/demo_model.md)
+    finetune_steps: int = 2000
     finetune_lr: float = 3e-4
     finetune_warmup: int = 50
-    partial_share: float = 0.35
+    partial_share: float = 0.25  # r18, as stage 2 (r7-r11: 0.2-0.35)
     # Partial captions already in stage 2 (r12, r13; r6 had none): what makes `AND` compose. A fine-tune
     # that added them late cost prompt weights at 128 px (r9-r11).
     stage2_partial_share: float = 0.25
@@ -98,6 +100,11 @@ class TrainConfig:
     # lost in the noise of everything else in the batch; in a pair everything else is the same. r16: 0.35
     # (round vs square 9/10 at 128 px, 3/10 before).
     twin_share: float = 0.35
+    # Stage 3's own mix of 128 px and twin batches. r17 (a stage 3 of r16 at 64 px only, twins 0.6) drew
+    # circles rounder than squares on 10/10 seeds at 64 px, and lost 128 px (9 -> 6/10); r18's 0.2 and 0.6
+    # keep both (9/10 each).
+    finetune_share_128: float = 0.2
+    finetune_twin_share: float = 0.6
 
     @property
     def work(self) -> Path:
@@ -405,7 +412,7 @@ def prepare_data(cfg: TrainConfig, vae, log: Log) -> DenoiserData:
                     if cfg.edge_loss_weight > 0 else None)
     del pictures
     twins = (prepare_twins(cfg, vae, tok, {64: small_samples, 128: large_samples}, factor)
-             if cfg.twin_share > 0 else None)
+             if max(cfg.twin_share, cfg.finetune_twin_share if cfg.finetune_steps else 0) > 0 else None)
     del small_samples, large_samples
     log.point("data", 0, 0.0, f"{cfg.images} scenes encoded ({count[128]} at 128 px); "
               f"latent std {latents[64].std():.3f}; {int(has_emphasis.sum())} with emphasis captions, "
@@ -449,7 +456,7 @@ def load_denoiser(cfg: TrainConfig, path: Path):
 
 
 def train_denoiser(cfg: TrainConfig, data: DenoiserData, unet, text, log: Log, *, stage: str, steps: int,
-                   lr: float, warmup: int, partial_share: float):
+                   lr: float, warmup: int, partial_share: float, share_128: float, twin_share: float):
     """Train (unet, text_encoder) for `steps` and leave their EMA weights in them (returned, in eval mode)."""
     from diffusers import DDPMScheduler
     from diffusers.optimization import get_scheduler
@@ -476,8 +483,8 @@ def train_denoiser(cfg: TrainConfig, data: DenoiserData, unet, text, log: Log, *
         if cfg.budget_s and log.elapsed() > cfg.budget_s:
             log.point(stage, step - 1, running or 0.0, f"stopped early: time budget {cfg.budget_s:.0f} s spent")
             break
-        side = 128 if torch.rand(()) < cfg.share_128 else 64
-        twin = data.twins is not None and data.twins.count[side] > 0 and bool(torch.rand(()) < cfg.twin_share)
+        side = 128 if torch.rand(()) < share_128 else 64
+        twin = data.twins is not None and data.twins.count[side] > 0 and bool(torch.rand(()) < twin_share)
         if twin:
             x0, cond, weights, eps, t, cells = twin_batch(cfg, data, data.twins, side, noise)
         else:
@@ -593,7 +600,8 @@ def run(cfg: TrainConfig) -> Path:
     data = prepare_data(cfg, vae, log)
     unet, text = build_denoiser(cfg, data)
     unet, text = train_denoiser(cfg, data, unet, text, log, stage="unet", steps=cfg.steps, lr=cfg.lr,
-                                warmup=cfg.warmup, partial_share=cfg.stage2_partial_share)
+                                warmup=cfg.warmup, partial_share=cfg.stage2_partial_share,
+                                share_128=cfg.share_128, twin_share=cfg.twin_share)
     return finetune_and_save(cfg, vae, unet, text, data, log)
 
 
@@ -603,7 +611,8 @@ def finetune_and_save(cfg: TrainConfig, vae, unet, text, data: DenoiserData | No
         torch.manual_seed(cfg.seed + 3)
         unet, text = train_denoiser(cfg, data, unet, text, log, stage="finetune", steps=cfg.finetune_steps,
                                     lr=cfg.finetune_lr, warmup=cfg.finetune_warmup,
-                                    partial_share=cfg.partial_share)
+                                    partial_share=cfg.partial_share, share_128=cfg.finetune_share_128,
+                                    twin_share=cfg.finetune_twin_share)
     if cfg.decoder_steps > 0:
         torch.manual_seed(cfg.seed + 4)
         vae = train_decoder(cfg, vae, log)
@@ -622,7 +631,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                  "batch", "lr", "warmup", "min_snr_gamma", "emphasis_share", "ema_decay", "caption_dropout",
                  "share_128", "log_every", "budget_s", "finetune_steps", "finetune_lr", "finetune_warmup",
                  "partial_share", "stage2_partial_share", "decoder_steps", "decoder_lr", "edge_loss_weight",
-                 "text_lr_scale", "twin_share"):
+                 "text_lr_scale", "twin_share", "finetune_share_128", "finetune_twin_share"):
         value = getattr(defaults, name)
         parser.add_argument("--" + name.replace("_", "-"), type=type(value), default=value)
     parser.add_argument("--save-dtype", choices=("fp16", "fp32"), default=defaults.save_dtype)

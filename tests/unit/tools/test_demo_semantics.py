@@ -41,12 +41,9 @@ def random_demo_64(tmp_path_factory):
     return rows_by_name(evaluate(model, size=64, seeds=SEEDS, steps=4))
 
 
-# Checks the shipped model (run r16, 2026-12-03) does not pass yet at 64 px; issue 16 stays open for them.
-# Roundness: 4/10 at 64 px (9/10 at 128 px, its native size). At 64 px a circle comes out as a ring with a
-# pale centre, a square as a solid blob (docs/demo_model.md, run r16). Strict: once it passes, the test says so.
-KNOWN_FAILING_64 = {
-    "circle rounder than square": pytest.mark.xfail(strict=True, reason="issue 16: 4/10 on run r16 at 64 px"),
-}
+# Checks the shipped model does not pass yet (strict: once one passes, the test says so). None since run r18
+# (2026-12-03): every check passes on at least 9 of 10 seeds at 64 and 128 px.
+KNOWN_FAILING_64: dict = {}
 
 
 @pytest.mark.parametrize("check", [pytest.param(c.name, marks=KNOWN_FAILING_64.get(c.name, ())) for c in CHECKS])
