@@ -373,7 +373,7 @@ class DenoiserData:
     partial_ids: torch.Tensor
     has_partial: torch.Tensor
     cell_weights: dict[int, torch.Tensor] | None = None  # per side, from edge_weights (edge_loss_weight > 0)
-    twins: TwinData | None = None  # twin_share > 0
+    twins: TwinData | None = None  # when stage 2 or stage 3 uses twin batches
 
     @property
     def used_ids(self) -> list[int]:
@@ -407,9 +407,7 @@ def prepare_data(cfg: TrainConfig, vae, log: Log) -> DenoiserData:
     count = {64: cfg.images, 128: min(cfg.images_128, cfg.images)}
     large_samples = make_dataset(cfg.seed, count[128], 128)
     pictures[128] = to_tensor(s.image for s in large_samples)
-    latents = {side: encode_latents(vae, pictures[side]) for side in (64, 128)}
-    cell_weights = ({side: edge_weights(pictures[side], factor, cfg.edge_loss_weight) for side in (64, 128)}
-                    if cfg.edge_loss_weight > 0 else None)
+    latents, cell_weights = encode_sides(cfg, vae, pictures, factor)
     del pictures
     twins = (prepare_twins(cfg, vae, tok, {64: small_samples, 128: large_samples}, factor)
              if max(cfg.twin_share, cfg.finetune_twin_share if cfg.finetune_steps else 0) > 0 else None)
@@ -422,6 +420,14 @@ def prepare_data(cfg: TrainConfig, vae, log: Log) -> DenoiserData:
                         partial_ids, has_partial, cell_weights, twins)
 
 
+def encode_sides(cfg: TrainConfig, vae, pictures: dict[int, torch.Tensor], factor: int):
+    """(latents, cell weights or None) per side of the 64 and 128 px pictures."""
+    latents = {side: encode_latents(vae, pictures[side]) for side in (64, 128)}
+    cells = ({side: edge_weights(pictures[side], factor, cfg.edge_loss_weight) for side in (64, 128)}
+             if cfg.edge_loss_weight > 0 else None)
+    return latents, cells
+
+
 def prepare_twins(cfg: TrainConfig, vae, tok, samples: dict[int, list], factor: int) -> TwinData:
     """Every one-shape scene's twin, encoded at both sides like the originals."""
     pairs = [(s.index, shape_twin(s)) for s in samples[64]]
@@ -430,9 +436,7 @@ def prepare_twins(cfg: TrainConfig, vae, tok, samples: dict[int, list], factor: 
     count = {64: len(pairs), 128: int((scenes < len(samples[128])).sum())}
     pictures = {64: to_tensor(twin.image for _, twin in pairs),
                 128: to_tensor(shape_twin(samples[128][i]).image for i, _ in pairs[:count[128]])}
-    latents = {side: encode_latents(vae, pictures[side]) for side in (64, 128)}
-    cells = ({side: edge_weights(pictures[side], factor, cfg.edge_loss_weight) for side in (64, 128)}
-             if cfg.edge_loss_weight > 0 else None)
+    latents, cells = encode_sides(cfg, vae, pictures, factor)
     return TwinData(scenes, count, latents, caption_ids(tok, [twin.caption for _, twin in pairs]), cells)
 
 
@@ -486,7 +490,7 @@ def train_denoiser(cfg: TrainConfig, data: DenoiserData, unet, text, log: Log, *
         side = 128 if torch.rand(()) < share_128 else 64
         twin = data.twins is not None and data.twins.count[side] > 0 and bool(torch.rand(()) < twin_share)
         if twin:
-            x0, cond, weights, eps, t, cells = twin_batch(cfg, data, data.twins, side, noise)
+            x0, cond, weights, eps, t, cells = twin_batch(cfg, data, side, noise)
         else:
             pick = torch.randint(data.count[side], (cfg.batch,))
             x0 = data.latents[side][pick]
@@ -521,9 +525,10 @@ def train_denoiser(cfg: TrainConfig, data: DenoiserData, unet, text, log: Log, *
     return unet.eval(), text.eval()
 
 
-def twin_batch(cfg: TrainConfig, data: DenoiserData, twins: TwinData, side: int, noise):
+def twin_batch(cfg: TrainConfig, data: DenoiserData, side: int, noise):
     """(x0, caption ids, token weights, noise, timesteps, cell weights) of a twin-pair batch: scenes, then
-    their twins, the two halves under the same noise and timesteps."""
+    their twins (data.twins), the two halves under the same noise and timesteps."""
+    twins = data.twins
     half = max(1, cfg.batch // 2)
     rows = torch.randint(twins.count[side], (half,))
     scenes = twins.scenes[rows]

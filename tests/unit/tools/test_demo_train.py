@@ -123,8 +123,7 @@ def test_twin_batches_pair_each_one_shape_scene_with_its_twin_under_the_same_noi
     assert torch.allclose(data.twins.latents[64][0], expected[0], atol=1e-5)
 
     torch.manual_seed(1)
-    x0, cond, weights, eps, t, cells = twin_batch(cfg, data, data.twins, 64,
-                                                  DDPMScheduler.from_config(arch.scheduler_config()))
+    x0, cond, weights, eps, t, cells = twin_batch(cfg, data, 64, DDPMScheduler.from_config(arch.scheduler_config()))
     assert torch.equal(eps[:3], eps[3:]) and torch.equal(t[:3], t[3:])
     assert not torch.equal(x0[:3], x0[3:])
     # each scene's caption and its twin's differ in one token: the shape word
