@@ -12,6 +12,7 @@ import gradio as gr
 from webui.gradio_builds import deferred_builds, finish_mount
 from webui.ui.app import build_ui, extension_head, ui_css, ui_js
 from webui.ui.components.extra_networks_route import install_preview_route
+from webui.ui.frame_pacing import PageHeadScript, head_script_tag
 from webui.ui.loading_status import limit_hidden_progress_targets
 from webui.ui.queue_timing import calm_queue
 
@@ -38,6 +39,7 @@ def mount_ui(app, ctx, auth: list[tuple[str, str]] | None) -> gr.Blocks:
                             allowed_paths=[])
     finish_mount(blocks, app)
     install_preview_route(app, ctx)  # the extra-networks cards' previews, behind the UI's login
+    app.add_middleware(PageHeadScript, script=head_script_tag())  # no 60-fps loops on an idle page
     blocks.has_launched = True  # see the module docstring: turns Gradio's upload-folder check on
     blocks._queue.max_thread_count = EVENT_SLOTS  # as launch(max_threads=) sets it, without a 256-thread pool
     calm_queue(blocks._queue)  # Gradio's queue loops woke the event loop ~1100 times a second (queue_timing.py)
