@@ -48,6 +48,7 @@ GROUPS: tuple[tuple[str, str | Measure], ...] = (
     ("controlnet", "bench.bench_controlnet"),
     ("switch", "bench.bench_switch"),
     ("previews", "bench.bench_previews"),
+    ("page", "bench.bench_idle_page"),
 )
 
 

@@ -1,7 +1,7 @@
-"""The idle page asks for few frames (webui/ui/frame_pacing.py): Gradio's never-stopped status-tracker timer
-ticks 10 times a second instead of 60, the hidden image editors' PixiJS ticker 4 instead of 60, and an
-editor on screen still gets every frame. Each frame request is counted below the pacing (an init script
-runs before every page script), sorted by the pacing's own matcher."""
+"""The idle page asks for no frames (webui/ui/frame_pacing.py): Gradio's never-stopped status-tracker timer
+ticks 10 times a second instead of 60 and the hidden image editors' PixiJS ticker 4 instead of 60, both from
+a timer that asks for no frame, and an editor on screen still gets every frame. Each frame request is
+counted below the pacing (an init script runs before every page script), sorted by the pacing's matcher."""
 from __future__ import annotations
 
 import time
@@ -37,9 +37,12 @@ def counted_page(server):
 
 
 def frames_per_second(page, seconds: float = 3.0) -> dict[str, float]:
-    before = page.evaluate("({...window.__frames})")
+    """Frame requests that reached the browser per second, by loop, and "tracker_ran": the tracker timer's
+    callbacks run by the pacing (from a timer, without a frame)."""
+    read = "({...window.__frames, tracker_ran: window.__framePacing ? window.__framePacing.ran.tracker : 0})"
+    before = page.evaluate(read)
     time.sleep(seconds)
-    after = page.evaluate("({...window.__frames})")
+    after = page.evaluate(read)
     return {kind: (after[kind] - before[kind]) / seconds for kind in before}
 
 
@@ -57,12 +60,11 @@ def test_an_idle_page_asks_for_few_frames_and_the_timer_still_ticks(counted_page
     # The first seconds after load carry the tabs' own transitions; an idle page is one that has settled.
     for _ in range(10):
         rates = frames_per_second(counted_page, 2.0)
-        if sum(rates.values()) <= 30:
+        if rates["tracker"] + rates["pixi"] + rates["other"] <= 10:
             break
-    # Unpaced, both loops asked 60 times a second (120 in all).
-    assert 4 <= rates["tracker"] <= 12, rates  # the loading screen's timer: matched, and still running
-    assert rates["pixi"] <= 6, rates
-    assert sum(rates.values()) <= 30, rates
+    # Unpaced, both loops asked for 60 frames a second each (120 in all); paced, they ask for none.
+    assert 4 <= rates["tracker_ran"] <= 12, rates  # the loading screen's timer: matched, and still running
+    assert rates["tracker"] + rates["pixi"] + rates["other"] <= 10, rates
 
 
 def test_an_image_editor_on_screen_gets_every_frame(counted_page):

@@ -19,7 +19,8 @@ def client() -> TestClient:
     app.add_api_route("/", lambda: HTMLResponse(PAGE), methods=["GET", "POST"])
     app.add_api_route("/other", lambda: HTMLResponse(PAGE))
     app.add_api_route("/json", lambda: JSONResponse({"html": "<head>"}))
-    app.add_api_route("/gz", lambda: Response(gzip.compress(b"<head>"), media_type="text/html", headers={"content-encoding": "gzip"}))
+    app.add_api_route("/gz", lambda: Response(gzip.compress(b"<head>"), media_type="text/html",
+                                              headers={"content-encoding": "gzip"}))
     app.add_middleware(PageHeadScript, script=SCRIPT)
     return TestClient(app)
 
@@ -34,6 +35,8 @@ def test_the_page_gets_the_script_first_in_head_with_a_matching_length():
 def test_other_answers_pass_unchanged():
     c = client()
     assert c.post("/").text == PAGE
+    assert c.get("/?frame_pacing=off").text == PAGE
+    assert "first()" in c.get("/?__theme=dark&x=1").text
     assert c.get("/other").text == PAGE
     assert c.get("/json").json() == {"html": "<head>"}
     assert c.get("/gz").text == "<head>"  # decoded by the client: the compressed body was left alone
