@@ -73,18 +73,17 @@ def head_script_tag() -> bytes:
 
 
 class PageHeadScript:
-    """ASGI middleware: the UI page's HTML (GET / under `root`) gets `script` right after <head>.
+    """ASGI middleware: the UI page's HTML (GET /) gets `script` right after <head>.
 
     Gradio inserts the page's `head=` content itself, from its module script: too late for code that must
     run before that module. Only an uncompressed text/html answer at the page's path is touched."""
 
-    def __init__(self, app, script: bytes, root: str = "/"):
+    def __init__(self, app, script: bytes):
         self.app = app
         self.script = script
-        self.root = root
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope.get("method") != "GET" or scope.get("path") != self.root \
+        if scope["type"] != "http" or scope.get("method") != "GET" or scope.get("path") != "/" \
                 or OFF_QUERY in scope.get("query_string", b"").split(b"&"):
             return await self.app(scope, receive, send)
         start: dict | None = None
