@@ -43,6 +43,7 @@ def compile_unet(unet: torch.nn.Module, mode: str = "default", backend: str = "i
     # nn.Module.__call__ runs `_compiled_call_impl` when set, else the eager `_call_impl`: wrapping it is how
     # a compile failure at the first call turns into an eager call instead of a failed job.
     def call_or_fall_back(*args, **kwargs):
+        args, kwargs = tuple(_own_storage(a) for a in args), {k: _own_storage(v) for k, v in kwargs.items()}
         try:
             return compiled(*args, **kwargs)
         except Exception as exc:
@@ -54,6 +55,18 @@ def compile_unet(unet: torch.nn.Module, mode: str = "default", backend: str = "i
 
     unet._compiled_call_impl = call_or_fall_back
     return True
+
+
+def _own_storage(value: Any) -> Any:
+    """A small tensor that is a view (the timestep: one element of the scheduler's `timesteps`) as a copy.
+
+    Dynamo guards on a view's base too. The base of the timestep is the schedule, as long as the job has
+    steps, and dynamo gives sizes that are equal at the first call one symbol ("duck sizing"): a first job
+    with as many steps as UNet rows (2 steps, CFG on) compiled again at the next step count, minutes on a
+    CPU. A copy of a few numbers has no base and costs nothing beside a UNet call."""
+    if isinstance(value, torch.Tensor) and value._base is not None and value.numel() <= 64:
+        return value.clone()
+    return value
 
 
 def uncompile_unet(unet: torch.nn.Module) -> None:

@@ -74,6 +74,29 @@ def test_compiled_once_with_dynamic_sizes_and_the_same_numbers():
     assert not is_compiled(module)
 
 
+def test_a_timestep_viewed_from_the_schedule_does_not_compile_again_at_another_step_count():
+    # The pipelines pass `timesteps[i]`, a view whose base is the whole schedule. Dynamo guards on that base;
+    # with as many steps as UNet rows at the first call it tied the two sizes together, and the next job
+    # with another step count compiled the UNet a second time (seen on the demo model: 35 s more on a CPU).
+    import torch._dynamo
+
+    module = Small()
+    torch._dynamo.reset()
+    captured = []
+
+    def counting(graph_module, example_inputs):
+        captured.append(graph_module)
+        return graph_module.forward
+
+    compile_unet(module, backend=counting)
+    x = torch.randn(2, 4, 8, 8)  # 2 rows: cond and uncond
+    for steps in (2, 2, 3, 5, 20):
+        schedule = torch.linspace(999.0, 0.0, steps)
+        for t in schedule[:2]:
+            assert torch.allclose(module(x, t), Small()(x, t), atol=1e-6)
+    assert len(captured) == 1
+
+
 def test_an_unknown_mode_is_refused():
     with pytest.raises(ValueError, match="reduce-overhead"):
         compile_unet(Small(), mode="fastest")
