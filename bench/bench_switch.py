@@ -35,6 +35,12 @@ CACHE = Path(tempfile.gettempdir()) / "webui-bench"
 
 def full_size_sd15_file() -> Path:
     """An SD 1.5-size LDM single file (fp16, about 2 GB), written once into the temp folder."""
+    return full_size_file("sd15")
+
+
+def full_size_file(config_name: str) -> Path:
+    """A full-size LDM single file of configs/<config_name> (sd15: about 2 GB, sdxl-base: about 6.9 GB; fp16,
+    constant weights), written once into the temp folder."""
     from types import SimpleNamespace
 
     from safetensors.torch import save_file
@@ -43,11 +49,12 @@ def full_size_sd15_file() -> Path:
     from modules.pipelines.ldm_layout import export_ldm_state_dict
     from tests.fixtures.full_size import meta_pipeline_parts
 
-    path = CACHE / "sd15-full-constant.safetensors"
+    path = CACHE / f"{config_name}-full-constant.safetensors"
     if path.is_file():
         return path
-    parts = meta_pipeline_parts(CONFIGS_DIR / "sd15")
-    for module in (parts.unet, parts.vae, parts.text_encoder):
+    parts = meta_pipeline_parts(CONFIGS_DIR / config_name)
+    modules = [m for m in (parts.unet, parts.vae, parts.text_encoder, parts.text_encoder_2) if m is not None]
+    for module in modules:
         module.to_empty(device="cpu")
         with torch.no_grad():
             for name, tensor in list(module.named_parameters()) + list(module.named_buffers()):
@@ -56,8 +63,8 @@ def full_size_sd15_file() -> Path:
                 else:
                     tensor.fill_(1.0 if "norm" in name and name.endswith("weight") else 0.01)
     state = export_ldm_state_dict(SimpleNamespace(unet=parts.unet, vae=parts.vae, text_encoder=parts.text_encoder,
-                                                  text_encoder_2=None), dtype=torch.float16)
-    del parts
+                                                  text_encoder_2=parts.text_encoder_2), dtype=torch.float16)
+    del parts, modules
     CACHE.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # atomic: another run may write it too
     save_file(state, str(tmp))
