@@ -33,6 +33,7 @@ def apply_memory_policy(pipe, policy: MemoryPolicy) -> None:
     from modules.performance.compile import compile_unet
 
     dtype = torch_dtype(policy.dtype)
+    pipe._webui_execution_device = None  # placed anew: execution_device asks diffusers again
     # 1. Precision. The VAE may stay float32 (--no-half-vae, or SDXL's VAE that overflows in fp16).
     pipe.to(dtype=dtype)
     vae = getattr(pipe, "vae", None)
@@ -73,5 +74,31 @@ def apply_memory_policy(pipe, policy: MemoryPolicy) -> None:
 
 
 def execution_device(pipe) -> torch.device:
-    """The device inputs must go to (offloaded pipelines report their GPU here)."""
-    return getattr(pipe, "_execution_device", None) or pipe.device
+    """The device inputs must go to (offloaded pipelines report their GPU here).
+
+    diffusers' `_execution_device` walks every submodule of every component looking for offload hooks, ~5 ms
+    on SD 1.5, and a job asks 4-5 times (noise, VAE, ...). The answer is kept on the pipeline beside a key
+    read in microseconds: each component's top-level offload hook and the device of its first parameter.
+    Moving the pipeline or adding offload hooks changes that key; apply_memory_policy forgets the answer."""
+    key = _placement_key(pipe)
+    cached = getattr(pipe, "_webui_execution_device", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    device = getattr(pipe, "_execution_device", None) or pipe.device
+    try:
+        pipe._webui_execution_device = (key, device)
+    except AttributeError:  # a pipeline-like object that takes no attributes: ask each time
+        pass
+    return device
+
+
+def _placement_key(pipe) -> tuple:
+    import torch
+
+    key = []
+    for name, module in (getattr(pipe, "components", None) or {}).items():
+        if isinstance(module, torch.nn.Module):
+            first = next(module.parameters(), None)
+            key.append((name, id(module), id(getattr(module, "_hf_hook", None)),
+                        None if first is None else first.device))
+    return tuple(key)

@@ -224,7 +224,13 @@ class PromptEncoder:
         pairs = [(t, e) for t, e in pairs if t is not None and e is not None]
         if not pairs:
             raise ValueError(f"{type(pipe).__name__} has no tokenizer/text encoder to encode prompts with")
-        options.setdefault("device", getattr(pipe, "_execution_device", None))
+        if "device" not in options:
+            from modules.pipelines.memory import execution_device
+
+            try:
+                options["device"] = execution_device(pipe)
+            except AttributeError:  # a stand-in with no device at all: the text encoder's parameters decide
+                options["device"] = None
         options.setdefault("sdxl", getattr(pipe, "text_encoder_2", None) is not None)
         return cls([t for t, _ in pairs], [e for _, e in pairs], **options)
 

@@ -115,3 +115,27 @@ def test_a_broken_xformers_falls_back_to_sdp_with_a_warning(pipe, caplog):
     apply_memory_policy(pipe, MemoryPolicy(device="cpu", attention="xformers"))
     assert "xformers failed to enable" in caplog.text
     assert {type(p).__name__ for p in pipe.unet.attn_processors.values()} == {"AttnProcessor2_0"}
+
+
+def test_a_job_asks_diffusers_for_the_execution_device_once(pipe, monkeypatch):
+    # diffusers' _execution_device walks every submodule (~5 ms on SD 1.5); a job needs the answer 4-5 times
+    calls = []
+    slow = type(pipe)._execution_device
+
+    def counted(self):
+        calls.append(1)
+        return slow.fget(self)
+
+    monkeypatch.setattr(type(pipe), "_execution_device", property(counted))
+    apply_memory_policy(pipe, MemoryPolicy(device="cpu"))
+    pixels(pipe)
+    first = len(calls)
+    pixels(pipe)
+    assert first <= 2 and len(calls) - first <= 1  # ours once (then kept), diffusers' own __call__ once a job
+
+
+def test_the_kept_execution_device_follows_offload_hooks_added_later(pipe):
+    apply_memory_policy(pipe, MemoryPolicy(device="cpu"))
+    assert execution_device(pipe) == torch.device("cpu")
+    pipe.enable_model_cpu_offload(device="cpu")  # not through apply_memory_policy: only the key can tell
+    assert execution_device(pipe) == torch.device("cpu", 0) == pipe._execution_device
