@@ -47,7 +47,9 @@ class Frame:
     pooled: torch.Tensor | None
     negative_pooled: torch.Tensor | None
     subconds: tuple[tuple[SubCond, ...], ...]
-    empty_chunk: torch.Tensor  # [77, width], what pads shorter rows
+    # () -> [77, width], what pads shorter rows: encoded on first use (a text-encoder pass most jobs,
+    # whose rows are all of one length, never need)
+    empty_chunk: Callable[[], torch.Tensor]
 
 
 @dataclass
@@ -164,11 +166,11 @@ def _expand(frame: Frame, hidden: torch.Tensor, n: int, per: int, cfg: bool) -> 
     return _Expansion(index, torch.cat(blocks), groups, uncond, pooled_rows)
 
 
-def _pad(rows: torch.Tensor, length: int, empty_chunk: torch.Tensor) -> torch.Tensor:
+def _pad(rows: torch.Tensor, length: int, empty_chunk: Callable[[], torch.Tensor]) -> torch.Tensor:
     missing = (length - rows.shape[1]) // CHUNK_POSITIONS
     if missing <= 0:
         return rows
-    pad = empty_chunk.to(rows).repeat(missing, 1).unsqueeze(0).expand(rows.shape[0], -1, -1)
+    pad = empty_chunk().to(rows).repeat(missing, 1).unsqueeze(0).expand(rows.shape[0], -1, -1)
     return torch.cat([rows, pad], dim=1)
 
 

@@ -217,7 +217,7 @@ class SchedulePlan:
             pooled=torch.stack(pooled) if self.encoder.sdxl else None,
             negative_pooled=torch.stack(negative_pooled) if self.encoder.sdxl else None,
             subconds=subconds,
-            empty_chunk=self._empty_chunk(),
+            empty_chunk=self._empty_chunk,
         )
 
     def _padded(self, text, length: int) -> torch.Tensor:

@@ -165,3 +165,19 @@ def test_sdxl_and_uses_each_sub_prompts_pooled(tiny_sdxl_pipe):
 def test_mismatched_negative_count_is_an_error(sd15):
     with pytest.raises(ValueError, match="negative"):
         prepare_conditioning(sd15, ["a", "b", "c"], ["x", "y"], steps=2)
+
+
+def test_prompts_of_one_chunk_never_encode_the_empty_chunk(sd15, monkeypatch):
+    # the empty chunk only pads rows of unequal length; encoding it anyway cost every job a text-encoder pass
+    calls = []
+    original = PromptEncoder.empty_chunk
+
+    def counted(self):
+        calls.append(1)
+        return original(self)
+
+    monkeypatch.setattr(PromptEncoder, "empty_chunk", counted)
+    run(sd15, prepare_conditioning(sd15, ["a cat AND a dog"], ["blurry"], steps=2), steps=2)
+    assert calls == []
+    run(sd15, prepare_conditioning(sd15, ["a cat"], ["ugly, " * 60], steps=2), steps=2)
+    assert calls == [1]  # a longer negative: now it pads, encoded once
