@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from modules.devices import MemoryPolicy
+from modules.devices import MemoryPolicy, execution_device  # noqa: F401 - callers import it from here
 from modules.performance.vae import tile_large_images
 
 if TYPE_CHECKING:
@@ -71,34 +71,3 @@ def apply_memory_policy(pipe, policy: MemoryPolicy) -> None:
     # 5. torch.compile of the UNet: compiled at its first call; a failure there falls back to eager.
     if policy.compile_mode and unet is not None:
         compile_unet(unet, policy.compile_mode, policy.compile_backend)
-
-
-def execution_device(pipe) -> torch.device:
-    """The device inputs must go to (offloaded pipelines report their GPU here).
-
-    diffusers' `_execution_device` walks every submodule of every component looking for offload hooks, ~5 ms
-    on SD 1.5, and a job asks 4-5 times (noise, VAE, ...). The answer is kept on the pipeline beside a key
-    read in microseconds: each component's top-level offload hook and the device of its first parameter.
-    Moving the pipeline or adding offload hooks changes that key; apply_memory_policy forgets the answer."""
-    key = _placement_key(pipe)
-    cached = getattr(pipe, "_webui_execution_device", None)
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    device = getattr(pipe, "_execution_device", None) or pipe.device
-    try:
-        pipe._webui_execution_device = (key, device)
-    except AttributeError:  # a pipeline-like object that takes no attributes: ask each time
-        pass
-    return device
-
-
-def _placement_key(pipe) -> tuple:
-    import torch
-
-    key = []
-    for name, module in (getattr(pipe, "components", None) or {}).items():
-        if isinstance(module, torch.nn.Module):
-            first = next(module.parameters(), None)
-            key.append((name, id(module), id(getattr(module, "_hf_hook", None)),
-                        None if first is None else first.device))
-    return tuple(key)

@@ -225,7 +225,7 @@ class PromptEncoder:
         if not pairs:
             raise ValueError(f"{type(pipe).__name__} has no tokenizer/text encoder to encode prompts with")
         if "device" not in options:
-            from modules.pipelines.memory import execution_device
+            from modules.devices import execution_device
 
             try:
                 options["device"] = execution_device(pipe)
