@@ -303,15 +303,26 @@ def execution_device(pipe) -> torch.device:
     read in microseconds: each component's top-level offload hook and the device of its first parameter.
     Moving the pipeline or adding offload hooks changes that key; apply_memory_policy forgets the answer."""
     key = _placement_key(pipe)
-    cached = getattr(pipe, "_webui_execution_device", None)
+    cached = getattr(pipe, _KEPT, None)
     if cached is not None and cached[0] == key:
         return cached[1]
     device = getattr(pipe, "_execution_device", None) or pipe.device
     try:
-        pipe._webui_execution_device = (key, device)
+        setattr(pipe, _KEPT, (key, device))
     except AttributeError:  # a pipeline-like object that takes no attributes: ask each time
         pass
     return device
+
+
+def forget_execution_device(pipe) -> None:
+    """Drop the kept answer (the pipeline is being placed anew: offload onto another device keeps the key)."""
+    try:
+        setattr(pipe, _KEPT, None)
+    except AttributeError:
+        pass
+
+
+_KEPT = "_webui_execution_device"
 
 
 def _placement_key(pipe) -> tuple:

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from modules.devices import execution_device
 from modules.generation.denoised import denoised_trace, stopped_early
 from modules.generation.guidance import uncond_skipping
 from modules.generation.hook_calls import step_callback
@@ -29,7 +30,6 @@ from modules.generation.runtime import (
 )
 from modules.jobs.progress import JobInterrupted, make_step_callback
 from modules.performance.tome import token_merging
-from modules.pipelines.memory import execution_device
 from modules.prompts.composable import ComposablePatch
 from modules.sampler_params import apply_sampler_params
 from modules.samplers import build_scheduler, model_scheduler_config

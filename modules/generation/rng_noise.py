@@ -12,8 +12,8 @@ from typing import Any
 
 import torch
 
+from modules.devices import execution_device
 from modules.generation.runtime import unet_dtype
-from modules.pipelines.memory import execution_device
 from modules.rng.diffusers_noise import noise_routed
 from modules.rng.image_rng import ImageRNG
 from modules.rng.sources import DEFAULT_SOURCE, RngConfig, rng_config

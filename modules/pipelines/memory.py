@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from modules.devices import MemoryPolicy, execution_device  # noqa: F401 - callers import it from here
+from modules.devices import MemoryPolicy, forget_execution_device
 from modules.performance.vae import tile_large_images
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ def apply_memory_policy(pipe, policy: MemoryPolicy) -> None:
     from modules.performance.compile import compile_unet
 
     dtype = torch_dtype(policy.dtype)
-    pipe._webui_execution_device = None  # placed anew: execution_device asks diffusers again
+    forget_execution_device(pipe)  # placed anew: execution_device asks diffusers again
     # 1. Precision. The VAE may stay float32 (--no-half-vae, or SDXL's VAE that overflows in fp16).
     pipe.to(dtype=dtype)
     vae = getattr(pipe, "vae", None)

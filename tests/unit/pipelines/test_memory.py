@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 import torch
 
-from modules.devices import MemoryPolicy
+from modules.devices import MemoryPolicy, execution_device
 from modules.generation.txt2img import generate_txt2img
 from modules.pipelines.manager import LoadedModel, model_family
-from modules.pipelines.memory import apply_memory_policy, execution_device
+from modules.pipelines.memory import apply_memory_policy
 from modules.pipelines.registry import CheckpointInfo
 from modules.types import GenerationRequest
 from tests.fixtures.tiny_models import build_tiny_sd15_pipeline
