@@ -47,10 +47,10 @@ def test_an_error_of_the_model_itself_is_not_swallowed():
         module(torch.randn(1, 3, 8, 8), 1.0)  # 3 channels into a 4-channel conv
 
 
-def test_compiled_once_with_dynamic_sizes_and_the_same_numbers():
+def counting_backend() -> tuple[list, object]:
+    """(graphs dynamo handed over, a backend that records each and runs it as traced), dynamo's cache reset."""
     import torch._dynamo
 
-    module = Small()
     torch._dynamo.reset()
     captured = []
 
@@ -58,6 +58,12 @@ def test_compiled_once_with_dynamic_sizes_and_the_same_numbers():
         captured.append(graph_module)
         return graph_module.forward
 
+    return captured, counting
+
+
+def test_compiled_once_with_dynamic_sizes_and_the_same_numbers():
+    module = Small()
+    captured, counting = counting_backend()
     assert compile_unet(module, backend=counting)
     handle = module._compiled_call_impl
     assert compile_unet(module, backend=counting) and module._compiled_call_impl is handle  # once per model
@@ -78,16 +84,8 @@ def test_a_timestep_viewed_from_the_schedule_does_not_compile_again_at_another_s
     # The pipelines pass `timesteps[i]`, a view whose base is the whole schedule. Dynamo guards on that base;
     # with as many steps as UNet rows at the first call it tied the two sizes together, and the next job
     # with another step count compiled the UNet a second time (seen on the demo model: 35 s more on a CPU).
-    import torch._dynamo
-
     module = Small()
-    torch._dynamo.reset()
-    captured = []
-
-    def counting(graph_module, example_inputs):
-        captured.append(graph_module)
-        return graph_module.forward
-
+    captured, counting = counting_backend()
     compile_unet(module, backend=counting)
     x = torch.randn(2, 4, 8, 8)  # 2 rows: cond and uncond
     for steps in (2, 2, 3, 5, 20):
