@@ -84,6 +84,23 @@ def slope_samples(times: dict[tuple[str, int], list[float]], kind: str, short: i
     return [(b - a) / (long - short) for a, b in zip(times[(kind, short)], times[(kind, long)])]
 
 
+def alternate_slopes(runners: dict[str, Callable[[int], float]], short: int, long: int, repeats: int,
+                     warm_up: bool = True) -> dict[str, list[float]]:
+    """{name: per-step seconds of each repeat}. Each runner takes a step count and returns seconds; after one
+    warm-up `short` run each (kernel selection, lazy imports, a compile; skipped with warm_up=False when the
+    caller's runs already warmed them), every repeat times a `short` and a `long` run of each runner, the
+    runners' order reversed every other repeat (ABBA)."""
+    names = list(runners)
+    for name in names if warm_up else ():
+        runners[name](short)
+    times: dict[tuple[str, int], list[float]] = {(name, n): [] for name in names for n in (short, long)}
+    for i in range(repeats):
+        for n in (short, long):
+            for name in (names if i % 2 == 0 else names[::-1]):
+                times[(name, n)].append(runners[name](n))
+    return {name: slope_samples(times, name, short, long) for name in names}
+
+
 def error_row(name: str, exc: BaseException) -> Row:
     last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
     where = f" at {Path(last[0].filename).name}:{last[0].lineno}" if last else ""

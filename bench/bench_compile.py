@@ -31,7 +31,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import torch
 
-from bench._common import Row, format_table, guarded, ratio_row, slope_samples
+from bench._common import Row, alternate_slopes, format_table, guarded, ratio_row
 from bench.bench_txt2img import NEGATIVE, PROMPT, build_model
 
 
@@ -47,15 +47,15 @@ class Overlay:
         return self.values[key]
 
 
-def run(model, steps: int, size: int, settings: dict | None = None) -> float:
-    """Seconds for one 1-image txt2img job."""
+def run(model, steps: int, size: int, settings: dict | None = None, cfg: float = 7.0) -> float:
+    """Seconds for one 1-image txt2img job, to the image on the host."""
     from modules.generation.runtime import GenerationEnv
     from modules.generation.txt2img import generate_txt2img
     from modules.jobs.progress import JobContext
     from modules.types import GenerationRequest
 
     request = GenerationRequest(prompt=PROMPT, negative_prompt=NEGATIVE, steps=steps, width=size, height=size,
-                                sampler_name="Euler", cfg_scale=7.0, seed=1234)
+                                sampler_name="Euler", cfg_scale=cfg, seed=1234)
     start = time.perf_counter()
     with torch.no_grad():
         result = generate_txt2img(model, request, progress=JobContext("bench"),
@@ -82,17 +82,10 @@ def variant(kind: str, name: str):
 def per_step(kind: str, size: int, short: int, long: int, repeats: int, names: list[str]) -> dict:
     """{name: per-step seconds of each repeat}; "tome" runs on the float32 model with ratio 0.5."""
     models = {name: variant(kind, name) for name in names if name != "tome"}
-    runners = {name: (lambda n, s, m=models.get(name, models.get("fp32")), name=name:
-                      run(m, n, s, {"token_merging_ratio": 0.5} if name == "tome" else None))
+    runners = {name: (lambda n, m=models.get(name, models.get("fp32")), name=name:
+                      run(m, n, size, {"token_merging_ratio": 0.5} if name == "tome" else None))
                for name in names}
-    for name in names:  # warm-up: kernel selection, lazy imports (and the compile itself)
-        runners[name](short, size)
-    times = {(name, n): [] for name in names for n in (short, long)}
-    for i in range(repeats):
-        for n in (short, long):
-            for name in (names if i % 2 == 0 else names[::-1]):  # ABBA
-                times[(name, n)].append(runners[name](n, size))
-    return {name: slope_samples(times, name, short, long) for name in names}
+    return alternate_slopes(runners, short, long, repeats)
 
 
 def option_rows(kind: str, size: int, short: int, long: int, repeats: int) -> list[Row]:
@@ -125,12 +118,8 @@ def compile_rows(kind: str, size: int, short: int, long: int, repeats: int) -> l
             Row(f"torch.compile third job, {size + 64}x{size + 64}, {kind}", other, eager_other, "s",
                 other / eager_other, note="dynamic=True: a new size should not cost another full compile")]
     models = {"eager": eager, "compiled": compiled}
-    times = {(name, n): [] for name in models for n in (short, long)}
-    for i in range(repeats):
-        for n in (short, long):
-            for name in (list(models) if i % 2 == 0 else list(models)[::-1]):
-                times[(name, n)].append(run(models[name], n, size))
-    slopes = {name: slope_samples(times, name, short, long) for name in models}
+    slopes = alternate_slopes({name: (lambda n, m=model: run(m, n, size)) for name, model in models.items()},
+                              short, long, repeats, warm_up=False)  # the cost runs above warmed both
     return cost + [ratio_row(f"torch.compile vs eager per step, {kind}", slopes["compiled"], slopes["eager"],
                              "ms/step", 1000, f"{size}x{size}, {long} vs {short} steps, {repeats} repeats")]
 

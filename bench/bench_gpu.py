@@ -45,12 +45,13 @@ for var, value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("DIF
 
 from bench._common import (  # noqa: E402
     Row,
+    alternate,
+    alternate_slopes,
     error_row,
     format_table,
     machine_info,
     ratio_row,
     results_document,
-    slope_samples,
 )
 
 ROW_PREFIX = "ROW "  # a child's stdout line carrying one Row as JSON
@@ -103,36 +104,12 @@ def app_policy(arch: Arch):
 def build_model(arch: Arch, policy):
     """A LoadedModel over the architecture's pipeline with random weights (initialised on the device: fast),
     placed by `policy` as the app places a loaded checkpoint."""
-    import torch
-    from diffusers import AutoencoderKL, StableDiffusionPipeline, StableDiffusionXLPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
-
-    from modules.paths import CONFIGS_DIR
+    from bench.bench_txt2img import build_random_pipeline
     from modules.pipelines.manager import LoadedModel
     from modules.pipelines.memory import apply_memory_policy
     from modules.pipelines.registry import CheckpointInfo
-    from tests.fixtures.tiny_models import load_scheduler
 
-    config = CONFIGS_DIR / arch.config
-    tokenizers = CONFIGS_DIR / "tokenizers"
-    torch.manual_seed(0)
-    with torch.device(policy.device if policy.offload == "none" else "cpu"), torch.no_grad():
-        parts = {"unet": UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(config / "unet")),
-                 "vae": AutoencoderKL.from_config(AutoencoderKL.load_config(config / "vae")),
-                 "text_encoder": CLIPTextModel(CLIPTextConfig.from_pretrained(config / "text_encoder")),
-                 "tokenizer": CLIPTokenizer.from_pretrained(tokenizers / "clip"),
-                 "scheduler": load_scheduler(arch.config)}
-        if arch.family == "sdxl":
-            parts["text_encoder_2"] = CLIPTextModelWithProjection(
-                CLIPTextConfig.from_pretrained(config / "text_encoder_2"))
-            parts["tokenizer_2"] = CLIPTokenizer.from_pretrained(tokenizers / "clip-pad-excl")
-            pipe = StableDiffusionXLPipeline(**parts)
-        else:
-            pipe = StableDiffusionPipeline(**parts, safety_checker=None, feature_extractor=None,
-                                           requires_safety_checker=False)
-    for module in pipe.components.values():
-        if isinstance(module, torch.nn.Module):
-            module.eval()
+    pipe = build_random_pipeline(arch.config, policy.device if policy.offload == "none" else "cpu")
     pipe.set_progress_bar_config(disable=True)
     apply_memory_policy(pipe, policy)
     info = CheckpointInfo(path=Path(f"{arch.name}.safetensors"), name=f"{arch.name}.safetensors",
@@ -142,20 +119,9 @@ def build_model(arch: Arch, policy):
 
 def ours(model, steps: int, size: int, cfg: float = 7.0) -> float:
     """Seconds of one txt2img job through our generation code, to the image on the host."""
-    import torch
+    from bench.bench_compile import run
 
-    from bench.bench_txt2img import NEGATIVE, PROMPT
-    from modules.generation.txt2img import generate_txt2img
-    from modules.jobs.progress import JobContext
-    from modules.types import GenerationRequest
-
-    request = GenerationRequest(prompt=PROMPT, negative_prompt=NEGATIVE, steps=steps, width=size, height=size,
-                                sampler_name="Euler", cfg_scale=cfg, seed=1234)
-    start = time.perf_counter()
-    with torch.no_grad():
-        result = generate_txt2img(model, request, progress=JobContext("bench"))
-    assert len(result.images) == 1
-    return time.perf_counter() - start
+    return run(model, steps, size, cfg=cfg)
 
 
 def diffusers(model, steps: int, size: int, cfg: float = 7.0) -> float:
@@ -166,16 +132,9 @@ def diffusers(model, steps: int, size: int, cfg: float = 7.0) -> float:
 
 
 def slopes(runners: dict, plan: Plan) -> dict[str, list[float]]:
-    """{name: per-step seconds of each repeat}: a --short and a --steps job per runner and repeat, ABBA."""
-    names = list(runners)
-    for name in names:  # warm-up: cuDNN/cuBLAS heuristics, lazy imports, allocator growth
-        runners[name](plan.short)
-    times: dict[tuple[str, int], list[float]] = {(name, n): [] for name in names for n in (plan.short, plan.steps)}
-    for i in range(plan.repeats):
-        for n in (plan.short, plan.steps):
-            for name in (names if i % 2 == 0 else names[::-1]):
-                times[(name, n)].append(runners[name](n))
-    return {name: slope_samples(times, name, plan.short, plan.steps) for name in names}
+    """{name: per-step seconds of each repeat}: a --short and a --steps job per runner and repeat, ABBA, after
+    a warm-up job each (cuDNN/cuBLAS heuristics, lazy imports, allocator growth)."""
+    return alternate_slopes(runners, plan.short, plan.steps, plan.repeats)
 
 
 def its(seconds_per_step: list[float]) -> float:
@@ -199,8 +158,6 @@ def speed(arch: Arch, plan: Plan) -> None:
                       plan)
     emit(ratio_row(f"per step, {label}: ours vs diffusers", per_step["ours"], per_step["diffusers"], "ms/step",
                    1000, f"{note}; it/s ours {its(per_step['ours']):.2f}, diffusers {its(per_step['diffusers']):.2f}"))
-    from bench._common import alternate
-
     ends = alternate({"ours": lambda: ours(model, plan.steps, size),
                       "diffusers": lambda: diffusers(model, plan.steps, size)}, plan.repeats)
     emit(ratio_row(f"end to end, {label}, {plan.steps} steps: ours vs diffusers", ends["ours"], ends["diffusers"],

@@ -59,21 +59,33 @@ def build_model(kind: str):
 
 
 def build_sd15_pipeline():
-    from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    return build_random_pipeline("sd15")
+
+
+def build_random_pipeline(config_name: str, device: str = "cpu"):
+    """The pipeline of configs/<config_name> (sd15, sdxl-base, demo-tiny, ...) with random weights from seed 0,
+    initialised on `device` (on a GPU that takes seconds where the CPU takes a minute for SDXL)."""
+    from diffusers import AutoencoderKL, StableDiffusionPipeline, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
     from modules.paths import CONFIGS_DIR
     from tests.fixtures.tiny_models import load_scheduler
 
+    config, tokenizers = CONFIGS_DIR / config_name, CONFIGS_DIR / "tokenizers"
     torch.manual_seed(0)
-    config = CONFIGS_DIR / "sd15"
-    return StableDiffusionPipeline(
-        unet=UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(config / "unet")).eval(),
-        vae=AutoencoderKL.from_config(AutoencoderKL.load_config(config / "vae")).eval(),
-        text_encoder=CLIPTextModel(CLIPTextConfig.from_pretrained(config / "text_encoder")).eval(),
-        tokenizer=CLIPTokenizer.from_pretrained(CONFIGS_DIR / "tokenizers" / "clip"),
-        scheduler=load_scheduler("sd15"), safety_checker=None, feature_extractor=None,
-        requires_safety_checker=False)
+    with torch.device(device), torch.no_grad():
+        parts = {"unet": UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(config / "unet")).eval(),
+                 "vae": AutoencoderKL.from_config(AutoencoderKL.load_config(config / "vae")).eval(),
+                 "text_encoder": CLIPTextModel(CLIPTextConfig.from_pretrained(config / "text_encoder")).eval(),
+                 "tokenizer": CLIPTokenizer.from_pretrained(tokenizers / "clip"),
+                 "scheduler": load_scheduler(config_name)}
+        if not (config / "text_encoder_2").is_dir():
+            return StableDiffusionPipeline(**parts, safety_checker=None, feature_extractor=None,
+                                           requires_safety_checker=False)
+        parts["text_encoder_2"] = CLIPTextModelWithProjection(
+            CLIPTextConfig.from_pretrained(config / "text_encoder_2")).eval()
+        parts["tokenizer_2"] = CLIPTokenizer.from_pretrained(tokenizers / "clip-pad-excl")
+        return StableDiffusionXLPipeline(**parts)
 
 
 def run_ours(model, steps: int, size: int) -> tuple[float, float]:
