@@ -45,7 +45,8 @@ def compile_unet(unet: torch.nn.Module, mode: str = "default", backend: str = "i
     def call_or_fall_back(*args, **kwargs):
         args, kwargs = tuple(_own_storage(a) for a in args), {k: _own_storage(v) for k, v in kwargs.items()}
         try:
-            return compiled(*args, **kwargs)
+            with _sizes_traced_apart():
+                return compiled(*args, **kwargs)
         except Exception as exc:
             if not is_compile_failure(exc):
                 raise  # a real error of the model (shape, out of memory) is the job's to report
@@ -67,6 +68,20 @@ def _own_storage(value: Any) -> Any:
     if isinstance(value, torch.Tensor) and value._base is not None and value.numel() <= 64:
         return value.clone()
     return value
+
+
+def _sizes_traced_apart():
+    """Trace with each input size its own symbol (no "duck sizing"), for the calls of our compiled UNet only.
+
+    By default dynamo gives sizes that are equal at the first call one symbol, and guards that they stay equal:
+    a first square job (latent height = width) compiled the whole UNet again at the first non-square one, and
+    a latent side equal to the text encoder's width (32 on the tiny test UNets at 64x64) again at the next
+    size; minutes each on a CPU. Sizes that the model really ties together (the batch of the latents and of
+    the prompt embeddings) still get their guard from the ops that combine them. A patch, not a global
+    setting, so other code that compiles keeps torch's default."""
+    from torch.fx.experimental import _config as fx_config
+
+    return fx_config.patch(use_duck_shape=False)
 
 
 def uncompile_unet(unet: torch.nn.Module) -> None:
