@@ -13,6 +13,7 @@ Writes `<out>`, its `<stem>.config/` folder (what our loader reads it with) and 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import time
@@ -375,8 +376,10 @@ class DenoiserData:
     cell_weights: dict[int, torch.Tensor] | None = None  # per side, from edge_weights (edge_loss_weight > 0)
     twins: TwinData | None = None  # when stage 2 or stage 3 uses twin batches
 
-    @property
+    @functools.cached_property
     def used_ids(self) -> list[int]:
+        # The token ids any caption variant uses (the compact embedding's rows); asked for more than once, and
+        # the id tensors are frozen, so the set of three 6000x77 tensors is built once.
         return sorted(set(self.ids.flatten().tolist()) | set(self.emph_ids.flatten().tolist())
                       | set(self.partial_ids.flatten().tolist()))
 
