@@ -9,6 +9,7 @@ the job itself never fails for it.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 import torch
@@ -45,7 +46,7 @@ def compile_unet(unet: torch.nn.Module, mode: str = "default", backend: str = "i
     def call_or_fall_back(*args, **kwargs):
         args, kwargs = tuple(_own_storage(a) for a in args), {k: _own_storage(v) for k, v in kwargs.items()}
         try:
-            with _sizes_traced_apart():
+            with _sizes_traced_apart:
                 return compiled(*args, **kwargs)
         except Exception as exc:
             if not is_compile_failure(exc):
@@ -70,18 +71,43 @@ def _own_storage(value: Any) -> Any:
     return value
 
 
-def _sizes_traced_apart():
-    """Trace with each input size its own symbol (no "duck sizing"), for the calls of our compiled UNet only.
+class _DuckSizingOff:
+    """Trace with each input size its own symbol (no "duck sizing"), while a call of a compiled UNet runs.
 
     By default dynamo gives sizes that are equal at the first call one symbol, and guards that they stay equal:
     a first square job (latent height = width) compiled the whole UNet again at the first non-square one, and
     a latent side equal to the text encoder's width (32 on the tiny test UNets at 64x64) again at the next
     size; minutes each on a CPU. Sizes that the model really ties together (the batch of the latents and of
-    the prompt embeddings) still get their guard from the ops that combine them. A patch, not a global
-    setting, so other code that compiles keeps torch's default."""
-    from torch.fx.experimental import _config as fx_config
+    the prompt embeddings) still get their guard from the ops that combine them.
 
-    return fx_config.patch(use_duck_shape=False)
+    torch's setting is process-wide, so it is off only while at least one such call runs and back to what it
+    was after the last: a count under a lock, because two threads' plain patch/unpatch could interleave and
+    leave it off for every other compile in the process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._active = 0
+        self._saved = True
+
+    def __enter__(self) -> None:
+        from torch.fx.experimental import _config as fx_config
+
+        with self._lock:
+            if self._active == 0:
+                self._saved = fx_config.use_duck_shape
+                fx_config.use_duck_shape = False
+            self._active += 1
+
+    def __exit__(self, *exc_info) -> None:
+        from torch.fx.experimental import _config as fx_config
+
+        with self._lock:
+            self._active -= 1
+            if self._active == 0:
+                fx_config.use_duck_shape = self._saved
+
+
+_sizes_traced_apart = _DuckSizingOff()
 
 
 def uncompile_unet(unet: torch.nn.Module) -> None:

@@ -105,6 +105,28 @@ def test_a_latent_side_equal_to_the_text_width_does_not_tie_them():
     assert len(captured) == 2
 
 
+def test_duck_sizing_is_off_only_while_a_compiled_call_runs_even_when_calls_overlap():
+    # torch's setting is process-wide: two jobs' calls that overlap (A starts, B starts, A ends, B ends) must
+    # leave it off until B ends and then as it was; a plain patch per call would restore it at A's end, or
+    # leave it off for good when B's patch saved A's value.
+    from torch.fx.experimental import _config as fx_config
+
+    from modules.performance.compile import _DuckSizingOff
+
+    guard, default = _DuckSizingOff(), fx_config.use_duck_shape
+    guard.__enter__()  # A
+    guard.__enter__()  # B
+    assert fx_config.use_duck_shape is False
+    guard.__exit__(None, None, None)  # A ends
+    assert fx_config.use_duck_shape is False
+    guard.__exit__(None, None, None)  # B ends
+    assert fx_config.use_duck_shape is default is True
+    module = Small()
+    compile_unet(module, backend=counting_backend()[1])
+    module(torch.randn(1, 4, 8, 8), 1.0)
+    assert fx_config.use_duck_shape is True
+
+
 def test_a_timestep_viewed_from_the_schedule_does_not_compile_again_at_another_step_count():
     # The pipelines pass `timesteps[i]`, a view whose base is the whole schedule. Dynamo guards on that base;
     # with as many steps as UNet rows at the first call it tied the two sizes together, and the next job
