@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import torch
 
 from modules.rng.image_rng import ImageNoise, ImageRNG, place_resized, slerp
-from modules.rng.sources import RngConfig
+from modules.rng.sources import RngConfig, seeded_generator
 
 MAX_SEED = 2**32 - 1
 __all__ = ["MAX_SEED", "create_latents", "create_noise", "fresh_generators", "image_rng", "job_seeds",
@@ -56,7 +56,7 @@ def step_generators(seeds: Sequence[int], shape: Sequence[int]) -> list[torch.Ge
     """One CPU generator per image, advanced past its initial noise (the CPU source without ENSD)."""
     generators = []
     for seed in seeds:
-        generator = torch.Generator("cpu").manual_seed(int(seed))
+        generator = seeded_generator(seed)
         torch.randn(tuple(shape), generator=generator)
         generators.append(generator)
     return generators
@@ -64,4 +64,4 @@ def step_generators(seeds: Sequence[int], shape: Sequence[int]) -> list[torch.Ge
 
 def fresh_generators(seeds: Sequence[int]) -> list[torch.Generator]:
     """One new CPU generator per image."""
-    return [torch.Generator("cpu").manual_seed(int(seed)) for seed in seeds]
+    return [seeded_generator(seed) for seed in seeds]

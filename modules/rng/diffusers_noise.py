@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from modules.rng.image_rng import ImageRNG
+from modules.rng.sources import seeded_generator
 
 NOISE, POSTERIOR = "noise", "posterior"
 
@@ -114,7 +115,7 @@ def noise_routed(rng: ImageRNG | None, pipe: Any, scheduler: Any) -> Iterator[li
     if rng is None:
         yield None
         return
-    tokens = [torch.Generator("cpu").manual_seed(seed) for seed in rng.seeds]
+    tokens = [seeded_generator(seed) for seed in rng.seeds]
     route = _Route(rng, tokens, {id(t): i for i, t in enumerate(tokens)})
     modules = noise_modules(pipe, scheduler)
     reset = _ROUTE.set(route)

@@ -19,6 +19,7 @@ from modules.types import UserInputError
 
 SOURCES = ("GPU", "CPU", "NV")
 DEFAULT_SOURCE = "GPU"
+SEED_MASK = 0xFFFF_FFFF_FFFF_FFFF  # the 64 bits of a seed that torch and Philox use
 Generator = Union[torch.Generator, PhiloxGenerator]
 
 
@@ -47,13 +48,23 @@ class RngConfig:
         """A fresh generator seeded with `seed` (A1111's create_generator)."""
         if self.source == "NV":
             return PhiloxGenerator(int(seed))
-        return torch.Generator(self.torch_device).manual_seed(int(seed))
+        return seeded_generator(seed, self.torch_device)
 
     def randn(self, generator: Generator, shape: tuple[int, ...]) -> torch.Tensor:
         """The generator's next standard normal float32 tensor of `shape` (on the generator's device)."""
         if isinstance(generator, PhiloxGenerator):
             return torch.from_numpy(generator.randn(shape))
         return torch.randn(shape, generator=generator, device=generator.device, dtype=torch.float32)
+
+
+def seeded_generator(seed: int, device: Any = "cpu") -> torch.Generator:
+    """`torch.Generator(device).manual_seed(seed)` for any int seed.
+
+    torch takes seeds in -2**63..2**64-1 and maps a negative one to its value modulo 2**64; any other int (a
+    seed pasted from elsewhere, or seed + batch index past the top) raised an overflow that failed the job.
+    Taking every seed modulo 2**64 gives the same noise for every seed torch took, as the NV source's 64-bit
+    Philox key already does."""
+    return torch.Generator(device).manual_seed(int(seed) & SEED_MASK)
 
 
 def rng_config(setting: Any, device: Any = "cpu") -> RngConfig:

@@ -104,3 +104,15 @@ def test_unknown_sampler_falls_back_and_says_so(http, server):
     info = json.loads(out.json()["info"])
     assert info["sampler_name"] == "Euler"
     assert any("Imaginary Sampler" in warning for warning in info["warnings"])
+
+
+def test_a_seed_past_64_bits_makes_an_image_with_that_seed(http, server):
+    # torch's generator refused seeds of 2**64 and up: the job failed with a 500. Now the noise is that of the
+    # seed's low 64 bits, and the infotext keeps the seed as given, so pasting it back gives the same image.
+    seed = 2**70 + 3
+    out = post(http, server, "txt2img", {"prompt": "big seed", "seed": seed, "batch_size": 2, **SMALL})
+    assert out.status_code == 200, out.text
+    info = json.loads(out.json()["info"])
+    assert info["all_seeds"] == [seed, seed + 1] and f"Seed: {seed}," in info["infotexts"][0]
+    low = post(http, server, "txt2img", {"prompt": "big seed", "seed": seed % 2**64, **SMALL})
+    assert decode(out.json()["images"][0]).tobytes() == decode(low.json()["images"][0]).tobytes()

@@ -71,6 +71,19 @@ def test_gpu_on_a_cpu_machine_is_the_cpu_source_and_nv_is_philox():
         RngConfig("AMD")
 
 
+@pytest.mark.parametrize("source", ["CPU", "NV"])
+def test_a_seed_past_64_bits_is_its_low_64_bits_and_seeds_torch_took_keep_their_noise(source):
+    # torch refused 2**64 and up ("Overflow when unpacking long long"): a pasted seed of 2**70, or seed + i of
+    # a batch that starts at 2**64 - 1, failed the job with a server error.
+    config = RngConfig(source)
+    for seed in (2**70 + 9, 2**64):
+        assert torch.equal(create_noise(seed, None, 0.0, SHAPE, config=config),
+                           create_noise(seed % 2**64, None, 0.0, SHAPE, config=config))
+    if source == "CPU":  # a negative seed is what torch made of it, as before
+        for seed in (-5, -(2**63), 2**64 - 1):
+            assert torch.equal(create_noise(seed, None, 0.0, SHAPE, config=config), cpu_randn(seed))
+
+
 def test_step_noise_continues_the_seed_stream_and_ensd_reseeds_it():
     rng = ImageRNG(RngConfig("CPU"), [9])
     rng.draw(SHAPE)
