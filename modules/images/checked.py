@@ -49,5 +49,8 @@ def open_image_checked(source: bytes | BinaryIO | Path | str, max_pixels: int, f
     except (OSError, SyntaxError, ValueError) as exc:
         if isinstance(exc, UserInputError):
             raise
-        raise UserInputError(f"not a readable image ({exc})", field=field) from None
+        # PIL's "cannot identify image file <_io.BytesIO object at 0x7f...>" tells a user nothing they can use
+        reason = "no image format the image library knows" if isinstance(exc, Image.UnidentifiedImageError) \
+            else str(exc)
+        raise UserInputError(f"not a readable image ({reason})", field=field) from None
     return image

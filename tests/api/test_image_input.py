@@ -42,6 +42,7 @@ def test_bad_values_name_the_field(value, words):
     with pytest.raises(UserInputError) as err:
         decode_image(value, "init_images[0]")
     assert str(err.value).startswith("init_images[0]: ") and words in str(err.value)
+    assert "object at 0x" not in str(err.value)  # no Python object reprs in a user's message
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:9/x.png", "http://localhost/x.png", "https://10.1.2.3/x.png",
