@@ -24,6 +24,7 @@ from typing import Any
 
 from modules.jobs.failure import detach_traceback, safe_str, safe_type_name
 from modules.jobs.progress import JobContext, JobState, JobStopped, ProgressSnapshot
+from modules.types import UserInputError
 
 log = logging.getLogger("webui.jobs")
 
@@ -289,7 +290,11 @@ class JobQueue:
             job.error_type = safe_type_name(exc)
             job.error = safe_str(exc) or job.error_type
             job.exception = exc
-            log.error("Job %s (%s) failed\n%s", job.id, job.kind, job.traceback.rstrip())
+            if isinstance(exc, UserInputError):
+                # A value the user can fix: the message they see is the whole story, not a server fault.
+                log.warning("Job %s (%s) refused: %s", job.id, job.kind, job.error)
+            else:
+                log.error("Job %s (%s) failed\n%s", job.id, job.kind, job.traceback.rstrip())
         except BaseException:  # noqa: BLE001 - e.g. MemoryError while formatting: still a failed job
             job.error = job.error or "the job failed (its error could not be recorded)"
 

@@ -147,3 +147,16 @@ def test_worker_thread_is_still_the_same_after_failures(queue):
     for _ in range(3):
         run_failing(queue)
     assert worker.is_alive() and queue._worker is worker and threading.active_count() >= 1
+
+
+def test_a_bad_value_is_one_warning_line_and_a_fault_keeps_its_traceback_in_the_log(queue, caplog):
+    # A wrong checkpoint name in a request is the user's to fix: an ERROR with a traceback for each one
+    # buried real faults in the server log.
+    with caplog.at_level("WARNING", logger="webui.jobs"):
+        run_failing(queue, lambda: UserInputError("no checkpoint matches 'nothere'", field="sd_model_checkpoint"))
+        run_failing(queue)
+    refused, failed = caplog.records
+    assert refused.levelname == "WARNING" and "Traceback" not in refused.getMessage()
+    assert refused.getMessage().endswith("refused: sd_model_checkpoint: no checkpoint matches 'nothere'")
+    assert failed.levelname == "ERROR" and "Traceback" in failed.getMessage()
+    assert "CUDA out of memory" in failed.getMessage()
