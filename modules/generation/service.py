@@ -263,6 +263,9 @@ def model_for(ctx, request: GenerationRequest):
             return ctx.pipelines.load(info)
         return current
     if current is None:
+        # After unload-checkpoint A1111 loads the model again for the next job; clients rely on that.
+        current = ctx.pipelines.load_unloaded()
+    if current is None:
         # Say why (e.g. which file failed to load at start-up), not just that nothing is loaded.
         reason = getattr(ctx, "model_error", None)
         raise UserInputError(f"no checkpoint is loaded ({reason})" if reason else

@@ -61,6 +61,7 @@ class PipelineManager:
         self._cache: OrderedDict[str, LoadedModel] = OrderedDict()
         self._current: LoadedModel | None = None
         self._derived: dict[str, Any] = {}
+        self._unloaded: tuple[Any, Path | None] | None = None  # what unload() let go, until a model loads
         self._lock = threading.RLock()
         # `precheck(path)` raises for a file that cannot load, before the current model is let go. Our
         # loader's rules come with it; another loader (tests, extensions) brings its own check or none.
@@ -74,6 +75,14 @@ class PipelineManager:
     @property
     def current(self) -> LoadedModel | None:
         return self._current
+
+    def load_unloaded(self) -> LoadedModel | None:
+        """Load again the checkpoint that unload() let go (A1111 does at the next job); None if there is none."""
+        with self._lock:
+            if self._current is not None or self._unloaded is None:
+                return self._current
+            log.info("Loading checkpoint %s again (it was unloaded)", Path(self._unloaded[0].path).name)
+            return self.load(*self._unloaded)
 
     def set_cache_size(self, n: int) -> None:
         with self._lock:
@@ -111,7 +120,7 @@ class PipelineManager:
                 # 3. It failed: the previous model comes back, so the server keeps working.
                 self._bring_back(back, exc)
                 raise
-            self._current = model
+            self._current, self._unloaded = model, None
             return model
 
     def reload(self) -> LoadedModel | None:
@@ -139,6 +148,8 @@ class PipelineManager:
         """Free the current model (A1111 unload-checkpoint); the cache is dropped too."""
         with self._lock:
             previous, self._current, self._derived = self._current, None, {}
+            if previous is not None:
+                self._unloaded = (previous.checkpoint, previous.config_dir)
             self._cache.clear()
             del previous
             free_memory()

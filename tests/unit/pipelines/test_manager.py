@@ -256,3 +256,21 @@ def test_after_failure_releases_offload_hooks_of_every_pipeline():
     loaded = manager.load(A)
     manager.after_failure()
     assert loaded.pipe.hooks_released == 1
+
+
+def test_an_unloaded_checkpoint_is_loaded_again_on_request_and_only_that_one(two_checkpoints):
+    manager = PipelineManager(cpu_policy)
+    assert manager.load_unloaded() is None  # nothing was ever unloaded: nothing to bring back
+    first = manager.load(two_checkpoints[1])
+    unet = weakref.ref(first.pipe.unet)
+    del first
+    manager.unload()
+    gc.collect()
+    assert manager.current is None and unet() is None  # unload really frees it
+    again = manager.load_unloaded()
+    assert again is manager.current and again.checkpoint.path == two_checkpoints[1].path
+    assert manager.load_unloaded() is again  # loaded already: the same model, no second load
+    manager.unload()
+    manager.load(two_checkpoints[0])  # another model loaded since: the old unload is forgotten
+    manager.unload()
+    assert manager.load_unloaded().checkpoint.path == two_checkpoints[0].path
