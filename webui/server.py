@@ -71,7 +71,7 @@ def install_extension_routes(app, ctx: AppContext) -> None:
 
 def install_model_ready_route(app, ctx: AppContext) -> None:
     """GET /internal/model-ready: whether the first model load has ended (the page answers before it does);
-    scripts and tests that must not queue behind the load wait for `ready`."""
+    scripts and tests that must not queue behind the load wait for `ready`. GET /internal/ping: {}."""
 
     def model_ready() -> dict:
         job = getattr(app.state, "model_load", None)
@@ -79,6 +79,8 @@ def install_model_ready_route(app, ctx: AppContext) -> None:
         return {"ready": ready, "model_error": ctx.model_error if ready else None}
 
     app.add_api_route("/internal/model-ready", model_ready, methods=["GET"], include_in_schema=False)
+    # A1111's health check, {} while the server answers; clients ping it before they send work.
+    app.add_api_route("/internal/ping", lambda: {}, methods=["GET"], include_in_schema=False)
 
 
 def announce_app_started(ctx: AppContext, blocks, app) -> None:
