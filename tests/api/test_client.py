@@ -134,7 +134,8 @@ def test_models_samplers_and_lists(api):
     assert {"None", "Lanczos", "Nearest"} <= {u["name"] for u in api.get_upscalers()}
     assert "Latent (bicubic antialiased)" in [m["name"] for m in api.get_latent_upscale_modes()]
     assert api.get_face_restorers() == [] and api.get_hypernetworks() == []
-    scripts = ["prompt matrix", "prompts from file or textbox", "x/y/z plot"]  # the built-in classic scripts
+    # Every script, as A1111 lists them: the built-in classic scripts and ControlNet's always-on section.
+    scripts = ["prompt matrix", "prompts from file or textbox", "x/y/z plot", "controlnet"]
     assert api.get_scripts() == {"txt2img": scripts, "img2img": scripts}
     assert set(api.get_embeddings()) == {"loaded", "skipped"}
     assert set(api.get_memory()) == {"ram", "cuda"}

@@ -161,7 +161,8 @@ def test_selectable_script_in_the_script_dropdown(page):
 
 
 def test_selectable_script_through_the_api(api, server):
-    assert "add suffix" in requests.get(server.url + "/sdapi/v1/scripts", timeout=30).json()["txt2img"]
+    listed = requests.get(server.url + "/sdapi/v1/scripts", timeout=30).json()["txt2img"]
+    assert {"add suffix", "uppercase", "shout"} <= set(listed)  # always-on scripts too, as A1111 lists them
     result = api.txt2img(prompt="a boat", script_name="add suffix", script_args=["at dawn"], **SMALL)
     assert info_of(result)[0]["Prompt"] == "a boat, at dawn"
 

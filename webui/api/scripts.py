@@ -70,8 +70,18 @@ def check_scripts(ctx, body, mode: str):
 
 
 def scripts_list(ctx) -> dict[str, list[str]]:
-    """A1111's /scripts: lower-case titles of the selectable scripts per tab."""
-    return {tab: [t.lower() for t in selectable_titles(ctx, tab)] for tab in ("txt2img", "img2img")}
+    """A1111's /scripts: per tab the lower-case names of every script, selectable and always-on (A1111 lists
+    both since 1.x: clients look there for "controlnet" and for the keys alwayson_scripts takes)."""
+    return {tab: script_names(ctx, tab) for tab in ("txt2img", "img2img")}
+
+
+def script_names(ctx, tab: str) -> list[str]:
+    runner = _runner(ctx, tab)
+    names = [s.title.lower() for s in runner.scripts] if runner is not None else []
+    system = _system(ctx)
+    # A native extension's always-on section (ControlNet's) is what an A1111 always-on script is there.
+    sections = [s.extension.lower() for s in system.registry.sections(tab)] if system is not None else []
+    return list(dict.fromkeys(names + sections))
 
 
 def script_info(ctx) -> list[dict[str, Any]]:
